@@ -1,0 +1,266 @@
+"""Typed, strict configuration loaded from ``params.yaml``.
+
+Every section of ``params.yaml`` maps onto one pydantic model with
+``extra="forbid"``, so a mistyped key fails at load time with a message that
+names the key and lists the valid ones.
+
+Usage::
+
+    from pipeline.config import load_params
+    params = load_params("params.yaml")
+    params.distill.temperature
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class Strict(BaseModel):
+    """Base model: unknown keys are errors, values are validated on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SyntheticConfig(Strict):
+    """The embedded espeak-ng corpus (``data.source: synthetic``)."""
+
+    train_utterances: int = Field(1200, ge=1)
+    dev_utterances: int = Field(100, ge=1)
+    test_utterances: int = Field(150, ge=1)
+    accents: list[str] = Field(default_factory=lambda: [
+        "en-US", "en", "en-GB-x-rp", "en-GB-scotland", "en-029", "en-US-nyc",
+        "en-GB-x-gbclan", "en-GB-x-gbcwmd"])
+    train_variants: list[str] = Field(default_factory=lambda: [
+        "m1", "m2", "m3", "m5", "m6", "f1", "f2", "f4", "f5", "klatt"])
+    eval_variants: list[str] = Field(default_factory=lambda: ["m4", "m7", "f3", "klatt2"])
+    rate_wpm: tuple[int, int] = (140, 190)
+    pitch: tuple[int, int] = (35, 65)
+    snr_db: tuple[float, float] = (15.0, 40.0)
+    min_words: int = Field(3, ge=1)
+    max_words: int = Field(12, ge=1)
+    text_file: Optional[str] = None
+
+    @model_validator(mode="after")
+    def _ranges(self) -> "SyntheticConfig":
+        for name in ("rate_wpm", "pitch", "snr_db"):
+            lo, hi = getattr(self, name)
+            if lo > hi:
+                raise ValueError(f"{name}: lower bound {lo} exceeds upper bound {hi}")
+        if self.min_words > self.max_words:
+            raise ValueError("min_words exceeds max_words")
+        if set(self.train_variants) & set(self.eval_variants):
+            raise ValueError("train_variants and eval_variants must be disjoint "
+                             "(test speakers are unseen in training)")
+        return self
+
+
+class DataConfig(Strict):
+    source: Literal["synthetic"] = "synthetic"
+    seed: int = 0
+    sample_rate: int = Field(16000, ge=8000)
+    min_duration: float = Field(0.3, gt=0)
+    max_duration: float = Field(20.0, gt=0)
+    max_reject_fraction: float = Field(0.05, ge=0, le=1)
+    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
+
+
+class FeaturesConfig(Strict):
+    n_mels: int = Field(80, ge=8)
+    frame_shift_ms: float = Field(10.0, gt=0)
+    frame_length_ms: float = Field(25.0, gt=0)
+    dither: float = Field(0.0, ge=0)
+    shard_frames: int = Field(2_000_000, ge=1000)
+    num_workers: int = Field(2, ge=1)
+
+
+class TokenizerConfig(Strict):
+    vocab_size: int = Field(128, ge=8, le=65535)
+    model_type: Literal["unigram", "bpe", "char"] = "unigram"
+    character_coverage: float = Field(1.0, gt=0, le=1)
+
+
+class ModelConfig(Strict):
+    """A Conformer-CTC acoustic model: 4x conv subsampling + Conformer + linear."""
+
+    d_model: int = Field(144, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    ffn_dim: int = Field(576, ge=8)
+    conv_kernel: int = Field(15, ge=3)
+    subsampling_channels: int = Field(64, ge=4)
+    dropout: float = Field(0.1, ge=0, lt=1)
+
+    @model_validator(mode="after")
+    def _heads(self) -> "ModelConfig":
+        if self.d_model % self.num_heads:
+            raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
+        if self.conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel must be odd, got {self.conv_kernel}")
+        return self
+
+
+class TrainConfig(Strict):
+    """Optimisation settings shared by teachers and students."""
+
+    epochs: int = Field(10, ge=1)
+    lr: float = Field(2e-3, gt=0)
+    weight_decay: float = Field(1e-2, ge=0)
+    warmup_steps: int = Field(200, ge=0)
+    batch_frames: int = Field(20000, ge=100)
+    grad_clip: float = Field(5.0, gt=0)
+    spec_augment: bool = True
+    freq_mask: int = Field(15, ge=0)
+    time_mask: int = Field(40, ge=0)
+    num_time_masks: int = Field(2, ge=0)
+    threads: int = Field(2, ge=1)
+    checkpoint_every_steps: int = Field(100, ge=1)
+
+
+class TeacherConfig(Strict):
+    """One ensemble member: its own seed and optional overrides."""
+
+    seed: int = 0
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    epochs: Optional[int] = Field(None, ge=1)
+
+
+class GuideConfig(TeacherConfig):
+    """The guide teacher: trained first with plain CTC, always an ensemble member."""
+
+
+class EnsembleConfig(Strict):
+    align: Literal["none", "guide"] = "guide"
+    guide_weight: float = Field(1.0, ge=0)
+    combine: Literal["mean", "geometric"] = "mean"
+
+
+class DistillConfig(Strict):
+    temperature: float = Field(2.0, gt=0)
+    top_k: int = Field(8, ge=1)
+
+
+class StudentConfig(Strict):
+    alpha: float = Field(0.0, ge=0, le=1)
+    seed: int = 0
+
+
+class EvaluateConfig(Strict):
+    rtf_utterances: int = Field(20, ge=1)
+
+
+class ExportConfig(Strict):
+    opset: int = Field(18, ge=13)
+    parity_atol: float = Field(1e-3, gt=0)
+
+
+class Params(Strict):
+    """The whole ``params.yaml``."""
+
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    guide: GuideConfig = Field(default_factory=GuideConfig)
+    teachers: dict[str, TeacherConfig]
+    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
+    distill: DistillConfig = Field(default_factory=DistillConfig)
+    student: ModelConfig = Field(default_factory=ModelConfig)
+    students: dict[str, StudentConfig]
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+
+    @model_validator(mode="after")
+    def _names(self) -> "Params":
+        if len(self.teachers) < 1:
+            raise ValueError("teachers: at least one teacher besides the guide is required")
+        if "guide" in self.teachers:
+            raise ValueError("teachers: 'guide' is reserved for the guide teacher section")
+        for required in ("baseline", "distilled"):
+            if required not in self.students:
+                raise ValueError(f"students: a '{required}' student is required")
+        if self.students["baseline"].alpha != 0.0:
+            raise ValueError("students.baseline.alpha must be 0 (the directly trained twin)")
+        return self
+
+    def teacher(self, name: str) -> TeacherConfig:
+        """The config of teacher ``name`` (``guide`` or a key of ``teachers``)."""
+        if name == "guide":
+            return self.guide
+        if name not in self.teachers:
+            raise KeyError(f"unknown teacher '{name}'; known: guide, {', '.join(self.teachers)}")
+        return self.teachers[name]
+
+    def teacher_names(self) -> list[str]:
+        """All ensemble members, the guide first."""
+        return ["guide", *self.teachers]
+
+
+class ParamsError(ValueError):
+    """``params.yaml`` is malformed; the message names every bad key."""
+
+
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[list[str]]:
+    """Valid field names of the sub-model reached by ``loc`` (minus its last part)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        fields = getattr(current, "model_fields", None)
+        if fields is None:
+            return None
+        if part in fields:
+            annotation = fields[part].annotation
+        else:
+            # dict[str, Model]: the key is a user-chosen name, descend into the value type.
+            annotation = current
+        args = getattr(annotation, "__args__", None)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            current = annotation
+        elif args:
+            candidates = [a for a in args if isinstance(a, type) and issubclass(a, BaseModel)]
+            if not candidates:
+                return None
+            current = candidates[0]
+        else:
+            return None
+    fields = getattr(current, "model_fields", None)
+    return sorted(fields) if fields else None
+
+
+def format_errors(err: ValidationError, source: str) -> str:
+    """Human-readable summary of a pydantic error, naming each offending key."""
+    lines = [f"{source}: invalid parameters"]
+    for e in err.errors():
+        dotted = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            valid = _valid_keys(Params, e["loc"])
+            hint = f"; valid keys here: {', '.join(valid)}" if valid else ""
+            lines.append(f"  unknown key '{dotted}'{hint}")
+        elif e["type"] == "missing":
+            lines.append(f"  missing key '{dotted}'")
+        else:
+            lines.append(f"  '{dotted}': {e['msg']} (got {e.get('input')!r})")
+    return "\n".join(lines)
+
+
+def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
+    """Validate an already-loaded params mapping."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{source}: expected a mapping at top level, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as err:
+        raise ParamsError(format_errors(err, source)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; raises :class:`ParamsError` naming bad keys."""
+    path = Path(path)
+    with path.open() as f:
+        raw = yaml.safe_load(f) or {}
+    return parse_params(raw, str(path))

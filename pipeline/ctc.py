@@ -1,0 +1,44 @@
+"""CTC losses and decoding: per-frame normalized CTC, guided CTC, greedy decoding."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.tokenizer import BLANK
+
+
+def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
+             target_lengths: torch.Tensor) -> torch.Tensor:
+    """CTC summed over the batch and divided by the number of valid frames.
+
+    Per-frame normalization puts CTC on the same scale as the per-frame KD
+    term, so ``alpha`` means what it says. ``log_probs``: ``(N, T, V)``.
+    """
+    loss = F.ctc_loss(log_probs.transpose(0, 1).float(), targets, lengths, target_lengths,
+                      blank=BLANK, reduction="sum", zero_infinity=True)
+    return loss / lengths.sum().clamp(min=1)
+
+
+def guided_ctc_loss(log_probs: torch.Tensor, guide_tokens: torch.Tensor) -> torch.Tensor:
+    """``-mean log p(guide's argmax token)`` over the guide's non-blank frames.
+
+    Kurata & Audhkhasi (2019): rewards spikes on the frames where the guide
+    model spikes, so independently trained CTC models emit aligned posteriors.
+    ``guide_tokens``: ``(N, T)`` argmax ids of the guide, -1 on padding.
+    """
+    mask = (guide_tokens != BLANK) & (guide_tokens >= 0)
+    if not mask.any():
+        return log_probs.sum() * 0.0
+    picked = log_probs.gather(-1, guide_tokens.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return -(picked * mask).sum() / mask.sum()
+
+
+def greedy_decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[list[int]]:
+    """Best-path decoding: argmax per frame, merge repeats, drop blanks."""
+    best = logits.argmax(-1).cpu()  # (N, T)
+    out = []
+    for row, n in zip(best, lengths.cpu().tolist()):
+        ids = torch.unique_consecutive(row[:n]).tolist()
+        out.append([i for i in ids if i != BLANK])
+    return out

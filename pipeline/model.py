@@ -1,0 +1,93 @@
+"""Conformer-CTC acoustic model shared by teachers and students.
+
+Input: raw (un-normalized) fbank ``(N, T, n_mels)`` and lengths ``(N,)``.
+CMVN lives inside the model as buffers, so an exported model needs only fbank.
+Two stride-2 convolutions subsample time by 4: every model in the pipeline
+emits one frame per 40 ms, so teacher and student frames correspond 1:1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torchaudio.models import Conformer
+
+from pipeline.config import ModelConfig
+
+
+def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
+    """Frames after two (kernel 3, stride 2, no padding) convolutions."""
+    return ((lengths - 1) // 2 - 1) // 2
+
+
+class Subsampling(nn.Module):
+    """``(N, T, F) -> (N, T', d_model)`` with ``T' = subsampled_lengths(T)``."""
+
+    def __init__(self, n_mels: int, channels: int, d_model: int) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
+        freq = ((n_mels - 1) // 2 - 1) // 2
+        self.proj = nn.Linear(channels * freq, d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x.unsqueeze(1))  # (N, C, T', F')
+        n, c, t, f = x.shape
+        return self.proj(x.transpose(1, 2).reshape(n, t, c * f))  # (N, T', d_model)
+
+
+class ConformerCTC(nn.Module):
+    """CMVN -> 4x subsampling -> Conformer -> linear over ``vocab_size`` (blank = 0)."""
+
+    def __init__(self, cfg: ModelConfig, n_mels: int, vocab_size: int) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.n_mels = n_mels
+        self.vocab_size = vocab_size
+        self.register_buffer("cmvn_mean", torch.zeros(n_mels))
+        self.register_buffer("cmvn_std", torch.ones(n_mels))
+        self.subsampling = Subsampling(n_mels, cfg.subsampling_channels, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.encoder = Conformer(
+            input_dim=cfg.d_model, num_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim,
+            num_layers=cfg.num_layers, depthwise_conv_kernel_size=cfg.conv_kernel,
+            dropout=cfg.dropout)
+        self.output = nn.Linear(cfg.d_model, vocab_size)
+
+    def set_cmvn(self, mean: list[float], std: list[float]) -> None:
+        self.cmvn_mean.copy_(torch.tensor(mean))
+        self.cmvn_std.copy_(torch.tensor(std))
+
+    def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns logits ``(N, T', V)`` and output lengths ``(N,)``."""
+        x = (feats - self.cmvn_mean) / self.cmvn_std  # (N, T, F)
+        x = self.dropout(self.subsampling(x))  # (N, T', D)
+        out_lengths = subsampled_lengths(lengths).clamp(min=1, max=x.shape[1])
+        x, _ = self.encoder(x, out_lengths)  # (N, T', D)
+        return self.output(x), out_lengths  # (N, T', V)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model: ConformerCTC, path: Path, extra: dict[str, Any] | None = None) -> None:
+    """Save weights plus the config needed to rebuild the model (tensors and plain types only)."""
+    torch.save({"config": model.cfg.model_dump(), "n_mels": model.n_mels,
+                "vocab_size": model.vocab_size, "state_dict": model.state_dict(),
+                "extra": extra or {}}, path)
+
+
+def load_model(path: str | Path, device: str | torch.device = "cpu") -> ConformerCTC:
+    """Rebuild a saved model in eval mode (``weights_only=True``: no code is unpickled)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: model file not found")
+    ckpt = torch.load(path, map_location=device, weights_only=True)
+    model = ConformerCTC(ModelConfig(**ckpt["config"]), ckpt["n_mels"], ckpt["vocab_size"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.to(device).eval()

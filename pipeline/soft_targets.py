@@ -1,0 +1,151 @@
+"""The ``soft_targets`` stage: average the teachers' softened posteriors, keep top-k + rest.
+
+For every frame, each teacher's logits are softened with temperature T and
+turned into probabilities; the ensemble distribution is their arithmetic mean
+(``ensemble.combine: mean``) or normalized geometric mean (``geometric``).
+We store, per utterance, the top-k token ids (uint16), their probabilities
+(fp16) and the rest mass outside the top-k (fp16): ``4k + 2`` bytes per frame.
+
+Store metadata: teachers, temperature, top_k, align, combine.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import time
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import jiwer
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pipeline.config import Params
+from pipeline.ctc import greedy_decode
+from pipeline.io import atomic_path
+from pipeline.loader import BatchLoader
+from pipeline.model import ConformerCTC
+from pipeline.store import Store, write_store
+from pipeline.tokenizer import BLANK
+
+log = logging.getLogger(__name__)
+
+
+def combine_posteriors(logits: Sequence[torch.Tensor], temperature: float,
+                       combine: str = "mean") -> torch.Tensor:
+    """Ensemble distribution ``(..., V)`` from per-teacher logits ``(..., V)``.
+
+    ``mean``: average of ``softmax(z_i / T)`` (Hinton et al.); ``geometric``:
+    renormalized ``exp(mean_i log_softmax(z_i / T))``.
+    """
+    log_probs = torch.stack([torch.log_softmax(z.float() / temperature, -1) for z in logits])
+    if combine == "mean":
+        return log_probs.exp().mean(0)
+    if combine == "geometric":
+        return torch.softmax(log_probs.mean(0), -1)
+    raise ValueError(f"unknown combine method '{combine}' (use mean or geometric)")
+
+
+def top_k_with_rest(probs: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(T, V)`` probabilities -> ids uint16 ``(T, k)``, probs fp16 ``(T, k)``, rest fp16 ``(T,)``."""
+    k = min(k, probs.shape[-1])
+    top, ids = probs.topk(k, dim=-1)
+    rest = (1.0 - top.sum(-1)).clamp(min=0.0)
+    return (ids.numpy().astype(np.uint16), top.numpy().astype(np.float16),
+            rest.numpy().astype(np.float16))
+
+
+def spike_agreement(a: np.ndarray, b: np.ndarray, tolerance: int = 1) -> tuple[int, int]:
+    """How many of ``a``'s non-blank argmax frames have the same token in ``b`` within ±tolerance.
+
+    Returns ``(matched, total)`` so callers can pool over utterances.
+    """
+    frames = np.flatnonzero(a != BLANK)
+    matched = 0
+    for t in frames:
+        lo, hi = max(0, t - tolerance), min(len(b), t + tolerance + 1)
+        matched += bool(np.any(b[lo:hi] == a[t]))
+    return matched, len(frames)
+
+
+@torch.no_grad()
+def teacher_logits(models: Sequence[ConformerCTC], loader: BatchLoader,
+                   desc: str) -> Iterator[tuple[str, str, list[torch.Tensor]]]:
+    """Yield ``(id, text, [logits (T', V) per teacher])`` for every utterance."""
+    for m in models:
+        m.eval()
+    for batch in tqdm(loader, desc=desc, unit="batch", mininterval=2.0):
+        outs = [m(batch.feats, batch.lengths) for m in models]
+        lengths = outs[0][1]
+        for i, (u, text) in enumerate(zip(batch.ids, batch.texts)):
+            n = int(lengths[i])
+            yield u, text, [logits[i, :n] for logits, _ in outs]
+
+
+class AgreementMeter:
+    """Pooled spike agreement between every pair of teachers."""
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = list(names)
+        self.counts = {pair: [0, 0] for pair in itertools.permutations(self.names, 2)}
+
+    def update(self, argmaxes: Sequence[np.ndarray]) -> None:
+        for (i, a), (j, b) in itertools.permutations(enumerate(argmaxes), 2):
+            m, t = spike_agreement(a, b)
+            c = self.counts[(self.names[i], self.names[j])]
+            c[0] += m
+            c[1] += t
+
+    def result(self) -> dict[str, Any]:
+        pairs = {f"{a}->{b}": round(m / t, 4) if t else None for (a, b), (m, t) in self.counts.items()}
+        values = [v for v in pairs.values() if v is not None]
+        return {"mean": round(float(np.mean(values)), 4) if values else None, "pairs": pairs}
+
+
+def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
+                       loaders: dict[str, BatchLoader], sp: Any, out_dir: Path) -> dict[str, Any]:
+    """Write one soft-target store per split in ``loaders``; returns the stage metrics."""
+    t0 = time.time()
+    temperature, k = params.distill.temperature, params.distill.top_k
+    combine = params.ensemble.combine
+    names = list(models)
+    fields = {"ids": ("uint16", (k,)), "probs": ("float16", (k,)), "rest": ("float16", ())}
+    meta = {"teachers": names, "temperature": temperature, "top_k": k,
+            "align": params.ensemble.align, "combine": combine}
+    metrics: dict[str, Any] = {"temperature": temperature, "top_k": k, "teachers": names}
+    retained: list[np.ndarray] = []
+    frames = 0
+    with atomic_path(out_dir) as tmp:
+        tmp.mkdir()
+        for split, loader in loaders.items():
+            meter = AgreementMeter(names)
+            refs, hyps = [], []
+
+            def items() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+                for u, text, logits in teacher_logits(list(models.values()), loader,
+                                                      f"soft targets {split}"):
+                    soft = combine_posteriors(logits, temperature, combine)
+                    ids, probs, rest = top_k_with_rest(soft, k)
+                    retained.append(1.0 - rest.astype(np.float32))
+                    meter.update([z.argmax(-1).numpy() for z in logits])
+                    # The ensemble's own prediction is its T=1 average.
+                    hard = combine_posteriors(logits, 1.0, combine)
+                    hyp = sp.decode(greedy_decode(hard[None], torch.tensor([len(hard)]))[0])
+                    refs.append(text)
+                    hyps.append(hyp or "<empty>")
+                    yield u, {"ids": ids, "probs": probs, "rest": rest}
+
+            write_store(tmp / split, items(), fields, params.features.shard_frames, meta)
+            frames += sum(v[2] for v in Store(tmp / split).index.values())
+            metrics[split] = {"ensemble_wer": round(float(jiwer.wer(refs, hyps)), 4),
+                              "spike_agreement": meter.result()}
+        disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
+    kept = np.concatenate(retained) if retained else np.zeros(1)
+    metrics.update(bytes_per_frame=round(disk / max(frames, 1), 2),
+                   retained_mass_mean=round(float(kept.mean()), 4),
+                   retained_mass_min=round(float(kept.min()), 4),
+                   frames=frames, seconds=round(time.time() - t0, 1))
+    log.info("soft targets: %s", {k: v for k, v in metrics.items() if k not in ("train", "dev")})
+    return metrics

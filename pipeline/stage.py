@@ -1,0 +1,34 @@
+"""Shared plumbing for the thin scripts in ``stages/``: logging, params, clean errors."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from pipeline.config import Params, ParamsError, load_params
+
+log = logging.getLogger("asr_distill")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--params", default="params.yaml", help="parameters file (default params.yaml)")
+    return p
+
+
+def run(main: Callable[[argparse.Namespace, Params], None], args: argparse.Namespace) -> None:
+    """Load params, run ``main``; known failures exit 1 with a one-paragraph message."""
+    setup_logging()
+    try:
+        params = load_params(args.params)
+        main(args, params)
+    except (ParamsError, ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
+        log.error("%s", e)
+        sys.exit(1)

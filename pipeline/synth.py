@@ -1,0 +1,94 @@
+"""Speech synthesis with espeak-ng, loaded from the ``espeakng-loader`` wheel.
+
+The wheel ships ``libespeak-ng.so`` and all voices, so ``pip install`` is the
+whole set-up. We drive the C API through ctypes in synchronous mode: each
+``espeak_Synth`` call delivers its samples to a callback before returning.
+
+Usage::
+
+    synth = Espeak()
+    wav = synth.speak("hello world", voice="en-US+f2", rate=170, pitch=50)
+    # wav: float32 numpy array at synth.sample_rate (22050 Hz)
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+
+import numpy as np
+
+AUDIO_OUTPUT_SYNCHRONOUS = 2
+ESPEAK_CHARS_UTF8 = 1
+POS_CHARACTER = 1
+PARAM_RATE = 1
+PARAM_VOLUME = 2
+PARAM_PITCH = 3
+PARAM_RANGE = 4
+
+# espeak-ng keeps global state: one instance per process, serialised by a lock.
+_LOCK = threading.Lock()
+_INSTANCE: "Espeak | None" = None
+
+SYNTH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+)
+
+
+class EspeakError(RuntimeError):
+    """espeak-ng could not be loaded or refused a request."""
+
+
+class Espeak:
+    """A process-wide espeak-ng synthesizer (the library holds global state)."""
+
+    def __new__(cls) -> "Espeak":
+        global _INSTANCE
+        if _INSTANCE is None:
+            _INSTANCE = super().__new__(cls)
+            _INSTANCE._init()
+        return _INSTANCE
+
+    def _init(self) -> None:
+        import espeakng_loader
+
+        self._lib = ctypes.CDLL(espeakng_loader.get_library_path())
+        data = espeakng_loader.get_data_path().encode()
+        self._lib.espeak_Initialize.restype = ctypes.c_int
+        rate = self._lib.espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data, 0)
+        if rate <= 0:
+            raise EspeakError(f"espeak_Initialize failed (returned {rate}); data path {data!r}")
+        self.sample_rate = int(rate)
+        self._chunks: list[np.ndarray] = []
+        self._callback = SYNTH_CALLBACK(self._on_audio)  # keep a reference alive
+        self._lib.espeak_SetSynthCallback(self._callback)
+        self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_Synth.argtypes = [
+            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
+            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+        ]
+
+    def _on_audio(self, wav, numsamples, events) -> int:  # noqa: ANN001 - ctypes callback
+        if numsamples > 0:
+            self._chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
+        return 0
+
+    def speak(self, text: str, voice: str, rate: int = 175, pitch: int = 50,
+              pitch_range: int = 50) -> np.ndarray:
+        """Synthesize ``text``; returns float32 samples in [-1, 1] at ``sample_rate``."""
+        with _LOCK:
+            if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
+                raise EspeakError(f"espeak-ng has no voice '{voice}'")
+            self._lib.espeak_SetParameter(PARAM_RATE, int(rate), 0)
+            self._lib.espeak_SetParameter(PARAM_PITCH, int(pitch), 0)
+            self._lib.espeak_SetParameter(PARAM_RANGE, int(pitch_range), 0)
+            self._chunks = []
+            buf = ctypes.create_string_buffer(text.encode("utf-8"))
+            err = self._lib.espeak_Synth(buf, len(buf), 0, POS_CHARACTER, 0,
+                                         ESPEAK_CHARS_UTF8, None, None)
+            if err != 0:
+                raise EspeakError(f"espeak_Synth failed with code {err} for text {text[:40]!r}")
+            chunks, self._chunks = self._chunks, []
+        if not chunks:
+            return np.zeros(0, dtype=np.float32)
+        return (np.concatenate(chunks).astype(np.float32) / 32768.0)

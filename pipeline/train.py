@@ -1,0 +1,187 @@
+"""A short, direct training loop for CTC teachers and distilled students.
+
+Resumable: every ``train.checkpoint_every_steps`` steps and at each epoch end
+the model, optimizer, scheduler, RNG state, position in the epoch and the
+curve history are written atomically to ``<checkpoint_dir>/last.pt``. A
+restarted run with the same config (checked by hash) continues from there;
+batch order is a function of ``seed + epoch`` so the skipped batches are
+exactly those already trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import jiwer
+import sentencepiece as spm
+import torch
+import torchaudio.functional as AF
+
+from pipeline.config import TrainConfig
+from pipeline.ctc import greedy_decode
+from pipeline.io import atomic_path
+from pipeline.loader import Batch, BatchLoader
+from pipeline.model import ConformerCTC, save_model
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[Batch, torch.Tensor, torch.Tensor], tuple[torch.Tensor, dict[str, float]]]
+
+
+@dataclass
+class TrainJob:
+    """Everything one training run needs besides the model."""
+
+    name: str
+    cfg: TrainConfig
+    epochs: int
+    seed: int
+    loss_fn: LossFn
+    checkpoint_dir: Path
+    live_dir: Path
+    fingerprint: dict[str, Any]
+
+
+def config_hash(fingerprint: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def spec_augment(batch: Batch, model: ConformerCTC, cfg: TrainConfig) -> torch.Tensor:
+    """torchaudio frequency and time masking on CMVN-normalized features (mask value 0)."""
+    x = (batch.feats - model.cmvn_mean) / model.cmvn_std  # (N, T, F)
+    x = x.transpose(1, 2)  # (N, F, T)
+    if cfg.freq_mask:
+        x = AF.mask_along_axis_iid(x.unsqueeze(1), cfg.freq_mask, 0.0, 2).squeeze(1)
+    for _ in range(cfg.num_time_masks):
+        if cfg.time_mask:
+            x = AF.mask_along_axis_iid(x.unsqueeze(1), cfg.time_mask, 0.0, 3, p=0.2).squeeze(1)
+    return x.transpose(1, 2) * model.cmvn_std + model.cmvn_mean
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to 5 % of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+@torch.no_grad()
+def evaluate_wer(model: ConformerCTC, loader: BatchLoader, sp: spm.SentencePieceProcessor) -> float:
+    """Greedy-decoding WER of ``model`` on every utterance of ``loader``."""
+    model.eval()
+    refs, hyps = [], []
+    for batch in loader:
+        logits, lengths = model(batch.feats, batch.lengths)
+        hyps += [sp.decode(ids) for ids in greedy_decode(logits, lengths)]
+        refs += batch.texts
+    return float(jiwer.wer(refs, [h if h else "<empty>" for h in hyps]))
+
+
+class Checkpointer:
+    """Atomic save/restore of the full training state in ``<dir>/last.pt``."""
+
+    def __init__(self, directory: Path, digest: str) -> None:
+        self.path = Path(directory) / "last.pt"
+        self.digest = digest
+
+    def save(self, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int,
+             batch_in_epoch: int, step: int, history: list[dict[str, float]]) -> None:
+        state = {"digest": self.digest, "model": model.state_dict(), "opt": opt.state_dict(),
+                 "epoch": epoch, "batch": batch_in_epoch, "step": step,
+                 "history": json.dumps(history), "rng": torch.get_rng_state()}
+        with atomic_path(self.path) as tmp:
+            torch.save(state, tmp)
+
+    def load(self) -> Optional[dict[str, Any]]:
+        if not self.path.exists():
+            return None
+        state = torch.load(self.path, map_location="cpu", weights_only=True)
+        if state.get("digest") != self.digest:
+            log.warning("%s was written for another config; starting from scratch", self.path)
+            return None
+        return state
+
+
+def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoader,
+          sp: spm.SentencePieceProcessor, job: TrainJob, out_path: Path) -> dict[str, Any]:
+    """Train ``model`` and write it to ``out_path``; returns final metrics."""
+    from dvclive import Live
+
+    torch.manual_seed(job.seed)
+    torch.set_num_threads(job.cfg.threads)
+    opt = torch.optim.AdamW(model.parameters(), lr=job.cfg.lr, weight_decay=job.cfg.weight_decay)
+    steps_per_epoch = len(train_loader)
+    total_steps = steps_per_epoch * job.epochs
+    ckpt = Checkpointer(job.checkpoint_dir, config_hash(job.fingerprint))
+    start_epoch, skip, step, history = 0, 0, 0, []
+    state = ckpt.load()
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        torch.set_rng_state(state["rng"])
+        start_epoch, skip, step = state["epoch"], state["batch"], state["step"]
+        history = json.loads(state["history"])
+        log.info("%s: resuming at epoch %d, batch %d (step %d)", job.name, start_epoch + 1,
+                 skip, step)
+
+    live = Live(dir=str(job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+    for row in history:  # replay curves of the interrupted run into the fresh log
+        for key, value in row.items():
+            if key != "epoch":
+                live.log_metric(key, value)
+        live.next_step()
+
+    t_start = time.time()
+    for epoch in range(start_epoch, job.epochs):
+        model.train()
+        t_epoch, loss_sum, parts_sum, n = time.time(), 0.0, {}, 0
+        for i, batch in enumerate(train_loader.iterate(job.seed, epoch, skip), start=skip):
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, total_steps, job.cfg)
+            feats = spec_augment(batch, model, job.cfg) if job.cfg.spec_augment else batch.feats
+            logits, lengths = model(feats, batch.lengths)
+            loss, parts = job.loss_fn(batch, logits, lengths)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), job.cfg.grad_clip)
+            opt.step()
+            step += 1
+            n += 1
+            loss_sum += float(loss)
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
+            if (i + 1) % 20 == 0 or i + 1 == steps_per_epoch:
+                rate = n / (time.time() - t_epoch)
+                eta = (total_steps - step) / max(rate, 1e-9)
+                log.info("%s epoch %d/%d batch %d/%d loss %.3f lr %.2e | %.2f batch/s, ETA %.0fs",
+                         job.name, epoch + 1, job.epochs, i + 1, steps_per_epoch,
+                         loss_sum / n, opt.param_groups[0]["lr"], rate, eta)
+            if (i + 1) % job.cfg.checkpoint_every_steps == 0 and i + 1 < steps_per_epoch:
+                ckpt.save(model, opt, epoch, i + 1, step, history)
+        skip = 0
+        dev_wer = evaluate_wer(model, dev_loader, sp)
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "dev_wer": dev_wer,
+               **{f"train_{k}": v / max(n, 1) for k, v in parts_sum.items()}}
+        history.append(row)
+        for key, value in row.items():
+            if key != "epoch":
+                live.log_metric(key, value)
+        live.next_step()
+        log.info("%s epoch %d: train loss %.3f, dev WER %.3f (%.0fs)", job.name, epoch + 1,
+                 row["train_loss"], dev_wer, time.time() - t_epoch)
+        ckpt.save(model, opt, epoch + 1, 0, step, history)
+    live.end()
+
+    with atomic_path(out_path) as tmp:
+        save_model(model, tmp, extra={"history": json.dumps(history)})
+    final = history[-1] if history else {}
+    return {"dev_wer": final.get("dev_wer"), "train_loss": final.get("train_loss"),
+            "epochs": job.epochs, "steps": step, "seconds": round(time.time() - t_start, 1)}

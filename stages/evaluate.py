@@ -1,0 +1,45 @@
+"""Stage ``evaluate``: test WER/CER of every teacher, the ensemble and every student.
+
+Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
+         --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
+         --soft-targets-metrics reports/soft_targets.json --metrics reports/metrics.json \
+         --summary reports/summary.md --plot reports/plots/wer.json
+"""
+from pathlib import Path
+
+import torch
+
+from pipeline.evaluate import evaluate_models, report_markdown, wer_plot_rows
+from pipeline.io import atomic_path, read_json, write_json
+from pipeline.model import load_model
+from pipeline.recipes import make_loader
+from pipeline.stage import parser, run
+from pipeline.tokenizer import load_tokenizer
+
+
+def main(args, params):
+    torch.set_num_threads(params.train.threads)
+    sp = load_tokenizer(args.tokenizer)
+    teachers = {n: load_model(Path(args.teachers) / f"{n}.pt") for n in params.teacher_names()}
+    students = {n: load_model(Path(args.students) / f"{n}.pt") for n in params.students}
+    loader = make_loader(Path(args.features), Path(args.manifests), "test", sp,
+                         params.train.batch_frames)
+    metrics = evaluate_models(params, teachers, students, loader, sp)
+    soft = read_json(args.soft_targets_metrics)
+    metrics["soft_targets"] = {k: soft[k] for k in
+                               ("bytes_per_frame", "retained_mass_mean", "retained_mass_min",
+                                "temperature", "top_k")}
+    metrics["soft_targets"]["spike_agreement_train"] = soft["train"]["spike_agreement"]["mean"]
+    metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
+    write_json(args.plot, wer_plot_rows(metrics))
+    with atomic_path(args.summary) as tmp:
+        tmp.write_text(report_markdown(metrics, soft))
+    write_json(args.metrics, metrics)
+
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    for flag in ("teachers", "students", "features", "manifests", "tokenizer",
+                 "soft-targets-metrics", "metrics", "summary", "plot"):
+        p.add_argument(f"--{flag}", required=True)
+    run(main, p.parse_args())

@@ -1,0 +1,32 @@
+"""Stage ``soft_targets``: averaged temperature-softened teacher posteriors, top-k + rest.
+
+Usage: python stages/soft_targets.py --teachers models/teachers --features data/features \
+         --manifests data/manifests --tokenizer data/tokenizer/spm.model \
+         --out data/soft_targets --metrics reports/soft_targets.json
+"""
+from pathlib import Path
+
+import torch
+
+from pipeline.io import write_json
+from pipeline.model import load_model
+from pipeline.recipes import make_loader
+from pipeline.soft_targets import build_soft_targets
+from pipeline.stage import parser, run
+from pipeline.tokenizer import load_tokenizer
+
+
+def main(args, params):
+    torch.set_num_threads(params.train.threads)
+    sp = load_tokenizer(args.tokenizer)
+    models = {n: load_model(Path(args.teachers) / f"{n}.pt") for n in params.teacher_names()}
+    loaders = {s: make_loader(Path(args.features), Path(args.manifests), s, sp,
+                              params.train.batch_frames) for s in ("train", "dev")}
+    write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out)))
+
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    for flag in ("teachers", "features", "manifests", "tokenizer", "out", "metrics"):
+        p.add_argument(f"--{flag}", required=True)
+    run(main, p.parse_args())

@@ -1,0 +1,29 @@
+"""Stage ``train_guide`` / ``train_teacher@<name>``: train one Conformer-CTC teacher.
+
+Usage: python stages/train_teacher.py --name t1 --features data/features --manifests data/manifests \
+         --tokenizer data/tokenizer/spm.model --guide models/teachers/guide.pt \
+         --model models/teachers/t1.pt --checkpoints checkpoints/teachers/t1 \
+         --live dvclive/teachers/t1 --metrics reports/teachers/t1.json
+"""
+from pathlib import Path
+
+from pipeline.io import write_json
+from pipeline.recipes import train_teacher
+from pipeline.stage import parser, run
+
+
+def main(args, params):
+    paths = {k: Path(getattr(args, k)) for k in
+             ("features", "manifests", "tokenizer", "model", "checkpoints", "live")}
+    if args.guide:
+        paths["guide"] = Path(args.guide)
+    write_json(args.metrics, train_teacher(params, args.name, paths))
+
+
+if __name__ == "__main__":
+    p = parser(__doc__)
+    for flag in ("name", "features", "manifests", "tokenizer", "model", "checkpoints", "live",
+                 "metrics"):
+        p.add_argument(f"--{flag}", required=True)
+    p.add_argument("--guide", help="guide teacher model (for ensemble.align: guide)")
+    run(main, p.parse_args())
