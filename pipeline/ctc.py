@@ -20,17 +20,19 @@ def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tens
     return loss / lengths.sum().clamp(min=1)
 
 
-def guided_ctc_loss(log_probs: torch.Tensor, guide_tokens: torch.Tensor) -> torch.Tensor:
+def guided_ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor,
+                    guide_tokens: torch.Tensor) -> torch.Tensor:
     """``-mean log p(guide's argmax token)`` over the guide's non-blank frames.
 
     Kurata & Audhkhasi (2019): rewards spikes on the frames where the guide
     model spikes, so independently trained CTC models emit aligned posteriors.
-    ``guide_tokens``: ``(N, T)`` argmax ids of the guide, -1 on padding.
+    ``guide_tokens``: ``(N, T)`` argmax ids of the guide; frames past ``lengths`` are ignored.
     """
-    mask = (guide_tokens != BLANK) & (guide_tokens >= 0)
+    valid = torch.arange(log_probs.shape[1])[None, :] < lengths[:, None]
+    mask = (guide_tokens != BLANK) & valid
     if not mask.any():
         return log_probs.sum() * 0.0
-    picked = log_probs.gather(-1, guide_tokens.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    picked = log_probs.gather(-1, guide_tokens.unsqueeze(-1)).squeeze(-1)
     return -(picked * mask).sum() / mask.sum()
 
 

@@ -24,12 +24,14 @@ def export_onnx(model: ConformerCTC, path: Path, opset: int) -> None:
     model.eval()
     feats = torch.randn(2, 400, model.n_mels)
     lengths = torch.tensor([400, 300])
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    time = torch.export.Dim("time", min=16, max=1_000_000)
+    # The dynamo exporter keeps the time axis symbolic through the attention reshapes,
+    # which the legacy tracer bakes in as constants.
     torch.onnx.export(
         model, (feats, lengths), str(path), input_names=["feats", "lengths"],
-        output_names=["logits", "out_lengths"], opset_version=opset, dynamo=False,
-        dynamic_axes={"feats": {0: "batch", 1: "time"}, "lengths": {0: "batch"},
-                      "logits": {0: "batch", 1: "frames"}, "out_lengths": {0: "batch"}})
-
+        output_names=["logits", "out_lengths"], opset_version=opset, dynamo=True,
+        dynamic_shapes={"feats": {0: batch, 1: time}, "lengths": {0: batch}}, verbose=False)
 
 def onnx_session(path: Path, threads: int = 1):
     import onnxruntime as ort

@@ -6,7 +6,7 @@ so an epoch's order can be replayed exactly when resuming from a checkpoint.
 
 Extras are per-utterance arrays at the model's output frame rate (guide
 argmax tokens, soft targets); the collate step checks that their frame count
-equals the model's and pads them.
+equals the model's and pads them with zeros (losses mask padded frames by length).
 """
 
 from __future__ import annotations
@@ -102,13 +102,12 @@ class BatchLoader:
         for name in per_utt[0]:
             arrays = []
             for u, n, ex in zip(ids, out_lengths.tolist(), per_utt):
-                a = torch.from_numpy(np.asarray(ex[name]))
+                a = torch.from_numpy(np.array(ex[name]))  # copy: store views are read-only
                 if len(a) != n:
                     raise ValueError(f"{u}: extra '{name}' has {len(a)} frames, the model "
                                      f"emits {n}; were they made with another front end?")
                 arrays.append(a)
-            pad = -1 if not arrays[0].is_floating_point() else 0
-            out = torch.full((len(ids), t_max, *arrays[0].shape[1:]), pad, dtype=arrays[0].dtype)
+            out = torch.zeros((len(ids), t_max, *arrays[0].shape[1:]), dtype=arrays[0].dtype)
             for i, a in enumerate(arrays):
                 out[i, :len(a)] = a
             result[name] = out

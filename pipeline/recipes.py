@@ -64,7 +64,7 @@ def argmax_tokens(model: ConformerCTC, loader: BatchLoader) -> dict[str, np.ndar
 
 def _ctc_only(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
     loss = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
-    return loss, {"ctc": float(loss)}
+    return loss, {"ctc": loss.item()}
 
 
 def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any]:
@@ -87,8 +87,8 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
         def loss_fn(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
             log_probs = logits.log_softmax(-1)
             ctc = ctc_loss(log_probs, lengths, batch.targets, batch.target_lengths)
-            guide_term = guided_ctc_loss(log_probs, batch.extras["guide"].long())
-            return ctc + weight * guide_term, {"ctc": float(ctc), "guide": float(guide_term)}
+            guide_term = guided_ctc_loss(log_probs, lengths, batch.extras["guide"].long())
+            return ctc + weight * guide_term, {"ctc": ctc.item(), "guide": guide_term.item()}
     else:
         train_loader = plain
     model = build_model(tcfg.model, paths["features"], sp.get_piece_size(), tcfg.seed)
@@ -119,10 +119,10 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str
     def loss_fn(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
         ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
         if alpha == 0:
-            return ctc, {"ctc": float(ctc)}
+            return ctc, {"ctc": ctc.item()}
         kd = kd_loss(logits, lengths, batch.extras["ids"], batch.extras["probs"],
                      batch.extras["rest"], temperature)
-        return distillation_loss(ctc, kd, alpha, temperature), {"ctc": float(ctc), "kd": float(kd)}
+        return distillation_loss(ctc, kd, alpha, temperature), {"ctc": ctc.item(), "kd": kd.item()}
 
     model = build_model(params.student, paths["features"], sp.get_piece_size(), scfg.seed)
     job = TrainJob(name=f"student.{name}", cfg=params.train, epochs=params.train.epochs,

@@ -155,7 +155,7 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
             opt.step()
             step += 1
             n += 1
-            loss_sum += float(loss)
+            loss_sum += loss.item()
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
             if (i + 1) % 20 == 0 or i + 1 == steps_per_epoch:
