@@ -10,14 +10,17 @@ parameters. ``gap_recovered = (WER_baseline - WER_distilled) /
 from __future__ import annotations
 
 import logging
-from typing import Any, Optional
+from pathlib import Path
+from typing import Any, Optional, Sequence
 
 import jiwer
 import sentencepiece as spm
 import torch
 
+from pipeline import plots
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
+from pipeline.io import read_json
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
 from pipeline.soft_targets import combine_posteriors
@@ -86,33 +89,134 @@ def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
     return metrics
 
 
-def report_markdown(metrics: dict[str, Any], soft: dict[str, Any]) -> str:
-    """The Hinton-style results table plus the verdicts, as Markdown."""
+def model_order(wer: dict[str, Any]) -> list[str]:
+    """Report row order: teachers, the ensemble, then students."""
+    return ([n for n in wer if n.startswith("teacher.")] + ["ensemble"] +
+            [n for n in wer if n.startswith("student.")])
+
+
+def ensemble_params(params: dict[str, int]) -> int:
+    """The ensemble's parameter count: all of its teachers together."""
+    return sum(v for k, v in params.items() if k.startswith("teacher."))
+
+
+def results_markdown(metrics: dict[str, Any]) -> list[str]:
+    """The Hinton-style table and the verdicts."""
     wer, cer = metrics["wer"]["test"], metrics["cer"]["test"]
     agree, params = metrics["frame_agreement"]["test"], metrics["params"]
-    order = [n for n in wer if n.startswith("teacher.")] + ["ensemble"] + \
-            [n for n in wer if n.startswith("student.")]
-    lines = ["# asr-distill results (test split)", "",
-             "| system | WER | CER | frame agreement with ensemble | parameters |",
+    lines = ["| system | WER | CER | frame agreement with ensemble | parameters |",
              "|---|---|---|---|---|"]
-    for n in order:
-        p = params.get(n)
-        if n == "ensemble":
-            p = sum(v for k, v in params.items() if k.startswith("teacher."))
+    for n in model_order(wer):
+        p = ensemble_params(params) if n == "ensemble" else params.get(n)
         lines.append(f"| {n} | {wer[n]:.4f} | {cer[n]:.4f} | {agree[n]:.3f} | {p:,} |")
     gap = metrics["gap_recovered"]
-    lines += ["", f"gap_recovered: {'n/a (ensemble not better than baseline)' if gap is None else gap}",
-              f"ensemble beats best teacher: {metrics['ensemble_beats_best_teacher']}",
-              f"distilled beats baseline: {metrics['distilled_beats_baseline']}", "",
-              f"soft targets: T={soft.get('temperature')}, top-k={soft.get('top_k')}, "
-              f"{soft.get('bytes_per_frame')} bytes/frame, retained mass mean "
-              f"{soft.get('retained_mass_mean')} (min {soft.get('retained_mass_min')})"]
+    return lines + [
+        "", f"gap_recovered: {'n/a (ensemble not better than baseline)' if gap is None else gap}",
+        f"ensemble beats best teacher: {metrics['ensemble_beats_best_teacher']}",
+        f"distilled beats baseline: {metrics['distilled_beats_baseline']}"]
+
+
+def corpus_markdown(prepare: dict[str, Any]) -> list[str]:
+    """Per-split corpus statistics from ``reports/prepare.json``."""
+    lines = ["## Corpus", "",
+             "| split | utterances | hours | speakers | vocabulary | OOV rate vs train |",
+             "|---|---|---|---|---|---|"]
+    for split, c in prepare["corpus"].items():
+        oov = c.get("oov_rate")
+        lines.append(f"| {split} | {c['utterances']:,} | {c['hours']:.3f} | {c['speakers']} | "
+                     f"{c['vocabulary']:,} | {'-' if oov is None else f'{oov:.2%}'} |")
+    rejects = prepare.get("rejects", {})
+    reasons = ", ".join(f"{k}: {v}" for k, v in rejects.items() if k != "total")
+    lines += ["", f"rejected utterances: {rejects.get('total', 0)}" +
+              (f" ({reasons})" if reasons else "")]
+    return lines
+
+
+def soft_targets_markdown(soft: dict[str, Any]) -> list[str]:
+    """Soft-target statistics from ``reports/soft_targets.json``."""
+    def fmt(value: Any) -> str:
+        return "n/a (no non-blank frames)" if value is None else f"{value}"
+
+    lines = ["## Soft targets", "",
+             f"teachers: {', '.join(soft.get('teachers', []))}; temperature "
+             f"T={soft.get('temperature')}, top-k={soft.get('top_k')}, "
+             f"{soft.get('bytes_per_frame')} bytes/frame over {soft.get('frames', 0):,} frames",
+             f"retained probability mass in the top-k: mean {soft.get('retained_mass_mean')}, "
+             f"min {soft.get('retained_mass_min')}", "",
+             "| split | ensemble WER (averaged posteriors) | teacher spike agreement (mean) |",
+             "|---|---|---|"]
+    for split in ("train", "dev"):
+        if split in soft:
+            s = soft[split]
+            lines.append(f"| {split} | {fmt(s.get('ensemble_wer'))} | "
+                         f"{fmt(s.get('spike_agreement', {}).get('mean'))} |")
+    return lines
+
+
+def read_timings(reports_dir: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """``<reports_dir>/<name>.json`` training reports, keyed by name; a missing one is an error."""
+    out = {}
+    for name in names:
+        path = Path(reports_dir) / f"{name}.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: training report not found (run its training stage)")
+        out[name] = read_json(path)
+    return out
+
+
+def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
+    """Training time and final numbers per model (``teacher.guide`` -> its report)."""
+    lines = ["## Training", "",
+             "| model | epochs | steps | seconds | final train loss | final dev WER |",
+             "|---|---|---|---|---|---|"]
+    for name, t in timings.items():
+        lines.append(f"| {name} | {t.get('epochs')} | {t.get('steps')} | {t.get('seconds')} | "
+                     f"{t.get('train_loss', float('nan')):.3f} | {t.get('dev_wer', float('nan')):.4f} |")
+    total = sum(float(t.get("seconds") or 0.0) for t in timings.values())
+    return lines + ["", f"total training time: {total:.1f} s"]
+
+
+def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
+                    corpus: Optional[dict[str, Any]] = None,
+                    timings: Optional[dict[str, dict[str, Any]]] = None,
+                    plot_files: Sequence[str] = ()) -> str:
+    """The whole Markdown report: results, corpus, soft targets, training, plots, examples.
+
+    ``corpus``: ``reports/prepare.json``; ``timings``: training reports keyed
+    by model name; ``plot_files``: PNG paths relative to the report.
+    """
+    lines = ["# asr-distill results (test split)", "", *results_markdown(metrics)]
+    if corpus is not None:
+        lines += ["", *corpus_markdown(corpus)]
+    lines += ["", *soft_targets_markdown(soft)]
+    if timings:
+        lines += ["", *timings_markdown(timings)]
+    lines += ["", "CPU real-time factor, model sizes and export parity: `reports/export.json` "
+              "and `plots/wer_vs_rtf.png` (written by the export stage)."]
+    if plot_files:
+        lines += ["", "## Plots", ""]
+        lines += [f"![{Path(f).stem.replace('_', ' ')}]({f})" for f in plot_files]
     if metrics.get("examples"):
         lines += ["", "## Examples", ""]
         for ex in metrics["examples"]:
             lines += [f"- ref: {ex['ref']}", f"  - ensemble: {ex['ensemble']}",
                       f"  - student.distilled: {ex['student.distilled']}"]
     return "\n".join(lines) + "\n"
+
+
+def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]],
+                plots_dir: Path) -> list[Path]:
+    """WER per model, WER against parameters and training curves as PNGs in ``plots_dir``."""
+    wer = {n: metrics["wer"]["test"][n] for n in model_order(metrics["wer"]["test"])}
+    params = {**metrics["params"], "ensemble": ensemble_params(metrics["params"])}
+    paths = [Path(plots_dir) / f for f in PLOT_FILES]
+    plots.wer_per_model(wer, paths[0])
+    plots.wer_vs_params(wer, params, paths[1])
+    plots.training_curves(runs, paths[2])
+    return paths
+
+
+PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png")
 
 
 def wer_plot_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,56 +1,226 @@
-"""The ``export`` stage: the distilled student as ONNX (fp32) with a parity check.
+"""The ``export`` stage: the distilled student as TorchScript, ONNX fp32 and ONNX int8.
 
-The exported graph takes raw fbank ``feats (N, T, n_mels)`` and ``lengths (N,)``
-(CMVN is inside the model) and returns ``logits (N, T', V)`` and
-``out_lengths (N,)``; batch and time axes are dynamic.
+Every exported graph takes raw fbank ``feats (N, T, n_mels)`` float32 and
+``lengths (N,)`` int64 (CMVN is inside the model) and returns
+``logits (N, T', V)`` and ``out_lengths (N,)``; batch and time axes are dynamic.
+
+Output layout (``export/``)::
+
+    student.torchscript.pt   TorchScript trace of the eager model (dynamic batch and time)
+    student.onnx             ONNX fp32 (dynamo exporter, one self-contained file)
+    student.int8.onnx        onnxruntime dynamic quantization (int8 weights) of student.onnx
+    tokenizer.model          the sentencepiece model (id 0 = CTC blank)
+    config.json              sample rate and fbank settings the model was trained on
+
+Parity is checked before anything is kept: TorchScript and ONNX fp32 logits must
+match eager PyTorch within ``export.parity_atol`` on every test utterance, and
+the int8 model's greedy-decoding test WER must be within
+``export.int8_wer_tolerance`` of eager's. A failed check raises
+:class:`ExportParityError`.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Sequence
 
 import numpy as np
+import sentencepiece as spm
 import torch
 
+from pipeline.config import ExportConfig
+from pipeline.ctc import greedy_decode
+from pipeline.evaluate import score
+from pipeline.io import write_json
 from pipeline.model import ConformerCTC
 
 log = logging.getLogger(__name__)
 
+CONFIG_FORMAT = "asr-distill-export/1"
+TORCHSCRIPT = "student.torchscript.pt"
+ONNX_FP32 = "student.onnx"
+ONNX_INT8 = "student.int8.onnx"
+TOKENIZER = "tokenizer.model"
+CONFIG = "config.json"
+# Shortest input the ONNX graph is exported for (the dynamo exporter's lower bound
+# on the time axis); transcribe rejects shorter audio with a clear error.
+MIN_FRAMES = 16
+
+# (N, T, F) float32 feats, (N,) int64 lengths -> (N, T', V) float32 logits, (N,) lengths
+Runner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+class ExportParityError(RuntimeError):
+    """An exported model does not reproduce the eager PyTorch model."""
+
+
+def export_torchscript(model: ConformerCTC, path: Path) -> None:
+    """Write a TorchScript trace of ``model`` that keeps batch and time symbolic.
+
+    The forward pass has no data-dependent shapes, so tracing records sizes as
+    graph ops; ``check_inputs`` at another batch size and length (and the
+    parity check on every test utterance) catch any size baked in as a constant.
+    """
+    model.eval()
+    example = (torch.randn(2, 400, model.n_mels), torch.tensor([400, 300]))
+    other = (torch.randn(3, 123, model.n_mels), torch.tensor([123, 50, 100]))
+    with warnings.catch_warnings():
+        # torch.jit is deprecated upstream but is still how C++/mobile runtimes load a model;
+        # the tracer warnings come from shape assertions inside multi-head attention.
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        traced = torch.jit.trace(model, example, check_inputs=[other])
+    torch.jit.save(traced, str(path))
+
 
 def export_onnx(model: ConformerCTC, path: Path, opset: int) -> None:
-    """Write ``model`` as ONNX with dynamic batch and time axes."""
+    """Write ``model`` as one self-contained ONNX file with dynamic batch and time axes."""
     model.eval()
     feats = torch.randn(2, 400, model.n_mels)
     lengths = torch.tensor([400, 300])
     batch = torch.export.Dim("batch", min=1, max=1024)
-    time = torch.export.Dim("time", min=16, max=1_000_000)
+    time = torch.export.Dim("time", min=MIN_FRAMES, max=1_000_000)
     # The dynamo exporter keeps the time axis symbolic through the attention reshapes,
     # which the legacy tracer bakes in as constants.
     torch.onnx.export(
         model, (feats, lengths), str(path), input_names=["feats", "lengths"],
         output_names=["logits", "out_lengths"], opset_version=opset, dynamo=True,
-        dynamic_shapes={"feats": {0: batch, 1: time}, "lengths": {0: batch}}, verbose=False)
+        external_data=False, dynamic_shapes={"feats": {0: batch, 1: time}, "lengths": {0: batch}},
+        verbose=False)
+
+
+def quantize_int8(src: Path, dst: Path) -> None:
+    """onnxruntime dynamic quantization: int8 weights, activations quantized on the fly."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+
 
 def onnx_session(path: Path, threads: int = 1):
+    """A CPU onnxruntime session with ``threads`` intra-op threads."""
     import onnxruntime as ort
 
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: ONNX model not found (run the export stage)")
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
     opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-@torch.no_grad()
-def parity(model: ConformerCTC, path: Path, examples: list[np.ndarray]) -> dict[str, Any]:
-    """Max absolute logit difference between eager PyTorch and onnxruntime."""
-    session = onnx_session(path)
+def torch_runner(model: torch.nn.Module) -> Runner:
+    """Wrap an eager or TorchScript model as a numpy :data:`Runner`."""
+    def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            logits, out = model(torch.from_numpy(feats), torch.from_numpy(lengths))
+        return logits.numpy(), out.numpy()
+    return run
+
+
+def onnx_runner(path: Path, threads: int = 1) -> Runner:
+    """Wrap an ONNX file as a numpy :data:`Runner`."""
+    session = onnx_session(path, threads)
+
+    def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        logits, out = session.run(["logits", "out_lengths"], {"feats": feats, "lengths": lengths})
+        return logits, out
+    return run
+
+
+def as_batch(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One utterance ``(T, F)`` (any float dtype) as a batch of one: ``(1, T, F)``, ``(1,)``."""
+    x = np.ascontiguousarray(feats, dtype=np.float32)[None]
+    return x, np.array([x.shape[1]], dtype=np.int64)
+
+
+def max_logit_diff(reference: Runner, candidate: Runner, examples: Sequence[np.ndarray]) -> float:
+    """Largest absolute logit difference over ``examples`` (each ``(T, F)``, run one at a time)."""
     worst = 0.0
     for feats in examples:
-        x = torch.from_numpy(np.asarray(feats, dtype=np.float32))[None]
-        n = torch.tensor([x.shape[1]])
-        ref, _ = model(x, n)
-        got = session.run(["logits"], {"feats": x.numpy(), "lengths": n.numpy()})[0]
-        worst = max(worst, float(np.abs(ref.numpy() - got).max()))
-    return {"max_abs_diff": worst, "utterances": len(examples)}
+        x, n = as_batch(feats)
+        ref, ref_n = reference(x, n)
+        got, got_n = candidate(x, n)
+        if ref.shape != got.shape or not np.array_equal(ref_n, got_n):
+            return float("inf")
+        worst = max(worst, float(np.abs(ref - got).max()))
+    return worst
+
+
+def transcripts(runner: Runner, examples: Sequence[np.ndarray],
+                sp: spm.SentencePieceProcessor) -> list[str]:
+    """Greedy CTC transcripts of ``examples``, one utterance at a time."""
+    texts = []
+    for feats in examples:
+        logits, lengths = runner(*as_batch(feats))
+        ids = greedy_decode(torch.from_numpy(logits), torch.from_numpy(lengths))[0]
+        texts.append(sp.decode(ids))
+    return texts
+
+
+def write_config(path: Path, features_meta: dict[str, Any], vocab_size: int) -> None:
+    """``config.json``: what a runtime needs besides the graph to turn audio into text."""
+    write_json(path, {
+        "format": CONFIG_FORMAT,
+        "sample_rate": int(features_meta["sample_rate"]),
+        "features": {k: features_meta[k] for k in
+                     ("n_mels", "frame_shift_ms", "frame_length_ms", "dither")},
+        "vocab_size": vocab_size, "blank": 0, "min_frames": MIN_FRAMES,
+        "inputs": {"feats": "(N, T, n_mels) float32 raw fbank", "lengths": "(N,) int64"},
+        "outputs": {"logits": "(N, T', vocab_size) float32", "out_lengths": "(N,) int64"},
+        "models": {"onnx": ONNX_FP32, "onnx_int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
+        "tokenizer": TOKENIZER})
+
+
+def write_artifacts(model: ConformerCTC, out_dir: Path, tokenizer: Path,
+                    features_meta: dict[str, Any], opset: int) -> None:
+    """Write every file of the export layout into the existing directory ``out_dir``."""
+    log.info("export: TorchScript")
+    export_torchscript(model, out_dir / TORCHSCRIPT)
+    log.info("export: ONNX fp32 (opset %d)", opset)
+    export_onnx(model, out_dir / ONNX_FP32, opset)
+    log.info("export: ONNX int8 (dynamic quantization)")
+    quantize_int8(out_dir / ONNX_FP32, out_dir / ONNX_INT8)
+    shutil.copy(tokenizer, out_dir / TOKENIZER)
+    write_config(out_dir / CONFIG, features_meta, model.vocab_size)
+
+
+def check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarray],
+                 refs: Sequence[str], sp: spm.SentencePieceProcessor,
+                 cfg: ExportConfig) -> dict[str, Any]:
+    """Compare the exported files in ``out_dir`` with eager ``model`` on ``examples``.
+
+    Returns ``{"parity": {...}, "wer": {...}}``; raises :class:`ExportParityError`
+    naming the file and the measured gap when a check fails.
+    """
+    model.eval()
+    eager = torch_runner(model)
+    scripted = torch_runner(torch.jit.load(str(out_dir / TORCHSCRIPT)))
+    fp32, int8 = onnx_runner(out_dir / ONNX_FP32), onnx_runner(out_dir / ONNX_INT8)
+    parity = {"torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
+              "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
+              "utterances": len(examples), "atol": cfg.parity_atol}
+    for key, name in (("torchscript_max_abs_diff", TORCHSCRIPT), ("onnx_max_abs_diff", ONNX_FP32)):
+        if not parity[key] <= cfg.parity_atol:
+            raise ExportParityError(
+                f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
+                f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}")
+    wer = {name: score(list(refs), transcripts(runner, examples, sp))[0]
+           for name, runner in (("torch", eager), ("onnx", fp32), ("onnx_int8", int8))}
+    parity["int8_wer_delta"] = round(wer["onnx_int8"] - wer["torch"], 4)
+    if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
+        raise ExportParityError(
+            f"{out_dir / ONNX_INT8}: int8 test WER {wer['onnx_int8']:.4f} differs from eager "
+            f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}")
+    log.info("export parity: %s; test WER %s", parity, wer)
+    return {"parity": parity, "wer": {f"student.distilled.{k}": v for k, v in wer.items()}}
+
+
+def file_sizes(paths: dict[str, Sequence[Path]]) -> dict[str, int]:
+    """Bytes on disk per name (a name may cover several files, e.g. the ensemble)."""
+    return {name: sum(Path(p).stat().st_size for p in files) for name, files in paths.items()}

@@ -40,6 +40,35 @@ class Subsampling(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(n, t, c * f))  # (N, T', d_model)
 
 
+def _convolution(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """torchaudio's convolution module with padded frames zeroed before the depthwise conv.
+
+    Without the mask, padding leaks into the last valid frames through the
+    depthwise kernel, so a frame's posterior would depend on what it was batched
+    with: fatal when teacher and student frames must correspond 1:1.
+    ``x``: ``(T, N, D)``, ``keep``: ``(N, 1, T)`` 1 for valid frames.
+    """
+    module = layer.conv_module
+    y = module.layer_norm(x.transpose(0, 1)).transpose(1, 2)  # (N, D, T)
+    pointwise, glu, *rest = module.sequential
+    y = glu(pointwise(y)) * keep  # (N, C, T)
+    for sub in rest:  # depthwise conv, norm, activation, pointwise, dropout
+        y = sub(y)
+    return x + y.permute(2, 0, 1)  # (T, N, D)
+
+
+def _conformer_layer(layer: nn.Module, x: torch.Tensor, pad_mask: torch.Tensor,
+                     keep: torch.Tensor) -> torch.Tensor:
+    """``torchaudio.models.conformer.ConformerLayer.forward`` with :func:`_convolution`."""
+    x = x + 0.5 * layer.ffn1(x)
+    y = layer.self_attn_layer_norm(x)
+    y, _ = layer.self_attn(query=y, key=y, value=y, key_padding_mask=pad_mask, need_weights=False)
+    x = x + layer.self_attn_dropout(y)
+    x = _convolution(layer, x, keep)
+    x = x + 0.5 * layer.ffn2(x)
+    return layer.final_layer_norm(x)
+
+
 class ConformerCTC(nn.Module):
     """CMVN -> 4x subsampling -> Conformer -> linear over ``vocab_size`` (blank = 0)."""
 
@@ -67,8 +96,15 @@ class ConformerCTC(nn.Module):
         x = (feats - self.cmvn_mean) / self.cmvn_std  # (N, T, F)
         x = self.dropout(self.subsampling(x))  # (N, T', D)
         out_lengths = subsampled_lengths(lengths).clamp(min=1, max=x.shape[1])
-        x, _ = self.encoder(x, out_lengths)  # (N, T', D)
-        return self.output(x), out_lengths  # (N, T', V)
+        # Our own padding mask, sized by the padded time axis rather than by max(lengths)
+        # as torchaudio's Conformer.forward does: inputs padded past the longest
+        # utterance stay valid, and export needs no data-dependent shapes.
+        pad_mask = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]
+        keep = (~pad_mask).unsqueeze(1).to(x.dtype)  # (N, 1, T')
+        x = x.transpose(0, 1)  # (T', N, D)
+        for layer in self.encoder.conformer_layers:
+            x = _conformer_layer(layer, x, pad_mask, keep)
+        return self.output(x.transpose(0, 1)), out_lengths  # (N, T', V)
 
 
 def count_parameters(model: nn.Module) -> int:

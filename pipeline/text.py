@@ -1,23 +1,60 @@
 """Text normalization and the built-in sentence generator for the synthetic corpus.
 
-Normalization is applied identically to every transcript (synthetic or
-imported) before tokenization and scoring: lower case, digits spelled out,
-punctuation other than word-internal apostrophes removed, whitespace collapsed.
+Normalization (:func:`normalize`) is applied identically to every transcript,
+synthetic or imported, before it reaches a manifest; ``data.normalize`` picks
+its steps:
+
+- ``spell_numbers``: digits become words, read the way a speaker says them:
+  times (``7:45`` -> ``seven forty five``), money (``$3.50``), percentages,
+  ordinals (``21st``), years after ``in``/``since``/a month (``in 1987`` ->
+  ``in nineteen eighty seven``), decimals, and plain cardinals;
+- ``lowercase``;
+- ``strip_punctuation``: accents folded to ASCII, everything but letters,
+  digits and word-internal apostrophes removed, hyphens split words.
+
+Whitespace is always collapsed.
+
+The generator (:func:`sentence_pool`) fills about 70 grammar templates
+(errands, travel, work, weather, dates, prices, addresses, opinions) with slot
+fillers drawn from large word lists: first and last names, real cities, states
+and countries, job titles and about 2,000 nouns, verbs, adjectives and
+adverbs shipped in the ``faker`` wheel, plus hand-written everyday lists
+(objects, food, venues, relatives). Numbers, times, dates, prices and years are
+written with digits and spelled by the normalizer, so synthetic text goes
+through exactly the path imported text does. Everything is drawn from a seeded
+``random.Random``, so a seed gives the same sentences on every machine with the
+same ``faker`` version (pinned in ``pyproject.toml``).
+
+Usage::
+
+    from pipeline.text import normalize, sentence_pool
+    normalize("Call me at 7:45 on March 3rd!")   # 'call me at seven forty five on march third'
+    sentence_pool(1000, seed=0, min_words=3, max_words=12)
 """
 
 from __future__ import annotations
 
+import functools
 import random
 import re
+import unicodedata
 from pathlib import Path
+from typing import Callable, Optional
+
+from pipeline.config import NormalizeConfig
 
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
          "fourteen fifteen sixteen seventeen eighteen nineteen").split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth",
+                      "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
+_MONTHS = ("january february march april may june july august september october "
+           "november december").split()
+_DAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 
 
 def number_to_words(n: int) -> str:
-    """Spell out a non-negative integer below one billion: 342 -> 'three hundred forty two'."""
+    """Spell out an integer below one billion: 342 -> 'three hundred forty two'."""
     if n < 0:
         return "minus " + number_to_words(-n)
     if n < 20:
@@ -28,87 +65,412 @@ def number_to_words(n: int) -> str:
     for size, name in ((1_000_000, "million"), (1000, "thousand"), (100, "hundred")):
         if n >= size:
             head, rest = divmod(n, size)
+            if head >= 1000 and size == 1_000_000:
+                raise ValueError(f"number too large to spell: {n}")
             words = number_to_words(head) + " " + name
             return words if rest == 0 else words + " " + number_to_words(rest)
     raise ValueError(f"number too large to spell: {n}")
 
 
-_NUMBER = re.compile(r"\d+")
-_NON_WORD = re.compile(r"[^a-z' ]+")
-_SPACES = re.compile(r"\s+")
+def ordinal_to_words(n: int) -> str:
+    """Spell an ordinal: 21 -> 'twenty first', 40 -> 'fortieth'."""
+    *head, last = number_to_words(n).split()
+    if last in _ORDINAL_IRREGULAR:
+        last = _ORDINAL_IRREGULAR[last]
+    elif last.endswith("y"):
+        last = last[:-1] + "ieth"
+    else:
+        last += "th"
+    return " ".join([*head, last])
 
 
-def normalize(text: str) -> str:
-    """Canonical transcript form used for training targets and WER."""
-    text = text.lower().replace("-", " ")
-    text = _NUMBER.sub(lambda m: " " + number_to_words(int(m.group())) + " ", text)
-    text = _NON_WORD.sub(" ", text)
-    text = " ".join(w.strip("'") for w in text.split())
-    return _SPACES.sub(" ", text).strip()
+def year_to_words(n: int) -> str:
+    """Read a year the way people say it: 1987 -> 'nineteen eighty seven', 2005 -> 'two thousand five'."""
+    if 2000 <= n <= 2009 or n % 1000 == 0 or not 1100 <= n <= 2099:
+        return number_to_words(n)
+    head, tail = divmod(n, 100)
+    if tail == 0:
+        return number_to_words(head) + " hundred"
+    return number_to_words(head) + " " + (f"oh {_ONES[tail]}" if tail < 10 else number_to_words(tail))
 
 
-# A small grammar of everyday sentences: templates with typed slots.
-_WORDS: dict[str, list[str]] = {
-    "name": "anna ben carla david elena frank grace henry irene jack laura mike nina oscar "
-            "paula quentin rosa sam tina victor wendy xavier yusuf zoe".split(),
-    "place": "london paris berlin madrid boston chicago denver seattle toronto dublin "
-             "oslo vienna prague lisbon sydney tokyo cairo lima kyoto geneva".split(),
-    "object": "book phone ticket letter bag key lamp chair table window coat umbrella "
-              "camera bottle basket ladder kettle blanket pencil notebook".split(),
-    "adj": "red small heavy old new bright quiet broken warm cold clean green empty "
-           "strange yellow tiny huge soft".split(),
-    "verb": "found bought lost opened moved painted cleaned carried fixed sold borrowed "
-            "dropped washed wrapped packed".split(),
-    "day": "monday tuesday wednesday thursday friday saturday sunday".split(),
-    "weather": "rain snow wind sunshine fog thunder".split(),
-    "food": "bread soup rice coffee tea apples cheese pasta salad oranges".split(),
-}
-_TEMPLATES = [
-    "{name} {verb} the {adj} {object} in {place}",
-    "please call {name} at {num} o'clock on {day}",
-    "the train to {place} leaves at {num} {num2}",
-    "we expect {weather} in {place} on {day}",
-    "{name} bought {num} {adj} {object}s for {name2}",
-    "did you see the {adj} {object} near the window",
-    "my flight from {place} to {place2} was {num} hours late",
-    "{name} and {name2} had {food} and {food2} for lunch",
-    "there are {num} {object}s on the {adj} table",
-    "on {day} {name} {verb} a {adj} {object}",
-    "the meeting in {place} starts at {num} thirty",
-    "can you bring some {food} and a {adj} {object}",
+def _digits(s: str) -> str:
+    """Digit by digit, for numbers too long to read as a quantity."""
+    return " ".join(_ONES[int(c)] for c in s)
+
+
+def _cardinal(s: str) -> str:
+    n = int(s)
+    return number_to_words(n) if n < 1_000_000_000 else _digits(s)
+
+
+def _decimal(s: str) -> str:
+    """'3.25' -> 'three point two five'; '12' -> 'twelve'."""
+    whole, _, frac = s.partition(".")
+    return _cardinal(whole) + (f" point {_digits(frac)}" if frac else "")
+
+
+def _time(m: re.Match) -> str:
+    hour, minute = int(m.group(1)), int(m.group(2))
+    if hour > 24 or minute > 59:
+        return f" {_cardinal(m.group(1))} {_cardinal(m.group(2))} "
+    if minute == 0:
+        return f" {number_to_words(hour)} o'clock "
+    tail = f"oh {_ONES[minute]}" if minute < 10 else number_to_words(minute)
+    return f" {number_to_words(hour)} {tail} "
+
+
+_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
+             "€": ("euro", "euros", "cent", "cents")}
+
+
+def _money(m: re.Match) -> str:
+    one, many, sub_one, sub_many = _CURRENCY[m.group(1)]
+    whole = int(m.group(2).replace(",", ""))
+    words = f"{_cardinal(str(whole))} {one if whole == 1 else many}"
+    if m.group(3) and int(m.group(3)):
+        cents = int(m.group(3))
+        words += f" {number_to_words(cents)} {sub_one if cents == 1 else sub_many}"
+    return f" {words} "
+
+
+_YEAR_CUES = "in|since|until|till|by|from|of|year|" + "|".join(_MONTHS)
+_NUMBER_RULES: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
+    (re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d\d))?\b"), _money),
+    (re.compile(r"\b(\d{1,2}):(\d\d)\b"), _time),
+    (re.compile(r"\b(\d+(?:\.\d+)?)\s?%"), lambda m: f" {_decimal(m.group(1))} percent "),
+    (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE),
+     lambda m: f" {ordinal_to_words(int(m.group(1)))} " if len(m.group(1)) < 10 else m.group()),
+    (re.compile(rf"\b({_YEAR_CUES})\s+(1[1-9]\d\d|20\d\d)\b", re.IGNORECASE),
+     lambda m: f" {m.group(1)} {year_to_words(int(m.group(2)))} "),
+    (re.compile(r"\b(\d{1,3}(?:,\d{3})+)\b"), lambda m: f" {_cardinal(m.group(1).replace(',', ''))} "),
+    (re.compile(r"\b\d+\.\d+\b"), lambda m: f" {_decimal(m.group())} "),
+    (re.compile(r"\d+"), lambda m: f" {_cardinal(m.group())} "),
 ]
 
 
-def load_text_file(path: str | Path) -> list[str]:
-    """Sentences from a user text file, one per line; blank lines are skipped."""
-    lines = [normalize(line) for line in Path(path).read_text(encoding="utf-8").splitlines()]
+def spell_numbers(text: str) -> str:
+    """Replace every digit sequence in ``text`` with words (times, money, ordinals, years...)."""
+    for pattern, replace in _NUMBER_RULES:
+        text = pattern.sub(replace, text)
+    return text
+
+
+def fold_accents(text: str) -> str:
+    """'Café Zürich' -> 'Cafe Zurich': decompose and drop combining marks."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+_NON_WORD = re.compile(r"[^A-Za-z0-9' ]+")
+_APOSTROPHES = re.compile(r"[\u2018\u2019\u02bc`]")
+_SPACES = re.compile(r"\s+")
+_DEFAULT_NORMALIZE = NormalizeConfig()
+
+
+def normalize(text: str, cfg: Optional[NormalizeConfig] = None) -> str:
+    """Canonical transcript form used for training targets and WER (see module docstring)."""
+    cfg = cfg or _DEFAULT_NORMALIZE
+    text = unicodedata.normalize("NFKC", text)
+    if cfg.spell_numbers:
+        text = spell_numbers(text)
+    if cfg.lowercase:
+        text = text.lower()
+    if cfg.strip_punctuation:
+        text = _APOSTROPHES.sub("'", fold_accents(text)).replace("&", " and ")
+        text = _NON_WORD.sub(" ", text.replace("-", " "))
+        text = " ".join(w.strip("'") for w in text.split())
+    return _SPACES.sub(" ", text).strip()
+
+
+def transcript_problem(raw: str) -> Optional[str]:
+    """Why a raw transcript is unusable before normalization, or ``None``.
+
+    Empty or whitespace-only text is an ``empty transcript``; text with a
+    decoding replacement character, control characters, or neither letters nor
+    digits (``"[noise]"`` excepted, it has letters) is a ``non-text transcript``.
+    """
+    if not raw.strip():
+        return "empty transcript"
+    if "\ufffd" in raw or any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in raw):
+        return "non-text transcript (control or undecodable characters)"
+    if not any(c.isalnum() for c in raw):
+        return f"non-text transcript ({raw.strip()[:30]!r})"
+    return None
+
+
+# ---------------------------------------------------------------------------
+# The lexicon: hand-written everyday lists plus large word lists from faker.
+
+_OBJECTS = """book phone ticket letter bag key lamp chair table window coat umbrella camera
+bottle basket ladder kettle blanket pencil notebook laptop charger wallet jacket sweater
+scarf glove hat helmet backpack suitcase mirror clock radio speaker cushion pillow towel
+bucket candle plate bowl spoon fork knife mug teapot jar box envelope parcel stamp map
+calendar poster painting photo guitar piano violin drum bicycle scooter tent rope hammer
+drill screwdriver shovel brush sponge printer keyboard monitor tablet battery cable
+bracelet necklace ring watch sandal boot shoe sock shirt skirt dress belt tie""".split()
+_FOOD = """bread soup rice coffee tea apples cheese pasta salad oranges bananas pancakes
+noodles yogurt honey butter eggs chicken fish potatoes carrots tomatoes onions garlic
+lemons grapes cherries strawberries chocolate cake cookies muffins sandwiches pizza curry
+dumplings tacos porridge cereal juice lemonade milk""".split()
+_RELATIVES = """mother father sister brother aunt uncle cousin neighbour friend colleague
+boss grandmother grandfather son daughter wife husband niece nephew roommate teacher
+doctor dentist landlord""".split()
+_VENUES = """kitchen garden office library station airport bakery pharmacy museum stadium
+hospital market park beach harbour cafe restaurant cinema theatre school university
+church bridge hotel bank gym supermarket bookshop garage playground zoo gallery
+courthouse post_office town_hall bus_stop train_station car_park swimming_pool""".split()
+_WEATHER = "rain snow wind sunshine fog thunder storms hail frost showers drizzle heat".split()
+_TRANSPORT = "bus train tram ferry taxi bike car plane subway coach boat".split()
+_HOBBIES = """swimming cycling painting reading gardening hiking cooking fishing dancing chess
+knitting running climbing sailing skiing surfing photography singing baking pottery
+birdwatching tennis golf football basketball volleyball rowing yoga""".split()
+_STREET_KINDS = """street avenue road lane drive court place boulevard way square terrace
+crescent close hill row walk grove park gardens""".split()
+
+_VERB_STOP = set("""be have do say get going seem mean become let tend suppose exist occur
+die kill lie appear happen remain relate refer base involve""".split())
+_ADJ_STOP = set("""more some all many most other such even just any each much own another
+same few both enough less least last next sexual pregnant latter former united""".split())
+
+
+def _clean(word: str) -> str:
+    """A lexicon entry as plain ASCII words (accents folded, odd characters dropped)."""
+    return _SPACES.sub(" ", re.sub(r"[^A-Za-z' ]", " ", fold_accents(word))).strip()
+
+
+def _unique(words) -> tuple[str, ...]:  # noqa: ANN001 - any iterable of str
+    """Cleaned, de-duplicated, sorted: list order never depends on the faker release's order."""
+    return tuple(sorted({w for w in (_clean(x) for x in words) if w}))
+
+
+def _jobs(raw) -> tuple[str, ...]:  # noqa: ANN001
+    """Job titles that read naturally after 'a': no commas, slashes or parentheses, at most 3 words."""
+    return _unique(j.lower() for j in raw
+                   if not re.search(r"[,/()]", j) and len(j.split()) <= 3)
+
+
+@functools.lru_cache(maxsize=1)
+def lexicon() -> dict[str, tuple[str, ...]]:
+    """Slot name -> fillers. Proper names stay capitalised (the normalizer lowers them)."""
+    from faker.providers.address import en_US as address_us
+    from faker.providers.geo import en_US as geo_us
+    from faker.providers.job import en_US as job_us
+    from faker.providers.lorem import en_US as lorem_us
+    from faker.providers.person import en_GB as person_gb
+    from faker.providers.person import en_US as person_us
+
+    pos = lorem_us.Provider.parts_of_speech
+    us, gb = person_us.Provider, person_gb.Provider
+    return {
+        "first": _unique([*us.first_names_male, *us.first_names_female,
+                          *gb.first_names_male, *gb.first_names_female]),
+        "last": _unique([*us.last_names, *gb.last_names]),
+        "city": _unique(c[2] for c in geo_us.Provider.land_coords if len(c[2].split()) <= 2),
+        "state": _unique(address_us.Provider.states),
+        "country": _unique(c for c in address_us.Provider.countries
+                           if len(c.split()) <= 3 and not re.search(r"[(),]", c)),
+        "job": _jobs(job_us.Provider.jobs),
+        "noun": _unique(pos["noun"]),
+        "verb": _unique(v for v in pos["verb"] if v not in _VERB_STOP),
+        "adj": _unique(a for a in pos["adjective"] if a not in _ADJ_STOP),
+        "adv": _unique(a for a in pos["adverb"] if a.endswith("ly") and a != "only"),
+        "object": _unique(_OBJECTS),
+        "food": _unique(_FOOD),
+        "relative": _unique(_RELATIVES),
+        "venue": _unique(v.replace("_", " ") for v in _VENUES),
+        "weather": _unique(_WEATHER),
+        "transport": _unique(_TRANSPORT),
+        "hobby": _unique(_HOBBIES),
+        "street_kind": _unique(_STREET_KINDS),
+        "day": tuple(d.capitalize() for d in _DAYS),
+        "month": tuple(m.capitalize() for m in _MONTHS),
+    }
+
+
+def plural(noun: str) -> str:
+    """Regular English plural of a countable noun: box -> boxes, battery -> batteries."""
+    if re.search(r"(s|x|z|ch|sh)$", noun):
+        return noun + "es"
+    if re.search(r"[^aeiou]y$", noun):
+        return noun[:-1] + "ies"
+    if noun.endswith("knife"):
+        return noun[:-2] + "ves"
+    return noun + "s"
+
+
+# Slots computed from the rng rather than picked from a list; digits are spelled by
+# normalize(), ordinals are written '<n>th' and fixed by _fix_ordinals().
+_COMPUTED: dict[str, Callable[[random.Random], str]] = {
+    "num": lambda r: str(r.randint(2, 12)),
+    "count": lambda r: str(r.choice([r.randint(2, 40), r.randint(2, 40), r.randrange(50, 1000, 10)])),
+    "big": lambda r: f"{r.randrange(1000, 90000, 50):,}",
+    "time": lambda r: f"{r.randint(1, 12)}:{r.choice([0, 5, 10, 15, 20, 30, 40, 45, 50, 55, r.randint(1, 59)]):02d}",
+    "hour": lambda r: str(r.randint(1, 12)),
+    "date": lambda r: f"{r.choice(_MONTHS).capitalize()} {r.randint(1, 28)}th",
+    "ordinal": lambda r: f"{r.randint(1, 30)}th",
+    "year": lambda r: str(r.choice([r.randint(1850, 1999), r.randint(1950, 2030)])),
+    "price": lambda r: r.choice(["$", "£", "€"]) + r.choice(
+        [str(r.randint(2, 99)), f"{r.randint(1, 40)}.{r.choice([50, 99, 25, 75, r.randint(1, 99)]):02d}",
+         f"{r.randrange(100, 5000, 5):,}"]),
+    "percent": lambda r: f"{r.choice([r.randint(2, 95), r.randint(2, 95), r.randint(1, 9) + 0.5])}%",
+    "house": lambda r: str(r.choice([r.randint(1, 99), r.randint(100, 999)])),
+    "minutes": lambda r: str(r.choice([5, 10, 15, 20, 25, 30, 40, 45, 50, 90])),
+}
+
+
+def _fix_ordinals(text: str) -> str:
+    """'1th' -> '1st', '22th' -> '22nd' (teens keep 'th')."""
+    def fix(m: re.Match) -> str:
+        n = int(m.group(1))
+        suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+        return m.group(1) + suffix
+    return re.sub(r"\b(\d+)th\b", fix, text)
+
+
+_TEMPLATES = [
+    # people and places
+    "{first} {last} moved to {city} in {year}.",
+    "{first} and {first2} met in {city} on {date}.",
+    "My {relative} works as a {job} in {city}.",
+    "Have you ever been to {country}?",
+    "I have never been to {country}, but {first} has.",
+    "{first} grew up in {city} and studied in {city2}.",
+    "The {job} from {state} arrives at {time}.",
+    "{first} {last} was born on {date}, {year}.",
+    "We visited {city} and {city2} last summer.",
+    "{first} lives at {house} {last} {street_kind}.",
+    "Turn left on {last} {street_kind} and walk past the {venue}.",
+    "The {venue} on {last} {street_kind} opens at {time}.",
+    "{first} is the new {job} at the {venue}.",
+    "Ask {first} {last} about the {noun}.",
+    "Is {first} still living in {country}?",
+    "{first} wants to become a {job}.",
+    # errands and everyday life
+    "Please call {first} at {time} on {day}.",
+    "Can you pick up {food} and {food2} on the way home?",
+    "I left my {object} at the {venue} again.",
+    "{first} bought {num} {objects} for {price}.",
+    "The {adj} {object} costs {price}.",
+    "There are {count} {objects} in the {venue}.",
+    "Don't forget the {object} and the {object2}.",
+    "We had {food} and {food2} for lunch on {day}.",
+    "My {relative} makes the best {food} in {city}.",
+    "Could you bring a {adj} {object} tomorrow?",
+    "Where did you put the {object}?",
+    "{first} found a {adj} {object} under the bed.",
+    "The {object} was {adv} {adj}.",
+    "The {transport} to {city} leaves at {time}.",
+    "Our {transport} was {minutes} minutes late.",
+    "It takes {minutes} minutes by {transport} to the {venue}.",
+    "My flight from {city} to {city2} was {num} hours late.",
+    "{first} spends every {day} {hobby}.",
+    "I started {hobby} in {year}.",
+    "Is {hobby} popular in {country}?",
+    "We expect {weather} in {city} on {day}.",
+    "There was {weather} all week in {state}.",
+    "It was {adj} and {adj2} in {city} yesterday.",
+    # work and news
+    "The meeting about the {noun} starts at {time}.",
+    "The report on {noun} is due on {date}.",
+    "I think we should {verb} the {noun} before {day}.",
+    "We need to {verb} the {noun} {adv}.",
+    "Can you {verb} the {noun} for me?",
+    "Let us {verb} the {noun} after lunch.",
+    "{first} {adv} decided to {verb} the {noun}.",
+    "{first} said the {noun} was {adj}.",
+    "The {adj} {noun} was the main topic on {day}.",
+    "Nobody knows how to {verb} the {noun}.",
+    "Sales of {objects} rose by {percent} in {year}.",
+    "The price of {food} went up by {percent}.",
+    "About {big} people live in {city}.",
+    "The {noun} conference in {city} drew {big} visitors.",
+    "The {ordinal} chapter is about {noun} and {noun2}.",
+    "{first} won the {noun} award in {year}.",
+    "The {adj} {noun} in {city} is {adv} {adj2}.",
+    "The team will {verb} the {noun} by {date}.",
+    "Our {noun} budget is {price} this year.",
+    "Her {ordinal} book is about {noun}.",
+    # conversation
+    "Honestly, the {noun} seemed {adj} to me.",
+    "Why is the {noun} so {adj}?",
+    "I {adv} agree with {first} about the {noun}.",
+    "Do you remember the {adj} {noun} in {city}?",
+    "That was a {adj} {noun}, wasn't it?",
+    "What time does the {venue} close on {day}?",
+    "See you at the {venue} at {time}.",
+    "Happy birthday, {first}!",
+    "Thanks for the {food}, {first}.",
+    "Tell {first} the {noun} is {adj}.",
+    "I'll meet {first} at {time}.",
+    "{first} is {adj}.",
+    "Call {first} on {day}.",
+    "{first} loves {food}.",
+]
+_SLOT = re.compile(r"\{([a-z_]+?)(\d?)\}")
+
+
+def _fill(template: str, rng: random.Random) -> str:
+    """Fill every slot of ``template``; ``{x}`` and ``{x2}`` are drawn independently."""
+    lex = lexicon()
+    drawn: dict[str, str] = {}
+
+    def draw(m: re.Match) -> str:
+        key = m.group(1) + m.group(2)
+        if key not in drawn:
+            base = m.group(1)
+            if base == "objects":
+                drawn[key] = plural(rng.choice(lex["object"]))
+            elif base in _COMPUTED:
+                drawn[key] = _COMPUTED[base](rng)
+            else:
+                drawn[key] = rng.choice(lex[base])
+        return drawn[key]
+
+    text = _fix_ordinals(_SLOT.sub(draw, template))
+    return re.sub(r"\b([Aa]) (?=[AEIOUaeiou])", r"\1n ", text)
+
+
+def generate_sentence(rng: random.Random, min_words: int, max_words: int,
+                      cfg: Optional[NormalizeConfig] = None) -> str:
+    """One normalized sentence from the built-in grammar, within the word limits."""
+    for _ in range(200):
+        sentence = normalize(_fill(rng.choice(_TEMPLATES), rng), cfg)
+        if min_words <= len(sentence.split()) <= max_words:
+            return sentence
+    raise ValueError(f"the built-in generator could not make a sentence of {min_words}-{max_words} "
+                     "words in 200 tries; widen data.synthetic.min_words/max_words")
+
+
+def load_text_file(path: str | Path, cfg: Optional[NormalizeConfig] = None) -> list[str]:
+    """Sentences from a user text file, one per line, normalized; blank lines are skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"data.synthetic.text_file: {path} does not exist")
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    lines = [normalize(line, cfg) for line in raw.splitlines()]
     lines = [line for line in lines if line]
     if not lines:
         raise ValueError(f"{path}: no usable sentences after normalization")
     return lines
 
 
-def generate_sentence(rng: random.Random, min_words: int, max_words: int) -> str:
-    """One normalized sentence from the built-in grammar, within the word limits."""
-    for _ in range(100):
-        template = rng.choice(_TEMPLATES)
-        fill = {k: rng.choice(v) for k, v in _WORDS.items()}
-        fill.update({k + "2": rng.choice(v) for k, v in _WORDS.items()})
-        fill["num"] = str(rng.randint(1, 12))
-        fill["num2"] = str(rng.choice([5, 10, 15, 20, 25, 40, 45, 50]))
-        sentence = normalize(template.format(**fill))
-        if min_words <= len(sentence.split()) <= max_words:
-            return sentence
-    raise ValueError(f"could not generate a sentence of {min_words}-{max_words} words")
-
-
 def sentence_pool(n: int, seed: int, min_words: int, max_words: int,
-                  text_file: str | None = None) -> list[str]:
-    """``n`` distinct normalized sentences, deterministic for ``seed``."""
+                  text_file: str | None = None,
+                  normalizer: Optional[NormalizeConfig] = None) -> list[str]:
+    """``n`` distinct normalized sentences, deterministic for ``seed``.
+
+    From ``text_file`` (shuffled, filtered to ``min_words..max_words``) when
+    given, else from the built-in generator.
+    """
     rng = random.Random(seed)
     if text_file:
         sentences = list(dict.fromkeys(
-            s for s in load_text_file(text_file) if min_words <= len(s.split()) <= max_words))
+            s for s in load_text_file(text_file, normalizer)
+            if min_words <= len(s.split()) <= max_words))
         rng.shuffle(sentences)
         if len(sentences) < n:
             raise ValueError(f"{text_file}: {len(sentences)} distinct usable sentences, "
@@ -117,7 +479,7 @@ def sentence_pool(n: int, seed: int, min_words: int, max_words: int,
     pool: dict[str, None] = {}
     attempts = 0
     while len(pool) < n:
-        pool[generate_sentence(rng, min_words, max_words)] = None
+        pool[generate_sentence(rng, min_words, max_words, normalizer)] = None
         attempts += 1
         if attempts > 50 * n + 1000:
             raise ValueError(f"the built-in generator produced only {len(pool)} distinct "

@@ -1,0 +1,101 @@
+"""Single-thread CPU real-time factor of the ensemble and the students, side by side.
+
+What is timed: the acoustic model's forward pass only, from precomputed raw
+fbank ``(1, T, n_mels)`` to logits, one utterance at a time (batch 1, as a
+device transcribing one recording would run it), with one CPU thread
+(``torch.set_num_threads(1)``; onnxruntime ``intra_op_num_threads=1``). For the
+ensemble it is every teacher's forward pass plus the averaging of their
+posteriors. Not timed: reading audio, fbank extraction, greedy decoding and
+model loading. Each model first runs once untimed (warm-up); then
+``repeats`` passes over the utterances are timed, the models interleaved
+within each pass so that load from other processes hits them alike, and the
+fastest pass per model is kept.
+
+``RTF = compute seconds / audio seconds`` (lower is faster; 0.01 means one
+second of audio takes 10 ms).
+
+Usage::
+
+    rtf = measure_rtf({"student.distilled.onnx": onnx_runner(path)}, feats, seconds, repeats=3)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from pipeline.export import Runner, as_batch, torch_runner
+from pipeline.model import ConformerCTC
+from pipeline.soft_targets import combine_posteriors
+
+log = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run PyTorch on one intra-op thread, restoring the previous setting after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def ensemble_runner(teachers: Sequence[ConformerCTC], combine: str) -> Runner:
+    """Every teacher's forward pass plus posterior averaging, as one :data:`Runner`."""
+    def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x, n = torch.from_numpy(feats), torch.from_numpy(lengths)
+        with torch.no_grad():
+            outs = [t(x, n) for t in teachers]
+            probs = combine_posteriors([logits for logits, _ in outs], 1.0, combine)
+        return probs.log().numpy(), outs[0][1].numpy()
+    return run
+
+
+def time_pass(runner: Runner, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Seconds to run ``runner`` over ``batches`` once."""
+    start = time.perf_counter()
+    for feats, lengths in batches:
+        runner(feats, lengths)
+    return time.perf_counter() - start
+
+
+def measure_rtf(runners: dict[str, Runner], examples: Sequence[np.ndarray],
+                audio_seconds: float, repeats: int) -> dict[str, float]:
+    """Real-time factor per runner name over ``examples`` (each ``(T, F)`` fbank).
+
+    ``audio_seconds``: total duration of the audio the examples were computed from.
+    """
+    if not examples or audio_seconds <= 0:
+        raise ValueError("RTF benchmark needs at least one utterance with positive duration")
+    batches = [as_batch(f) for f in examples]
+    best = {name: float("inf") for name in runners}
+    with single_thread():
+        for runner in runners.values():
+            runner(*batches[0])  # warm-up: allocations, onnxruntime graph caches
+        for _ in range(repeats):
+            for name, runner in runners.items():
+                best[name] = min(best[name], time_pass(runner, batches))
+    rtf = {name: round(seconds / audio_seconds, 6) for name, seconds in best.items()}
+    log.info("RTF over %d utterances (%.1f s of audio): %s", len(examples), audio_seconds, rtf)
+    return rtf
+
+
+def student_runners(students: dict[str, ConformerCTC]) -> dict[str, Runner]:
+    """Eager PyTorch runners named ``student.<name>.torch``."""
+    return {f"student.{n}.torch": torch_runner(m.eval()) for n, m in students.items()}
+
+
+def speed_goals(rtf: dict[str, float], fast: str = "student.distilled.onnx_int8",
+                slow: str = "ensemble") -> dict[str, object]:
+    """The issue's deployment goal: ``fast`` at least 50x faster than ``slow``, RTF <= 0.01."""
+    speedup = rtf[slow] / rtf[fast] if rtf[fast] > 0 else float("inf")
+    return {"int8_speedup_vs_ensemble": round(speedup, 2),
+            "int8_at_least_50x_faster": bool(speedup >= 50.0),
+            "int8_rtf_at_most_0.01": bool(rtf[fast] <= 0.01)}

@@ -1,0 +1,137 @@
+"""PNG plots for the report (matplotlib, Agg backend: no display needed).
+
+Model names follow ``reports/metrics.json``: ``teacher.<name>``, ``ensemble``,
+``student.<name>``; colours mark the family so teachers, ensemble and students
+read apart at a glance. Every figure is written atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+from typing import Any, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
+from matplotlib.figure import Figure  # noqa: E402
+
+from pipeline.io import atomic_path  # noqa: E402
+
+log = logging.getLogger(__name__)
+
+COLOURS = {"teacher": "#7f7f7f", "ensemble": "#1f77b4", "student": "#ff7f0e"}
+# (steps, values) of one metric of one training run
+Curve = tuple[list[float], list[float]]
+
+
+def family(name: str) -> str:
+    """``teacher``, ``ensemble`` or ``student`` from a model name like ``student.distilled``."""
+    return name.split(".", 1)[0]
+
+
+def colour(name: str) -> str:
+    return COLOURS.get(family(name), "#2ca02c")
+
+
+def save(fig: Figure, path: Path) -> None:
+    """Write ``fig`` as PNG atomically and close it."""
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
+def wer_per_model(wer: dict[str, float], path: Path) -> None:
+    """Horizontal bars of test WER, one per model, in the report's row order."""
+    names = list(wer)
+    fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.2))
+    bars = ax.barh(names, [wer[n] for n in names], color=[colour(n) for n in names])
+    ax.bar_label(bars, fmt="%.3f", padding=3, fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("test WER (lower is better)")
+    ax.set_xlim(0, max(1.0, max(wer.values()) * 1.15))
+    ax.set_title("WER per model")
+    save(fig, path)
+
+
+def scatter_labelled(points: Sequence[tuple[str, float, float]], path: Path, xlabel: str,
+                     title: str, log_x: bool) -> None:
+    """One labelled point per ``(name, x, y)``, y is test WER."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, x, y in points:
+        ax.scatter([x], [y], color=colour(name), s=40, zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+    if log_x:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test WER (lower is better)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.margins(x=0.25, y=0.15)
+    save(fig, path)
+
+
+def wer_vs_params(wer: dict[str, float], params: dict[str, int], path: Path) -> None:
+    """Test WER against parameter count (the ensemble counts all its teachers)."""
+    points = [(n, float(params[n]), w) for n, w in wer.items() if params.get(n)]
+    scatter_labelled(points, path, "parameters", "WER against model size", log_x=True)
+
+
+def wer_vs_rtf(points: Sequence[tuple[str, float, float]], path: Path) -> None:
+    """Test WER against single-thread CPU real-time factor, ``(name, rtf, wer)`` points."""
+    scatter_labelled(points, path, "CPU real-time factor, 1 thread (lower is faster)",
+                     "WER against CPU speed", log_x=True)
+
+
+def read_tsv_curve(path: Path) -> Curve:
+    """A dvclive ``plots/metrics/<metric>.tsv`` file: columns ``step`` and the metric."""
+    steps, values = [], []
+    with Path(path).open(newline="") as f:
+        for row in csv.DictReader(f, delimiter="\t"):
+            metric = [k for k in row if k not in ("step", "timestamp")]
+            if not metric:
+                raise ValueError(f"{path}: no metric column besides step")
+            steps.append(float(row["step"]))
+            values.append(float(row[metric[0]]))
+    return steps, values
+
+
+def read_run_curves(run_dir: Path) -> dict[str, Curve]:
+    """Every metric curve of one dvclive run directory, keyed by metric name."""
+    files = sorted((Path(run_dir) / "plots" / "metrics").glob("*.tsv"))
+    return {f.stem: read_tsv_curve(f) for f in files}
+
+
+def training_curves(runs: dict[str, dict[str, Curve]], path: Path) -> None:
+    """One panel per metric (``train_loss``, ``dev_wer``, ...), one line per model."""
+    metrics = sorted({m for curves in runs.values() for m in curves})
+    if not metrics:
+        raise ValueError(f"{path}: no training curves to plot")
+    cols = min(2, len(metrics))
+    rows = -(-len(metrics) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.3 * rows), squeeze=False)
+    for ax, metric in zip(axes.flat, metrics):
+        for name, curves in runs.items():
+            if metric in curves:
+                steps, values = curves[metric]
+                epochs = [s + 1 for s in steps]  # the trainer logs one dvclive step per epoch
+                ax.plot(epochs, values, marker="o" if len(steps) < 20 else None,
+                        label=name, color=colour(name),
+                        linestyle="-" if family(name) == "student" else "--")
+        ax.set_title(metric)
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(metrics):]:
+        ax.set_visible(False)
+    fig.suptitle("Training curves")
+    fig.tight_layout()
+    save(fig, path)
+
+
+def describe(path: Path) -> dict[str, Any]:
+    """Size and pixel dimensions of a written PNG (for logs and tests)."""
+    image = plt.imread(str(path))
+    return {"bytes": Path(path).stat().st_size, "height": image.shape[0], "width": image.shape[1]}

@@ -1,0 +1,74 @@
+import copy
+
+import pytest
+import yaml
+
+from pipeline.config import ParamsError, load_params, parse_params
+
+
+@pytest.fixture
+def tiny(root):
+    return yaml.safe_load((root / "profiles" / "tiny.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", ["params.yaml", "profiles/tiny.yaml"])
+def test_shipped_profiles_validate(root, name):
+    params = load_params(root / name)
+    assert params.teacher_names()[0] == "guide"
+    assert {"baseline", "distilled"} <= set(params.students)
+
+
+def test_unknown_top_level_key_is_named(tiny):
+    tiny["distil"] = {"temperature": 3}
+    with pytest.raises(ParamsError) as err:
+        parse_params(tiny)
+    msg = str(err.value)
+    assert "unknown key 'distil'" in msg
+    assert "distill" in msg  # the valid keys are listed
+
+
+def test_mistyped_nested_key_lists_valid_keys(tiny):
+    tiny["distill"]["temprature"] = 3.0
+    with pytest.raises(ParamsError) as err:
+        parse_params(tiny)
+    msg = str(err.value)
+    assert "unknown key 'distill.temprature'" in msg
+    assert "temperature" in msg and "top_k" in msg
+
+
+def test_mistyped_key_inside_a_named_teacher(tiny):
+    tiny["teachers"]["t1"]["model"]["d_modle"] = 64
+    with pytest.raises(ParamsError) as err:
+        parse_params(tiny)
+    msg = str(err.value)
+    assert "teachers.t1.model.d_modle" in msg
+    assert "d_model" in msg
+
+
+def test_wrong_type_and_range(tiny):
+    bad = copy.deepcopy(tiny)
+    bad["distill"]["temperature"] = "hot"
+    with pytest.raises(ParamsError, match="distill.temperature"):
+        parse_params(bad)
+    bad = copy.deepcopy(tiny)
+    bad["students"]["distilled"]["alpha"] = 1.5
+    with pytest.raises(ParamsError, match="students.distilled.alpha"):
+        parse_params(bad)
+
+
+def test_baseline_must_be_undistilled(tiny):
+    tiny["students"]["baseline"]["alpha"] = 0.5
+    with pytest.raises(ParamsError, match="baseline.alpha must be 0"):
+        parse_params(tiny)
+
+
+def test_missing_required_student(tiny):
+    del tiny["students"]["distilled"]
+    with pytest.raises(ParamsError, match="distilled"):
+        parse_params(tiny)
+
+
+def test_heads_must_divide_d_model(tiny):
+    tiny["student"]["num_heads"] = 3
+    with pytest.raises(ParamsError, match="divisible"):
+        parse_params(tiny)

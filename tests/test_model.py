@@ -1,0 +1,65 @@
+import torch
+
+from pipeline.config import ModelConfig
+from pipeline.ctc import ctc_loss, greedy_decode
+from pipeline.model import ConformerCTC, load_model, save_model, subsampled_lengths
+
+TINY = ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64, conv_kernel=7,
+                   subsampling_channels=8, dropout=0.0)
+
+
+def test_shapes_and_four_times_subsampling():
+    model = ConformerCTC(TINY, n_mels=80, vocab_size=20).eval()
+    feats = torch.randn(3, 101, 80)
+    lengths = torch.tensor([101, 80, 40])
+    logits, out_lengths = model(feats, lengths)
+    assert logits.shape == (3, int(subsampled_lengths(torch.tensor(101))), 20)
+    assert out_lengths.tolist() == subsampled_lengths(lengths).tolist() == [24, 19, 9]
+
+
+def test_padding_does_not_change_outputs():
+    model = ConformerCTC(TINY, n_mels=80, vocab_size=20).eval()
+    x = torch.randn(1, 60, 80)
+    alone, n = model(x, torch.tensor([60]))
+    padded, _ = model(torch.cat([x, torch.randn(1, 40, 80)], 1), torch.tensor([60]))
+    torch.testing.assert_close(alone[0, :n[0]], padded[0, :n[0]], atol=1e-4, rtol=1e-4)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = ConformerCTC(TINY, n_mels=80, vocab_size=20).eval()
+    model.set_cmvn([1.0] * 80, [2.0] * 80)
+    save_model(model, tmp_path / "m.pt")
+    again = load_model(tmp_path / "m.pt")
+    x, n = torch.randn(2, 50, 80), torch.tensor([50, 50])
+    torch.testing.assert_close(model(x, n)[0], again(x, n)[0])
+
+
+def test_tiny_model_overfits_a_few_utterances():
+    torch.manual_seed(0)
+    model = ConformerCTC(TINY, n_mels=80, vocab_size=12)
+    feats = torch.randn(4, 120, 80)
+    lengths = torch.tensor([120, 120, 100, 90])
+    labels = [[1, 2, 3], [4, 5], [6, 7, 8, 9], [10, 11]]
+    targets = torch.tensor([t for seq in labels for t in seq], dtype=torch.int32)
+    target_lengths = torch.tensor([len(s) for s in labels], dtype=torch.int32)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(150):
+        logits, out = model(feats, lengths)
+        loss = ctc_loss(logits.log_softmax(-1), out, targets, target_lengths)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    logits, out = model(feats, lengths)
+    assert greedy_decode(logits, out) == labels
+
+
+def test_layer_matches_torchaudio_when_nothing_is_padded():
+    from pipeline.model import _conformer_layer
+
+    model = ConformerCTC(TINY, n_mels=80, vocab_size=20).eval()
+    layer = model.encoder.conformer_layers[0]
+    x = torch.randn(30, 2, TINY.d_model)  # (T, N, D)
+    mask = torch.zeros(2, 30, dtype=torch.bool)
+    ours = _conformer_layer(layer, x, mask, (~mask).unsqueeze(1).float())
+    torch.testing.assert_close(ours, layer(x, mask))

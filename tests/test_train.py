@@ -1,0 +1,89 @@
+"""Training loop: a run interrupted mid-epoch resumes from its checkpoint to the same weights."""
+import json
+
+import numpy as np
+import pytest
+import sentencepiece as spm
+import torch
+
+from pipeline.config import ModelConfig, TrainConfig
+from pipeline.loader import BatchLoader
+from pipeline.model import ConformerCTC, load_model
+from pipeline.recipes import _ctc_only
+from pipeline.store import Store, write_store
+from pipeline.train import TrainJob, train
+
+TEXTS = ["red car", "blue sky", "green tree", "old house", "new book", "warm tea",
+         "cold rain", "big dog", "small cat", "tall man", "long road", "dark night"]
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    rng = np.random.default_rng(0)
+    texts = {f"u{i:02d}": t for i, t in enumerate(TEXTS)}
+    write_store(tmp_path / "feats", ((u, {"fbank": rng.standard_normal((int(rng.integers(60, 160)), 80))})
+                                     for u in texts), {"fbank": ("float16", (80,))}, 10_000)
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXTS), model_prefix=str(tmp_path / "spm"),
+                                   vocab_size=24, model_type="char", pad_id=0, pad_piece="<blk>",
+                                   unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2)
+    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "spm.model"))
+    return BatchLoader(Store(tmp_path / "feats"), texts, sp, batch_frames=400), sp
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
+    torch.manual_seed(0)
+    model = ConformerCTC(ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64,
+                                     conv_kernel=7, subsampling_channels=8, dropout=0.1), 80, 24)
+    cfg = TrainConfig(epochs=2, lr=1e-3, warmup_steps=2, batch_frames=400, threads=1,
+                      checkpoint_every_steps=2, time_mask=10, freq_mask=5)
+    job = TrainJob(name="t", cfg=cfg, epochs=2, seed=3, loss_fn=loss_fn,
+                   checkpoint_dir=tmp_path / ckpt, live_dir=tmp_path / f"live-{tag}",
+                   fingerprint={"tag": "same"})
+    metrics = train(model, loader, loader, sp, job, tmp_path / f"{tag}.pt")
+    return load_model(tmp_path / f"{tag}.pt"), metrics
+
+
+def test_interrupted_run_resumes_to_identical_weights(tmp_path, corpus):
+    loader, sp = corpus
+    assert len(loader) >= 4, "need several batches per epoch to interrupt mid-epoch"
+    reference, ref_metrics = run(tmp_path, loader, sp, "reference", ckpt="ckpt-ref")
+
+    calls = {"n": 0}
+
+    def crashing(batch, logits, lengths):
+        calls["n"] += 1
+        if calls["n"] == len(loader) + 3:  # mid-way through the second epoch
+            raise Crash
+        return _ctc_only(batch, logits, lengths)
+
+    with pytest.raises(Crash):
+        run(tmp_path, loader, sp, "resumed", loss_fn=crashing)
+    state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    assert state["epoch"] == 1 and state["batch"] > 0  # a mid-epoch checkpoint exists
+    assert not (tmp_path / "resumed.pt").exists()  # no half-written output
+
+    resumed, metrics = run(tmp_path, loader, sp, "resumed")
+    for (k, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, msg=k)
+    assert metrics["steps"] == ref_metrics["steps"] == 2 * len(loader)
+    curve = (tmp_path / "live-resumed" / "metrics.json")
+    assert json.loads(curve.read_text())["step"] == 1  # two epochs logged (steps 0 and 1)
+
+
+@pytest.mark.parametrize("same_config", [True, False])
+def test_checkpoint_is_used_only_for_the_same_config(tmp_path, corpus, same_config):
+    loader, sp = corpus
+    run(tmp_path, loader, sp, "first")
+    state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    state["model"] = {k: torch.zeros_like(v) for k, v in state["model"].items()}  # a marker
+    if not same_config:
+        state["digest"] = "written-for-another-config"
+    torch.save(state, tmp_path / "ckpt" / "last.pt")
+    model, _ = run(tmp_path, loader, sp, "second")
+    weight = model.output.weight
+    # A finished checkpoint of the same config is taken as is; another config's is ignored.
+    assert bool((weight == 0).all()) is same_config
