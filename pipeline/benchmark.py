@@ -17,34 +17,26 @@ second of audio takes 10 ms).
 Usage::
 
     rtf = measure_rtf({"student.distilled.onnx": onnx_runner(path)}, feats, seconds, repeats=3)
+
+or, on the machine you deploy to, ``python benchmarks/rtf.py`` (after ``dvc repro export``).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from typing import Iterator, Sequence
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
 
-from pipeline.export import Runner, as_batch, torch_runner
+from pipeline.export import (ONNX_FP32, ONNX_INT8, TORCHSCRIPT, Runner, as_batch, onnx_runner,
+                             single_thread, torch_runner, torchscript_runner)
 from pipeline.model import ConformerCTC
 from pipeline.soft_targets import combine_posteriors
 
 log = logging.getLogger(__name__)
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch on one intra-op thread, restoring the previous setting after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def ensemble_runner(teachers: Sequence[ConformerCTC], combine: str) -> Runner:
@@ -87,9 +79,14 @@ def measure_rtf(runners: dict[str, Runner], examples: Sequence[np.ndarray],
     return rtf
 
 
-def student_runners(students: dict[str, ConformerCTC]) -> dict[str, Runner]:
-    """Eager PyTorch runners named ``student.<name>.torch``."""
-    return {f"student.{n}.torch": torch_runner(m.eval()) for n, m in students.items()}
+def all_runners(teachers: Sequence[ConformerCTC], students: dict[str, ConformerCTC],
+                export_dir: Path, combine: str) -> dict[str, Runner]:
+    """The benchmark's line-up: the ensemble, every student in PyTorch, the exported distilled one."""
+    return {"ensemble": ensemble_runner(teachers, combine),
+            **{f"student.{n}.torch": torch_runner(m.eval()) for n, m in students.items()},
+            "student.distilled.torchscript": torchscript_runner(export_dir / TORCHSCRIPT),
+            "student.distilled.onnx": onnx_runner(export_dir / ONNX_FP32),
+            "student.distilled.onnx_int8": onnx_runner(export_dir / ONNX_INT8)}
 
 
 def speed_goals(rtf: dict[str, float], fast: str = "student.distilled.onnx_int8",

@@ -46,6 +46,7 @@ class SyntheticConfig(Strict):
     min_words: int = Field(3, ge=1)
     max_words: int = Field(12, ge=1)
     text_file: Optional[str] = None
+    num_workers: int = Field(2, ge=1)  # espeak-ng processes; the audio does not depend on it
 
     @model_validator(mode="after")
     def _ranges(self) -> "SyntheticConfig":
@@ -146,6 +147,9 @@ class FeaturesConfig(Strict):
     dither: float = Field(0.0, ge=0)
     shard_frames: int = Field(2_000_000, ge=1000)
     num_workers: int = Field(2, ge=1)
+    # Audio per kaldi.fbank call (utterances are concatenated on frame boundaries): fewer,
+    # larger calls amortise per-call overhead; much larger ones fall out of the CPU cache.
+    batch_seconds: float = Field(16.0, gt=0)
 
 
 class TokenizerConfig(Strict):
@@ -189,6 +193,18 @@ class TrainConfig(Strict):
     num_time_masks: int = Field(2, ge=0)
     threads: int = Field(2, ge=1)
     checkpoint_every_steps: int = Field(100, ge=1)
+    # Speed factors drawn per batch (e.g. [0.9, 1.0, 1.1]); empty = off. Ignored, with a
+    # log line, when per-frame extras (guide tokens, soft targets) are attached.
+    speed_perturb: list[float] = Field(default_factory=list)
+    # DataLoader worker processes building batches; 0 builds them in the training process.
+    loader_workers: int = Field(1, ge=0)
+
+    @model_validator(mode="after")
+    def _speeds(self) -> "TrainConfig":
+        bad = [f for f in self.speed_perturb if not 0.5 <= f <= 2.0]
+        if bad:
+            raise ValueError(f"speed_perturb factors must lie in [0.5, 2.0], got {bad}")
+        return self
 
 
 class TeacherConfig(Strict):

@@ -27,6 +27,9 @@ from pipeline.soft_targets import combine_posteriors
 
 log = logging.getLogger(__name__)
 
+# PNGs the evaluate stage writes into reports/plots/ (declared as plots in dvc.yaml).
+PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png")
+
 
 def score(refs: list[str], hyps: list[str]) -> tuple[float, float]:
     """(WER, CER) with jiwer; an empty hypothesis counts as all deletions."""
@@ -135,7 +138,7 @@ def corpus_markdown(prepare: dict[str, Any]) -> list[str]:
 def soft_targets_markdown(soft: dict[str, Any]) -> list[str]:
     """Soft-target statistics from ``reports/soft_targets.json``."""
     def fmt(value: Any) -> str:
-        return "n/a (no non-blank frames)" if value is None else f"{value}"
+        return "n/a" if value is None else f"{value}"
 
     lines = ["## Soft targets", "",
              f"teachers: {', '.join(soft.get('teachers', []))}; temperature "
@@ -214,9 +217,6 @@ def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]]
     plots.wer_vs_params(wer, params, paths[1])
     plots.training_curves(runs, paths[2])
     return paths
-
-
-PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png")
 
 
 def wer_plot_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,11 +21,12 @@ the int8 model's greedy-decoding test WER must be within
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -34,8 +35,9 @@ import torch
 from pipeline.config import ExportConfig
 from pipeline.ctc import greedy_decode
 from pipeline.evaluate import score
-from pipeline.io import write_json
+from pipeline.io import read_jsonl, write_json
 from pipeline.model import ConformerCTC
+from pipeline.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,29 @@ class ExportParityError(RuntimeError):
     """An exported model does not reproduce the eager PyTorch model."""
 
 
+@contextlib.contextmanager
+def single_thread() -> Iterator[None]:
+    """Run PyTorch on one intra-op thread, restoring the previous setting after.
+
+    Batch-1 inference of a small model gains nothing from more threads, and on
+    a shared machine their spin-waiting makes it many times slower.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def jit_warnings_off() -> Iterator[None]:
+    """Silence "`torch.jit.*` is deprecated": still how C++ and mobile runtimes load a model."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.")
+        yield
+
+
 def export_torchscript(model: ConformerCTC, path: Path) -> None:
     """Write a TorchScript trace of ``model`` that keeps batch and time symbolic.
 
@@ -67,14 +92,11 @@ def export_torchscript(model: ConformerCTC, path: Path) -> None:
     model.eval()
     example = (torch.randn(2, 400, model.n_mels), torch.tensor([400, 300]))
     other = (torch.randn(3, 123, model.n_mels), torch.tensor([123, 50, 100]))
-    with warnings.catch_warnings():
-        # torch.jit is deprecated upstream but is still how C++/mobile runtimes load a model;
-        # the tracer warnings come from shape assertions inside multi-head attention.
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
+    with jit_warnings_off():
+        # The tracer warnings come from shape assertions inside multi-head attention.
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
         traced = torch.jit.trace(model, example, check_inputs=[other])
-    torch.jit.save(traced, str(path))
+        torch.jit.save(traced, str(path))
 
 
 def export_onnx(model: ConformerCTC, path: Path, opset: int) -> None:
@@ -86,18 +108,36 @@ def export_onnx(model: ConformerCTC, path: Path, opset: int) -> None:
     time = torch.export.Dim("time", min=MIN_FRAMES, max=1_000_000)
     # The dynamo exporter keeps the time axis symbolic through the attention reshapes,
     # which the legacy tracer bakes in as constants.
-    torch.onnx.export(
-        model, (feats, lengths), str(path), input_names=["feats", "lengths"],
-        output_names=["logits", "out_lengths"], opset_version=opset, dynamo=True,
-        external_data=False, dynamic_shapes={"feats": {0: batch, 1: time}, "lengths": {0: batch}},
-        verbose=False)
+    with quiet_loggers("onnx_ir", "onnxscript"), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
+        torch.onnx.export(
+            model, (feats, lengths), str(path), input_names=["feats", "lengths"],
+            output_names=["logits", "out_lengths"], opset_version=opset, dynamo=True,
+            external_data=False, verbose=False,
+            dynamic_shapes={"feats": {0: batch, 1: time}, "lengths": {0: batch}})
+
+
+@contextlib.contextmanager
+def quiet_loggers(*names: str, level: int = logging.WARNING) -> Iterator[None]:
+    """Raise the level of third-party loggers (``""`` is the root) for the block's duration."""
+    loggers = [logging.getLogger(n) if n else logging.getLogger() for n in names]
+    before = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(max(lg.getEffectiveLevel(), level))
+    try:
+        yield
+    finally:
+        for lg, lvl in zip(loggers, before):
+            lg.setLevel(lvl)
 
 
 def quantize_int8(src: Path, dst: Path) -> None:
     """onnxruntime dynamic quantization: int8 weights, activations quantized on the fly."""
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    # The quantizer logs one INFO line per tensor it leaves in float, on the root logger.
+    with quiet_loggers("", level=logging.ERROR):
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
 
 
 def onnx_session(path: Path, threads: int = 1):
@@ -121,6 +161,12 @@ def torch_runner(model: torch.nn.Module) -> Runner:
             logits, out = model(torch.from_numpy(feats), torch.from_numpy(lengths))
         return logits.numpy(), out.numpy()
     return run
+
+
+def torchscript_runner(path: Path) -> Runner:
+    """Load a TorchScript file as a numpy :data:`Runner`."""
+    with jit_warnings_off():
+        return torch_runner(torch.jit.load(str(path)))
 
 
 def onnx_runner(path: Path, threads: int = 1) -> Runner:
@@ -198,9 +244,16 @@ def check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarr
     Returns ``{"parity": {...}, "wer": {...}}``; raises :class:`ExportParityError`
     naming the file and the measured gap when a check fails.
     """
+    with single_thread():
+        return _check_parity(model, out_dir, examples, refs, sp, cfg)
+
+
+def _check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarray],
+                  refs: Sequence[str], sp: spm.SentencePieceProcessor,
+                  cfg: ExportConfig) -> dict[str, Any]:
     model.eval()
     eager = torch_runner(model)
-    scripted = torch_runner(torch.jit.load(str(out_dir / TORCHSCRIPT)))
+    scripted = torchscript_runner(out_dir / TORCHSCRIPT)
     fp32, int8 = onnx_runner(out_dir / ONNX_FP32), onnx_runner(out_dir / ONNX_INT8)
     parity = {"torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
               "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
@@ -211,7 +264,8 @@ def check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarr
                 f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
                 f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}")
     wer = {name: score(list(refs), transcripts(runner, examples, sp))[0]
-           for name, runner in (("torch", eager), ("onnx", fp32), ("onnx_int8", int8))}
+           for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32),
+                                ("onnx_int8", int8))}
     parity["int8_wer_delta"] = round(wer["onnx_int8"] - wer["torch"], 4)
     if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
         raise ExportParityError(
@@ -219,6 +273,20 @@ def check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarr
             f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}")
     log.info("export parity: %s; test WER %s", parity, wer)
     return {"parity": parity, "wer": {f"student.distilled.{k}": v for k, v in wer.items()}}
+
+
+def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:
+    """The split's utterances in manifest order: ``id``, ``feats`` (T, F), ``text``, ``duration``."""
+    store = Store(features_dir)
+    rows = read_jsonl(manifest)
+    missing = [r["id"] for r in rows if r["id"] not in store]
+    if missing:
+        raise KeyError(f"{manifest}: {len(missing)} utterances have no features in {store.dir}, "
+                       f"e.g. {missing[:3]}")
+    if not rows:
+        raise ValueError(f"{manifest}: no utterances")
+    return [{"id": r["id"], "feats": store.get(r["id"], "fbank"), "text": r["text"],
+             "duration": float(r["duration"])} for r in rows]
 
 
 def file_sizes(paths: dict[str, Sequence[Path]]) -> dict[str, int]:

@@ -7,13 +7,26 @@ so an epoch's order can be replayed exactly when resuming from a checkpoint.
 Extras are per-utterance arrays at the model's output frame rate (guide
 argmax tokens, soft targets); the collate step checks that their frame count
 equals the model's and pads them with zeros (losses mask padded frames by length).
+
+Batches are built by a torch ``DataLoader`` whose sampler yields the epoch's buckets in
+order (``workers`` processes; 0 builds them in the calling process). What a batch holds
+depends only on ``seed``, ``epoch`` and its position, never on the worker count.
+
+Optional speed perturbation (``speed_perturb`` factors, one drawn per batch from
+``seed``, ``epoch`` and the batch's position) approximates sox ``speed`` in the feature
+domain: the time axis is resampled to ``frames / factor`` and every mel bin takes the
+energy of the frequency ``centre / factor``. It changes frame counts, so it is switched
+off (with a log line) when per-frame extras are attached; a slowed-down batch may
+exceed ``batch_frames`` by up to ``1 / min(factors)``.
 """
 
 from __future__ import annotations
 
+import logging
+import multiprocessing as mp
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -22,7 +35,10 @@ import torch
 from pipeline.model import subsampled_lengths
 from pipeline.store import Store
 
+log = logging.getLogger(__name__)
+
 Extra = Callable[[str], dict[str, np.ndarray]]
+Item = tuple[list[str], float]  # (utterance ids, speed factor) of one batch
 
 
 @dataclass
@@ -57,11 +73,65 @@ def make_buckets(frames: dict[str, int], batch_frames: int) -> list[list[str]]:
     return batches
 
 
+def _mel(hz: np.ndarray | float) -> np.ndarray:
+    return 1127.0 * np.log1p(np.asarray(hz, dtype=np.float64) / 700.0)  # Kaldi's mel scale
+
+
+def mel_positions(hz: np.ndarray, n_mels: int, sample_rate: int, low_freq: float = 20.0) -> np.ndarray:
+    """Fractional mel-bin index of frequencies ``hz`` in Kaldi's filterbank (bin k centred at k)."""
+    lo, hi = _mel(low_freq), _mel(sample_rate / 2)
+    return (_mel(hz) - lo) / ((hi - lo) / (n_mels + 1)) - 1.0
+
+
+def bin_centres(n_mels: int, sample_rate: int, low_freq: float = 20.0) -> np.ndarray:
+    """Centre frequency (Hz) of each of Kaldi's ``n_mels`` mel bins."""
+    lo, hi = _mel(low_freq), _mel(sample_rate / 2)
+    return 700.0 * np.expm1((lo + (np.arange(n_mels) + 1) * (hi - lo) / (n_mels + 1)) / 1127.0)
+
+
+def perturb_speed(feats: torch.Tensor, factor: float, sample_rate: int) -> torch.Tensor:
+    """``(T, F) -> (round(T / factor), F)`` log-mel features of the audio played ``factor`` x faster."""
+    n_frames, n_mels = feats.shape
+    out_frames = max(1, round(n_frames / factor))
+    x = torch.nn.functional.interpolate(feats.T[None], size=out_frames, mode="linear",
+                                        align_corners=False)[0].T  # (T', F)
+    pos = mel_positions(bin_centres(n_mels, sample_rate) / factor, n_mels, sample_rate)
+    pos = np.clip(pos, 0, n_mels - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_mels - 1)
+    w = torch.from_numpy(pos - lo).to(x.dtype)
+    return x[:, lo] * (1 - w) + x[:, hi] * w
+
+
+class _Batches(torch.utils.data.Dataset):
+    """Map-style dataset whose keys are :data:`Item` s: one collated batch per key."""
+
+    def __init__(self, loader: "BatchLoader") -> None:
+        self.loader = loader
+
+    def __getitem__(self, item: Item) -> "Batch":
+        ids, speed = item
+        return self.loader.collate(ids, speed)
+
+
+def _as_is(batch: Any) -> Any:
+    return batch
+
+
+def _init_worker(_: int) -> None:
+    torch.set_num_threads(1)  # the trainer owns the cores; batch building is light
+
+
 class BatchLoader:
     """Iterates length-bucketed :class:`Batch` objects over a split."""
 
     def __init__(self, store: Store, texts: dict[str, str], sp: spm.SentencePieceProcessor,
-                 batch_frames: int, extras: Optional[Extra] = None) -> None:
+                 batch_frames: int, extras: Optional[Extra] = None, *, workers: int = 0,
+                 speed_perturb: Sequence[float] = ()) -> None:
+        """``workers``: DataLoader processes (0: in-process).
+
+        ``speed_perturb``: speed factors (``train.speed_perturb``), see the module doc.
+        """
         missing = [u for u in texts if u not in store]
         if missing:
             raise KeyError(f"{len(missing)} manifest utterances have no features in "
@@ -70,6 +140,12 @@ class BatchLoader:
         self.texts = texts
         self.sp = sp
         self.extras = extras
+        self.workers = workers
+        self.speed_perturb = tuple(speed_perturb)
+        if self.speed_perturb and extras is not None:
+            log.info("%s: speed perturbation %s is off: per-frame extras are attached and "
+                     "must match the model's frame count", store.dir, list(self.speed_perturb))
+            self.speed_perturb = ()
         self.buckets = make_buckets({u: store.frames(u) for u in texts}, batch_frames)
 
     def __len__(self) -> int:
@@ -81,9 +157,18 @@ class BatchLoader:
             random.Random(f"{seed}-{epoch}").shuffle(order)
         return order
 
-    def collate(self, ids: list[str]) -> Batch:
+    def speed_of(self, seed: int, epoch: int, position: int) -> float:
+        """The speed factor of batch ``position`` of ``epoch`` (1.0 when perturbation is off)."""
+        if not self.speed_perturb:
+            return 1.0
+        return random.Random(f"{seed}-{epoch}-{position}-speed").choice(self.speed_perturb)
+
+    def collate(self, ids: list[str], speed: float = 1.0) -> Batch:
         feats = [torch.from_numpy(np.asarray(self.store.get(u, "fbank"), dtype=np.float32))
-                 for u in ids]
+                 for u in ids]  # (T, F) each
+        if speed != 1.0:
+            sr = int(self.store.meta.get("sample_rate", 16000))
+            feats = [perturb_speed(f, speed, sr) for f in feats]
         lengths = torch.tensor([len(f) for f in feats])
         padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
         tokens = [self.sp.encode(self.texts[u]) for u in ids]
@@ -113,11 +198,24 @@ class BatchLoader:
             result[name] = out
         return result
 
-    def __iter__(self):
-        for ids in self.buckets:
-            yield self.collate(ids)
+    def batches(self, items: Sequence[Item]) -> Iterator[Batch]:
+        """Collate ``items`` in order, in ``self.workers`` DataLoader processes."""
+        if self.workers == 0:
+            for ids, speed in items:
+                yield self.collate(ids, speed)
+            return
+        context = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+        yield from torch.utils.data.DataLoader(
+            _Batches(self), batch_size=None, sampler=items, collate_fn=_as_is,
+            num_workers=self.workers, worker_init_fn=_init_worker,
+            multiprocessing_context=context)
 
-    def iterate(self, seed: int, epoch: int, skip: int = 0):
+    def __iter__(self) -> Iterator[Batch]:
+        """Every batch once, shortest first, unperturbed (evaluation)."""
+        return self.batches([(ids, 1.0) for ids in self.buckets])
+
+    def iterate(self, seed: int, epoch: int, skip: int = 0) -> Iterator[Batch]:
         """Shuffled batches for ``epoch``, skipping the first ``skip`` (resume)."""
-        for ids in self.epoch_order(seed, epoch)[skip:]:
-            yield self.collate(ids)
+        order = self.epoch_order(seed, epoch)
+        return self.batches([(ids, self.speed_of(seed, epoch, i))
+                             for i, ids in enumerate(order) if i >= skip])

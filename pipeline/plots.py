@@ -17,6 +17,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (backend must be chosen first)
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter  # noqa: E402
 
 from pipeline.io import atomic_path  # noqa: E402
 
@@ -56,33 +57,66 @@ def wer_per_model(wer: dict[str, float], path: Path) -> None:
     save(fig, path)
 
 
-def scatter_labelled(points: Sequence[tuple[str, float, float]], path: Path, xlabel: str,
-                     title: str, log_x: bool) -> None:
-    """One labelled point per ``(name, x, y)``, y is test WER."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+def merge_coincident(points: Sequence[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """Join the names of points at the same place, so their labels do not overprint."""
+    merged: dict[tuple[float, float], list[str]] = {}
     for name, x, y in points:
-        ax.scatter([x], [y], color=colour(name), s=40, zorder=3)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
-    if log_x:
-        ax.set_xscale("log")
+        merged.setdefault((round(x, 12), round(y, 6)), []).append(name)
+    return [(", ".join(names), x, y) for (x, y), names in merged.items()]
+
+
+def scatter_labelled(points: Sequence[tuple[str, float, float]], path: Path, xlabel: str,
+                     title: str, tick_format: str) -> None:
+    """One labelled point per ``(name, x, y)`` on a log x axis; y is test WER.
+
+    ``tick_format``: format spec for x tick labels, e.g. ``",.0f"`` or ``"g"``.
+    """
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    # Neighbours along x get labels above and below in turn, so long names do not collide.
+    for i, (name, x, y) in enumerate(sorted(merge_coincident(points), key=lambda p: p[1])):
+        ax.scatter([x], [y], color=colour(name.split(", ")[0]), s=40, zorder=3)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 6 if i % 2 else -13),
+                    fontsize=8)
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format(v, tick_format)))
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test WER (lower is better)")
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    ax.margins(x=0.25, y=0.15)
+    ax.margins(x=0.3, y=0.15)
     save(fig, path)
 
 
 def wer_vs_params(wer: dict[str, float], params: dict[str, int], path: Path) -> None:
     """Test WER against parameter count (the ensemble counts all its teachers)."""
     points = [(n, float(params[n]), w) for n, w in wer.items() if params.get(n)]
-    scatter_labelled(points, path, "parameters", "WER against model size", log_x=True)
+    scatter_labelled(points, path, "parameters", "WER against model size", ",.0f")
 
 
 def wer_vs_rtf(points: Sequence[tuple[str, float, float]], path: Path) -> None:
-    """Test WER against single-thread CPU real-time factor, ``(name, rtf, wer)`` points."""
-    scatter_labelled(points, path, "CPU real-time factor, 1 thread (lower is faster)",
-                     "WER against CPU speed", log_x=True)
+    """Test WER against single-thread CPU real-time factor, ``(name, rtf, wer)`` points.
+
+    Runtimes of one model share its WER, so their points sit on one line: a
+    legend, not labels beside the points, names them.
+    """
+    fig, ax = plt.subplots(figsize=(7.8, 4.2))
+    palette, markers = plt.get_cmap("tab10"), "osD^vP*X"
+    for i, (name, x, y) in enumerate(sorted(points, key=lambda p: p[1])):
+        ax.scatter([x], [y], color=palette(i % 10), marker=markers[i % len(markers)], s=50,
+                   zorder=3, label=f"{name} (RTF {x:.2g})")
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format(v, "g")))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("CPU real-time factor, 1 thread (lower is faster)")
+    ax.set_ylabel("test WER (lower is better)")
+    ax.set_title("WER against CPU speed")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.margins(x=0.15, y=0.15)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
+    save(fig, path)
 
 
 def read_tsv_curve(path: Path) -> Curve:
@@ -112,16 +146,18 @@ def training_curves(runs: dict[str, dict[str, Curve]], path: Path) -> None:
     cols = min(2, len(metrics))
     rows = -(-len(metrics) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.3 * rows), squeeze=False)
+    palette = plt.get_cmap("tab10")
     for ax, metric in zip(axes.flat, metrics):
-        for name, curves in runs.items():
+        for i, (name, curves) in enumerate(runs.items()):
             if metric in curves:
                 steps, values = curves[metric]
                 epochs = [s + 1 for s in steps]  # the trainer logs one dvclive step per epoch
                 ax.plot(epochs, values, marker="o" if len(steps) < 20 else None,
-                        label=name, color=colour(name),
+                        label=name, color=palette(i % 10),
                         linestyle="-" if family(name) == "student" else "--")
         ax.set_title(metric)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(metrics):]:

@@ -72,10 +72,16 @@ class StoreWriter:
     def close(self) -> None:
         """Write the last shard and the index."""
         self._flush()
-        index = {"format": FORMAT,
-                 "fields": {k: {"dtype": d, "shape": list(s)} for k, (d, s) in self.fields.items()},
-                 "shards": self._shard, "meta": self.meta, "utterances": self.index}
-        (self.dir / "index.json").write_text(json.dumps(index))
+        write_index(self.dir, self.fields, self._shard, self.index, self.meta)
+
+
+def write_index(directory: Path, fields: dict[str, tuple[str, tuple[int, ...]]], shards: int,
+                utterances: dict[str, list[int]], meta: dict[str, Any]) -> None:
+    """Write ``index.json`` for shards already in ``directory`` (``utterances``: id -> [shard, offset, frames])."""
+    index = {"format": FORMAT,
+             "fields": {k: {"dtype": d, "shape": list(s)} for k, (d, s) in fields.items()},
+             "shards": shards, "meta": meta, "utterances": utterances}
+    (Path(directory) / "index.json").write_text(json.dumps(index))
 
 
 class Store:
@@ -92,6 +98,7 @@ class Store:
         self.fields: dict[str, Any] = index["fields"]
         self.meta: dict[str, Any] = index["meta"]
         self.index: dict[str, list[int]] = index["utterances"]
+        self.shards: int = index["shards"]
         self._shards: dict[tuple[str, int], np.ndarray] = {}
 
     def __len__(self) -> int:
@@ -119,6 +126,42 @@ class Store:
         except KeyError:
             raise KeyError(f"utterance '{utt_id}' is not in store {self.dir}") from None
         return self._shard(name, shard)[offset:offset + n]
+
+    def check(self) -> None:
+        """Verify the index against the shards; raises ``ValueError`` naming the bad file.
+
+        Every field's shard must exist with the declared dtype and shape, and the
+        utterances of each shard must tile its rows exactly (no gap, no overlap).
+        Only ``.npy`` headers are read.
+        """
+        spans: dict[int, list[tuple[int, int, str]]] = {s: [] for s in range(self.shards)}
+        for utt_id, (shard, offset, n) in self.index.items():
+            if shard not in spans or offset < 0 or n < 0:
+                raise ValueError(f"{self.dir / 'index.json'}: utterance '{utt_id}' points at "
+                                 f"shard {shard} offset {offset} frames {n}; the store has "
+                                 f"{self.shards} shards")
+            spans[shard].append((offset, n, utt_id))
+        for shard, utts in spans.items():
+            utts.sort()
+            end = 0
+            for offset, n, utt_id in utts:
+                if offset != end:
+                    raise ValueError(f"{self.dir / 'index.json'}: utterance '{utt_id}' starts at "
+                                     f"row {offset} of shard {shard}, expected {end}")
+                end += n
+            for name, spec in self.fields.items():
+                self._check_shard(name, shard, spec, end)
+
+    def _check_shard(self, name: str, shard: int, spec: dict[str, Any], rows: int) -> None:
+        path = self.dir / f"{name}-{shard:05d}.npy"
+        try:
+            a = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{path}: cannot open shard ({e})") from None
+        expected = (rows, *spec["shape"])
+        if a.shape != expected or a.dtype != np.dtype(spec["dtype"]):
+            raise ValueError(f"{path}: shard is {a.dtype} {a.shape}, the index expects "
+                             f"{spec['dtype']} {expected}")
 
     def items(self, name: str) -> Iterator[tuple[str, np.ndarray]]:
         for utt_id in self.index:

@@ -4,17 +4,30 @@ The wheel ships ``libespeak-ng.so`` and all voices, so ``pip install`` is the
 whole set-up. We drive the C API through ctypes in synchronous mode: each
 ``espeak_Synth`` call delivers its samples to a callback before returning.
 
+espeak-ng is not a pure function of its inputs: a static pitch-flutter phase
+(``Flutter_ix`` in wavegen.c) and other wavegen state carry over from one
+utterance to the next, so the same request gives different samples depending
+on what was spoken before in the process. For reproducible corpora use
+:func:`speak_batches`: it speaks each batch in a fresh process, so a batch's
+audio depends only on the batch.
+
 Usage::
 
     synth = Espeak()
     wav = synth.speak("hello world", voice="en-US+f2", rate=170, pitch=50)
     # wav: float32 numpy array at synth.sample_rate (22050 Hz)
+
+    for sample_rate, wavs in speak_batches([[("hello", "en+m1", 170, 50, 0)]], workers=1):
+        ...
 """
 
 from __future__ import annotations
 
 import ctypes
+import multiprocessing
 import threading
+from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -37,6 +50,18 @@ SYNTH_CALLBACK = ctypes.CFUNCTYPE(
 
 class EspeakError(RuntimeError):
     """espeak-ng could not be loaded or refused a request."""
+
+
+def available_variants() -> list[str]:
+    """Voice variant names shipped with the wheel (``m1``, ``f3``, ``klatt2``, ``Andy``...).
+
+    espeak-ng silently ignores an unknown ``+variant`` suffix, so callers check
+    names against this list instead of trusting ``espeak_SetVoiceByName``.
+    """
+    import espeakng_loader
+
+    folder = Path(espeakng_loader.get_data_path()) / "voices" / "!v"
+    return sorted(p.name for p in folder.iterdir() if p.is_file())
 
 
 class Espeak:
@@ -63,6 +88,7 @@ class Espeak:
         self._callback = SYNTH_CALLBACK(self._on_audio)  # keep a reference alive
         self._lib.espeak_SetSynthCallback(self._callback)
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
+        self._lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self._lib.espeak_Synth.argtypes = [
             ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
             ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
@@ -74,9 +100,14 @@ class Espeak:
         return 0
 
     def speak(self, text: str, voice: str, rate: int = 175, pitch: int = 50,
-              pitch_range: int = 50) -> np.ndarray:
-        """Synthesize ``text``; returns float32 samples in [-1, 1] at ``sample_rate``."""
+              pitch_range: int = 50, seed: int = 0) -> np.ndarray:
+        """Synthesize ``text``; returns float32 samples in [-1, 1] at ``sample_rate``.
+
+        ``seed`` seeds espeak-ng's noise generator (breathy voices, fricatives);
+        flutter state still carries over between calls (see the module docstring).
+        """
         with _LOCK:
+            self._lib.espeak_ng_SetRandSeed(int(seed))
             if self._lib.espeak_SetVoiceByName(voice.encode()) != 0:
                 raise EspeakError(f"espeak-ng has no voice '{voice}'")
             self._lib.espeak_SetParameter(PARAM_RATE, int(rate), 0)
@@ -92,3 +123,25 @@ class Espeak:
         if not chunks:
             return np.zeros(0, dtype=np.float32)
         return (np.concatenate(chunks).astype(np.float32) / 32768.0)
+
+
+Request = tuple[str, str, int, int, int]  # (text, voice, rate in words/minute, pitch 0-99, seed)
+
+
+def speak_batch(requests: list[Request]) -> tuple[int, list[np.ndarray]]:
+    """Speak ``requests`` in order in this process; returns (sample rate, waveforms)."""
+    synth = Espeak()
+    return synth.sample_rate, [synth.speak(text, voice, rate=rate, pitch=pitch, seed=seed)
+                               for text, voice, rate, pitch, seed in requests]
+
+
+def speak_batches(batches: list[list[Request]], workers: int = 1
+                  ) -> Iterator[tuple[int, list[np.ndarray]]]:
+    """Speak every batch in its own fresh process (``workers`` at a time), yielding in order.
+
+    A fresh process per batch resets espeak-ng's hidden state, so the audio of
+    a batch is the same whatever ran before it and however many workers run.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(workers, maxtasksperchild=1) as pool:
+        yield from pool.imap(speak_batch, batches, chunksize=1)

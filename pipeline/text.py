@@ -14,11 +14,12 @@ its steps:
 
 Whitespace is always collapsed.
 
-The generator (:func:`sentence_pool`) fills about 70 grammar templates
+The generator (:func:`sentence_pool`) fills about 80 grammar templates
 (errands, travel, work, weather, dates, prices, addresses, opinions) with slot
-fillers drawn from large word lists: first and last names, real cities, states
-and countries, job titles and about 2,000 nouns, verbs, adjectives and
-adverbs shipped in the ``faker`` wheel, plus hand-written everyday lists
+fillers drawn from large word lists shipped in the ``faker`` wheel (American,
+British, Irish, Indian and New Zealand first and last names, about 1,100 real cities
+and capitals, states, countries, job titles, about 2,000 nouns, verbs,
+adjectives and adverbs, business jargon), plus hand-written everyday lists
 (objects, food, venues, relatives). Numbers, times, dates, prices and years are
 written with digits and spelled by the normalizer, so synthetic text goes
 through exactly the path imported text does. Everything is drawn from a seeded
@@ -245,28 +246,38 @@ def _unique(words) -> tuple[str, ...]:  # noqa: ANN001 - any iterable of str
 
 
 def _jobs(raw) -> tuple[str, ...]:  # noqa: ANN001
-    """Job titles that read naturally after 'a': no commas, slashes or parentheses, at most 3 words."""
-    return _unique(j.lower() for j in raw
-                   if not re.search(r"[,/()]", j) and len(j.split()) <= 3)
+    """Job titles that read naturally after 'a': 'Engineer, civil' -> 'civil engineer'."""
+    titles = []
+    for job in raw:
+        if re.search(r"[/()]", job):
+            continue
+        head, _, qualifier = job.partition(", ")
+        title = f"{qualifier} {head}" if qualifier else head
+        if len(title.split()) <= 3:
+            titles.append(title.lower())
+    return _unique(titles)
 
 
 @functools.lru_cache(maxsize=1)
 def lexicon() -> dict[str, tuple[str, ...]]:
     """Slot name -> fillers. Proper names stay capitalised (the normalizer lowers them)."""
+    from faker.providers import date_time
     from faker.providers.address import en_US as address_us
+    from faker.providers.company import en_US as company_us
     from faker.providers.geo import en_US as geo_us
     from faker.providers.job import en_US as job_us
     from faker.providers.lorem import en_US as lorem_us
-    from faker.providers.person import en_GB as person_gb
-    from faker.providers.person import en_US as person_us
+    from faker.providers.person import en_GB, en_IE, en_IN, en_NZ, en_US
 
     pos = lorem_us.Provider.parts_of_speech
-    us, gb = person_us.Provider, person_gb.Provider
+    people = [m.Provider for m in (en_US, en_GB, en_IE, en_IN, en_NZ)]
+    biz_verbs, biz_adjs, biz_nouns = company_us.Provider.bsWords
     return {
-        "first": _unique([*us.first_names_male, *us.first_names_female,
-                          *gb.first_names_male, *gb.first_names_female]),
-        "last": _unique([*us.last_names, *gb.last_names]),
-        "city": _unique(c[2] for c in geo_us.Provider.land_coords if len(c[2].split()) <= 2),
+        "first": _unique(n for p in people for n in [*p.first_names_male, *p.first_names_female]),
+        "last": _unique(n for p in people for n in p.last_names),
+        "city": _unique([*(c[2] for c in geo_us.Provider.land_coords if len(c[2].split()) <= 2),
+                         *(c.capital for c in date_time.Provider.countries
+                           if len(c.capital.split()) <= 2)]),
         "state": _unique(address_us.Provider.states),
         "country": _unique(c for c in address_us.Provider.countries
                            if len(c.split()) <= 3 and not re.search(r"[(),]", c)),
@@ -275,6 +286,9 @@ def lexicon() -> dict[str, tuple[str, ...]]:
         "verb": _unique(v for v in pos["verb"] if v not in _VERB_STOP),
         "adj": _unique(a for a in pos["adjective"] if a not in _ADJ_STOP),
         "adv": _unique(a for a in pos["adverb"] if a.endswith("ly") and a != "only"),
+        "biz_verb": _unique(biz_verbs),
+        "biz_adj": _unique(a.replace("-", " ") for a in biz_adjs if a.islower() and "/" not in a),
+        "biz_noun": _unique(n.replace("-", " ") for n in biz_nouns if n.islower()),
         "object": _unique(_OBJECTS),
         "food": _unique(_FOOD),
         "relative": _unique(_RELATIVES),
@@ -333,79 +347,101 @@ _TEMPLATES = [
     "{first} {last} moved to {city} in {year}.",
     "{first} and {first2} met in {city} on {date}.",
     "My {relative} works as a {job} in {city}.",
-    "Have you ever been to {country}?",
-    "I have never been to {country}, but {first} has.",
-    "{first} grew up in {city} and studied in {city2}.",
-    "The {job} from {state} arrives at {time}.",
-    "{first} {last} was born on {date}, {year}.",
-    "We visited {city} and {city2} last summer.",
-    "{first} lives at {house} {last} {street_kind}.",
+    "Have you ever been to {city} in {country}?",
+    "I have never been to {country}, but {first} {last} has.",
+    "{first} grew up in {city} and studied {noun} in {city2}.",
+    "The {job} from {state} arrives at {time} with {first} {last}.",
+    "{first} {last} was born in {city} on {date}, {year}.",
+    "We visited {city}, {city2} and {city3} last summer.",
+    "{first} {last} lives at {house} {last2} {street_kind}.",
     "Turn left on {last} {street_kind} and walk past the {venue}.",
     "The {venue} on {last} {street_kind} opens at {time}.",
-    "{first} is the new {job} at the {venue}.",
-    "Ask {first} {last} about the {noun}.",
-    "Is {first} still living in {country}?",
-    "{first} wants to become a {job}.",
+    "{first} {last} is the new {job} at the {venue}.",
+    "Ask {first} {last} about the {adj} {noun}.",
+    "Is {first} {last} still living in {country}?",
+    "{first} wants to become a {job} like {first2} {last}.",
+    "Doctor {last} and Professor {last2} flew to {city} on {day}.",
+    "The law firm of {last} and {last2} is based in {city}.",
+    "{first} {last}, a {job} from {city}, won the {noun} prize.",
+    "Send the {noun} to {first} {last} in {city}, {country}.",
+    "{first} {last} from {city} met {first2} {last2} from {city2}.",
+    "{first} {last} and {first2} {last2} opened a {venue} in {city}.",
+    "Is {first} {last} related to {first2} {last2}?",
+    "The {job} {first} {last} flew from {city} to {city2}.",
+    "{first} {last} sold the {adj} {noun} to a {job} in {city}.",
+    "Have you heard from {first} {last} since {first2} left {city}?",
+    "The {job} from {city} is called {first} {last}.",
     # errands and everyday life
-    "Please call {first} at {time} on {day}.",
+    "Please call {first} {last} at {time} on {day}.",
     "Can you pick up {food} and {food2} on the way home?",
-    "I left my {object} at the {venue} again.",
-    "{first} bought {num} {objects} for {price}.",
-    "The {adj} {object} costs {price}.",
+    "I left my {object} at the {venue} in {city} again.",
+    "{first} bought {num} {objects} for {price} in {city}.",
+    "The {adj} {object} costs {price} at the {venue}.",
     "There are {count} {objects} in the {venue}.",
-    "Don't forget the {object} and the {object2}.",
-    "We had {food} and {food2} for lunch on {day}.",
-    "My {relative} makes the best {food} in {city}.",
-    "Could you bring a {adj} {object} tomorrow?",
-    "Where did you put the {object}?",
-    "{first} found a {adj} {object} under the bed.",
-    "The {object} was {adv} {adj}.",
+    "Don't forget the {object}, the {object2} and the {noun}.",
+    "We had {food} and {food2} with {first} on {day}.",
+    "My {relative} {first} makes the best {food} in {city}.",
+    "Could you bring a {adj} {object} for {first} tomorrow?",
+    "Where did {first} put the {adj} {object}?",
+    "{first} found a {adj} {object} near the {noun}.",
+    "The {noun} was {adv} {adj}.",
     "The {transport} to {city} leaves at {time}.",
-    "Our {transport} was {minutes} minutes late.",
+    "Our {transport} from {city} was {minutes} minutes late.",
     "It takes {minutes} minutes by {transport} to the {venue}.",
     "My flight from {city} to {city2} was {num} hours late.",
-    "{first} spends every {day} {hobby}.",
-    "I started {hobby} in {year}.",
-    "Is {hobby} popular in {country}?",
-    "We expect {weather} in {city} on {day}.",
+    "{first} {last} spends every {day} {hobby} near {city}.",
+    "{first} started {hobby} in {city} in {year}.",
+    "Is {hobby} popular in {country} or {country2}?",
+    "We expect {weather} in {city} and {city2} on {day}.",
     "There was {weather} all week in {state}.",
     "It was {adj} and {adj2} in {city} yesterday.",
     # work and news
-    "The meeting about the {noun} starts at {time}.",
-    "The report on {noun} is due on {date}.",
-    "I think we should {verb} the {noun} before {day}.",
-    "We need to {verb} the {noun} {adv}.",
-    "Can you {verb} the {noun} for me?",
-    "Let us {verb} the {noun} after lunch.",
-    "{first} {adv} decided to {verb} the {noun}.",
-    "{first} said the {noun} was {adj}.",
-    "The {adj} {noun} was the main topic on {day}.",
-    "Nobody knows how to {verb} the {noun}.",
-    "Sales of {objects} rose by {percent} in {year}.",
-    "The price of {food} went up by {percent}.",
+    "The meeting about the {adj} {noun} starts at {time}.",
+    "The report on {noun} and {noun2} is due on {date}.",
+    "I think {first} should {verb} the {noun} before {day}.",
+    "We need to {verb} the {adj} {noun} {adv}.",
+    "Can you {verb} the {noun} for {first} {last}?",
+    "Let us {verb} the {noun} and {verb2} the {noun2}.",
+    "{first} {adv} decided to {verb} the {adj} {noun}.",
+    "{first} {last} said the {noun} was {adj}.",
+    "The {adj} {noun} was the main topic in {city} on {day}.",
+    "Nobody in {city} knows how to {verb} the {noun}.",
+    "Sales of {objects} in {country} rose by {percent} in {year}.",
+    "The price of {food} in {city} went up by {percent}.",
     "About {big} people live in {city}.",
     "The {noun} conference in {city} drew {big} visitors.",
-    "The {ordinal} chapter is about {noun} and {noun2}.",
-    "{first} won the {noun} award in {year}.",
+    "The {ordinal} chapter is about {noun}, {noun2} and {noun3}.",
+    "{first} {last} won the {noun} award in {year}.",
     "The {adj} {noun} in {city} is {adv} {adj2}.",
-    "The team will {verb} the {noun} by {date}.",
-    "Our {noun} budget is {price} this year.",
-    "Her {ordinal} book is about {noun}.",
+    "{first} {last} will {verb} the {adj} {noun} in {city}.",
+    "The {adj} {noun} from {country} reached {city} on {date}.",
+    "{first} {last} wrote a {adj} article about {noun} and {noun2}.",
+    "A {adj} {noun} and a {adj2} {noun2} were found in {city}.",
+    "The {noun} and the {noun2} in {city} need {adj} {noun3}.",
+    "{first} {last} asked the {job} in {city} to {verb} the {noun}.",
+    "The team from {city} will {verb} the {noun} by {date}.",
+    "Our {noun} budget for {year} is {price}.",
+    "Her {ordinal} book is about {adj} {noun} in {country}.",
+    "We must {biz_verb} {biz_adj} {biz_noun} by {date}.",
+    "{first} {last} wants a {biz_adj} {biz_noun} for the {noun} team.",
+    "The board in {city} hired {first} {last} to {biz_verb} our {biz_noun}.",
+    "{last} and {last2} announced a {biz_adj} {biz_noun} on {day}.",
     # conversation
-    "Honestly, the {noun} seemed {adj} to me.",
-    "Why is the {noun} so {adj}?",
-    "I {adv} agree with {first} about the {noun}.",
+    "Honestly, the {noun} seemed {adj} to {first}.",
+    "Why is the {noun} in {city} so {adj}?",
+    "I {adv} agree with {first} {last} about the {noun}.",
     "Do you remember the {adj} {noun} in {city}?",
-    "That was a {adj} {noun}, wasn't it?",
-    "What time does the {venue} close on {day}?",
-    "See you at the {venue} at {time}.",
-    "Happy birthday, {first}!",
+    "That was a {adj} {noun}, wasn't it, {first}?",
+    "What time does the {venue} in {city} close on {day}?",
+    "See you at the {venue} at {time}, {first}.",
+    "Happy birthday, {first} {last}!",
     "Thanks for the {food}, {first}.",
     "Tell {first} the {noun} is {adj}.",
-    "I'll meet {first} at {time}.",
-    "{first} is {adj}.",
-    "Call {first} on {day}.",
+    "I'll meet {first} {last} at {time}.",
+    "{first} {last} is {adj}.",
+    "Call {first} {last} on {day}.",
     "{first} loves {food}.",
+    "Welcome to {city}, {first}.",
 ]
 _SLOT = re.compile(r"\{([a-z_]+?)(\d?)\}")
 

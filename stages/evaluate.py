@@ -2,16 +2,19 @@
 
 Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
-         --soft-targets-metrics reports/soft_targets.json --metrics reports/metrics.json \
-         --summary reports/summary.md --plot reports/plots/wer.json
+         --soft-targets-metrics reports/soft_targets.json --prepare-metrics reports/prepare.json \
+         --train-reports reports --live dvclive --metrics reports/metrics.json \
+         --summary reports/summary.md --plot reports/plots/wer.json --plots-dir reports/plots
 """
+import os
 from pathlib import Path
 
 import torch
 
-from pipeline.evaluate import evaluate_models, report_markdown, wer_plot_rows
+from pipeline.evaluate import evaluate_models, read_timings, report_markdown, wer_plot_rows, write_plots
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.model import load_model
+from pipeline.plots import read_run_curves
 from pipeline.recipes import make_loader
 from pipeline.stage import parser, run
 from pipeline.tokenizer import load_tokenizer
@@ -31,15 +34,25 @@ def main(args, params):
                                 "temperature", "top_k")}
     metrics["soft_targets"]["spike_agreement_train"] = soft["train"]["spike_agreement"]["mean"]
     metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
+    reports, live = Path(args.train_reports), Path(args.live)
+    timings = {f"teacher.{n}": t for n, t in read_timings(reports / "teachers", list(teachers)).items()}
+    timings.update({f"student.{n}": t for n, t in read_timings(reports / "students", list(students)).items()})
+    runs = {f"teacher.{n}": read_run_curves(live / "teachers" / n) for n in teachers}
+    runs.update({f"student.{n}": read_run_curves(live / "students" / n) for n in students})
+    pngs = write_plots(metrics, runs, Path(args.plots_dir))
+    summary = Path(args.summary)
     write_json(args.plot, wer_plot_rows(metrics))
-    with atomic_path(args.summary) as tmp:
-        tmp.write_text(report_markdown(metrics, soft))
+    with atomic_path(summary) as tmp:
+        tmp.write_text(report_markdown(
+            metrics, soft, corpus=read_json(args.prepare_metrics), timings=timings,
+            plot_files=[Path(os.path.relpath(p, summary.parent)).as_posix() for p in pngs]))
     write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":
     p = parser(__doc__)
     for flag in ("teachers", "students", "features", "manifests", "tokenizer",
-                 "soft-targets-metrics", "metrics", "summary", "plot"):
+                 "soft-targets-metrics", "prepare-metrics", "train-reports", "live", "metrics",
+                 "summary", "plot", "plots-dir"):
         p.add_argument(f"--{flag}", required=True)
     run(main, p.parse_args())

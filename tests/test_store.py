@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -48,3 +50,22 @@ def test_missing_store_and_unknown_id_are_named(tmp_path):
     write_store(tmp_path / "s", items(3), {"x": ("float16", (5,))}, 100)
     with pytest.raises(KeyError, match="nope"):
         Store(tmp_path / "s").get("nope", "x")
+
+
+def test_check_accepts_a_whole_store_and_names_a_short_shard(tmp_path):
+    write_store(tmp_path / "s", items(), {"x": ("float16", (5,))}, shard_frames=64)
+    store = Store(tmp_path / "s")
+    store.check()
+    np.save(tmp_path / "s" / "x-00001.npy", np.zeros((3, 5), dtype=np.float16))
+    with pytest.raises(ValueError, match=r"x-00001\.npy: shard is float16 \(3, 5\)"):
+        Store(tmp_path / "s").check()
+
+
+def test_check_names_an_index_with_a_gap(tmp_path):
+    write_store(tmp_path / "s", items(), {"x": ("float16", (5,))}, shard_frames=64)
+    index = json.loads((tmp_path / "s" / "index.json").read_text())
+    shard, offset, frames = index["utterances"]["u001"]
+    index["utterances"]["u001"] = [shard, offset + 1, frames]
+    (tmp_path / "s" / "index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"index.json: utterance 'u001' starts at row"):
+        Store(tmp_path / "s").check()

@@ -1,0 +1,39 @@
+"""Re-run the export stage's CPU real-time-factor benchmark on this machine, without exporting.
+
+Run it on the CPU you deploy to, after ``dvc repro export``; prints JSON to stdout.
+What is timed is documented in :mod:`pipeline.benchmark`.
+
+Usage: python benchmarks/rtf.py [--params params.yaml] [--utterances 20] [--repeats 3]
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+
+from pipeline.benchmark import all_runners, measure_rtf, speed_goals  # noqa: E402
+from pipeline.config import load_params  # noqa: E402
+from pipeline.export import load_split  # noqa: E402
+from pipeline.model import load_model  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--params", default="params.yaml")
+    p.add_argument("--utterances", type=int, help="default: evaluate.rtf_utterances")
+    p.add_argument("--repeats", type=int, help="default: export.rtf_repeats")
+    args = p.parse_args()
+    params = load_params(args.params)
+    test = load_split(Path("data/features/test"), Path("data/manifests/test.jsonl"))
+    bench = test[:args.utterances or params.evaluate.rtf_utterances]
+    teachers = [load_model(Path("models/teachers") / f"{n}.pt") for n in params.teacher_names()]
+    students = {n: load_model(Path("models/students") / f"{n}.pt") for n in ("baseline", "distilled")}
+    runners = all_runners(teachers, students, Path("export"), params.ensemble.combine)
+    rtf = measure_rtf(runners, [u["feats"] for u in bench], sum(u["duration"] for u in bench),
+                      args.repeats or params.export.rtf_repeats)
+    print(json.dumps({"rtf": rtf, "goals": speed_goals(rtf), "utterances": len(bench)}, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,86 @@
+"""The ``asr-distill`` command line.
+
+Usage::
+
+    asr-distill transcribe speech.wav other.flac              # one line of text per file
+    asr-distill transcribe --json *.wav                       # JSON lines with timings
+    asr-distill transcribe --model export/student.int8.onnx speech.wav
+
+Text goes to stdout; errors name the file on stderr. Every file is attempted;
+the exit code is 1 if any failed (2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+DEFAULT_MODEL = Path("export/student.onnx")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="asr-distill", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("transcribe", help="turn audio files into text with the exported student")
+    t.add_argument("files", nargs="+", type=Path, metavar="FILE",
+                   help="audio files (wav, flac, ogg, mp3, ...; any sample rate, any channels)")
+    t.add_argument("--model", type=Path, default=DEFAULT_MODEL,
+                   help="ONNX model; config.json and tokenizer.model are read from its "
+                        f"directory (default {DEFAULT_MODEL}; int8: export/student.int8.onnx)")
+    t.add_argument("--json", action="store_true",
+                   help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf")
+    t.add_argument("--threads", type=int, default=1, help="CPU threads for fbank and the model (default 1)")
+    return p
+
+
+def error(message: str) -> None:
+    print(f"asr-distill: error: {message}", file=sys.stderr)
+
+
+def transcribe(args: argparse.Namespace) -> int:
+    """Transcribe every file; a failure is reported and the next file is still tried."""
+    import torch
+
+    from pipeline.transcribe import AudioError, ExportedModel
+
+    torch.set_num_threads(args.threads)  # fbank runs in torch; extra threads only contend
+    try:
+        model = ExportedModel.load(args.model, args.threads)
+    except (FileNotFoundError, ValueError, KeyError) as e:
+        error(str(e))
+        return 1
+    failed = 0
+    for path in args.files:
+        try:
+            result = model.transcribe(path)
+        except AudioError as e:
+            error(str(e))
+            failed += 1
+            continue
+        except Exception as e:  # one bad file must not stop the batch; name it and go on
+            logging.getLogger(__name__).debug("%s", path, exc_info=True)
+            error(f"{path}: transcription failed ({type(e).__name__}: {e})")
+            failed += 1
+            continue
+        print(json.dumps(result.as_dict(), ensure_ascii=False) if args.json else result.text,
+              flush=True)
+    if failed:
+        error(f"{failed} of {len(args.files)} files failed")
+    return 1 if failed else 0
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "transcribe":
+        return transcribe(args)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""Readers for real corpora (``data.source``: librispeech, commonvoice, manifest).
+
+Each reader turns a local corpus into :class:`Candidate` utterances (audio
+path, raw transcript, speaker, split); :func:`pipeline.data.prepare` then
+reads, downmixes, resamples, checks and writes every candidate the same way,
+so imported corpora come out exactly like the synthetic one: 16-bit mono WAV
+under the audio folder and manifests ``{id, audio, text, duration, speaker}``.
+
+Layouts:
+
+- ``librispeech``: ``<root>/<subset>/<speaker>/<chapter>/<speaker>-<chapter>.trans.txt``
+  with lines ``<utt-id> <TRANSCRIPT>`` and audio ``<utt-id>.flac`` beside it;
+  ``data.librispeech.{train,dev,test}_subsets`` pick the subsets of each split.
+- ``commonvoice``: ``<root>/clips/*.mp3`` and ``<root>/{train,dev,test}.tsv``
+  (columns ``client_id``, ``path``, ``sentence``).
+- ``manifest``: a ``.jsonl`` or ``.csv``/``.tsv`` file whose rows name the audio
+  (absolute, or relative to the manifest's folder) and the text, optionally an
+  id, a speaker and a split; field names are set in ``data.manifest``.
+
+Problems found while listing (an audio file without a transcript, a malformed
+line) become rejects with a reason, never silent drops.
+
+Usage::
+
+    from pipeline.importers import list_candidates, read_audio
+    candidates, rejects = list_candidates(params.data)
+    wav, sample_rate, fixes = read_audio(candidates[0].audio, 16000)
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import logging
+import re
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+from pipeline.config import (CommonVoiceConfig, DataConfig, LibriSpeechConfig,
+                             ManifestImportConfig)
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "dev", "test")
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@dataclass
+class Candidate:
+    """One utterance of a real corpus before its audio is read."""
+
+    id: str
+    split: str
+    audio: Path
+    text: Any  # raw transcript as found (a manifest may hold a non-string), not yet normalized
+    speaker: str
+
+
+class AudioProblem(Exception):
+    """An audio file cannot be used; ``str(e)`` is the reject reason."""
+
+
+def safe_id(raw: str) -> str:
+    """An utterance id usable as a file name: 'a/b c.wav' -> 'a_b_c.wav'."""
+    return _SAFE_ID.sub("_", raw).strip("._") or "utt"
+
+
+def reject(cand_id: str, split: str, reason: str, audio: Optional[Path] = None) -> dict[str, Any]:
+    """A row of ``rejects.jsonl``."""
+    return {"id": cand_id, "split": split, "reason": reason,
+            "audio": str(audio) if audio is not None else None}
+
+
+# ---------------------------------------------------------------------------
+# Audio: read, detect damage, downmix, resample.
+
+def wav_truncation(path: Path) -> Optional[str]:
+    """For a RIFF/WAVE file whose data chunk is shorter than its header says, the shortfall.
+
+    libsndfile quietly reads what is there, so a cut-off WAV would otherwise
+    pass as a shorter, valid file whose transcript no longer matches.
+    """
+    size = path.stat().st_size
+    with path.open("rb") as f:
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        while offset + 8 <= size:
+            f.seek(offset)
+            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
+            if chunk_id == b"data":
+                available = size - offset - 8
+                unknown = chunk_size in (0, 0xFFFFFFFF)
+                if not unknown and available < chunk_size:
+                    return f"data chunk has {available} of {chunk_size} bytes"
+                return None
+            offset += 8 + chunk_size + (chunk_size & 1)
+    return None
+
+
+def _read_librosa(path: Path) -> tuple[np.ndarray, int]:
+    """Fallback decoder for formats libsndfile lacks; (frames, channels) float32."""
+    import librosa
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        wav, sr = librosa.load(str(path), sr=None, mono=False)
+    return np.atleast_2d(wav).T.astype(np.float32), int(sr)
+
+
+def decode(path: Path) -> tuple[np.ndarray, int]:
+    """Samples ``(frames, channels)`` float32 and the file's sample rate.
+
+    soundfile first, librosa for formats soundfile cannot open. Raises
+    :class:`AudioProblem` for missing, unreadable, truncated or empty files.
+    """
+    if not path.is_file():
+        raise AudioProblem("missing file")
+    if path.stat().st_size == 0:
+        raise AudioProblem("empty audio (zero-byte file)")
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a reject reason
+        try:
+            wav, sr = _read_librosa(path)
+        except Exception:  # noqa: BLE001
+            raise AudioProblem(f"unreadable audio ({_short(e)})") from None
+    else:
+        shortfall = wav_truncation(path)
+        if shortfall:
+            raise AudioProblem(f"truncated audio ({shortfall})")
+        try:
+            wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except Exception as e:  # noqa: BLE001
+            raise AudioProblem(f"truncated audio ({_short(e)})") from None
+        if info.frames > 0 and len(wav) < info.frames:
+            raise AudioProblem(f"truncated audio (read {len(wav)} of {info.frames} frames)")
+    if wav.size == 0:
+        raise AudioProblem("empty audio (no samples)")
+    return wav, sr
+
+
+def _short(e: Exception) -> str:
+    """A one-line error message without the path (the reject row has it)."""
+    return str(e).replace("\n", " ").split(": ", 1)[-1][:120]
+
+
+def read_audio(path: Path, sample_rate: int) -> tuple[np.ndarray, list[str]]:
+    """Mono float32 samples at ``sample_rate`` and the fixes applied ('downmixed', 'resampled')."""
+    wav, sr = decode(path)  # (frames, channels)
+    fixes = []
+    if wav.shape[1] > 1:
+        wav = wav.mean(axis=1, keepdims=True)
+        fixes.append("downmixed")
+    mono = wav[:, 0]
+    if sr != sample_rate:
+        mono = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), sr, sample_rate).numpy()
+        fixes.append("resampled")
+    return mono.astype(np.float32), fixes
+
+
+# ---------------------------------------------------------------------------
+# LibriSpeech.
+
+def _subset_dir(root: Path, subset: str) -> Path:
+    path = root / subset
+    if not path.is_dir():
+        found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise FileNotFoundError(f"data.librispeech: no subset folder {path}; found: "
+                                f"{', '.join(found) or 'nothing'}")
+    return path
+
+
+def librispeech_subset(root: Path, subset: str, split: str
+                       ) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Candidates of one LibriSpeech subset; audio without a transcript line is rejected."""
+    cands, rejects = [], []
+    for trans in sorted(_subset_dir(root, subset).glob("*/*/*.trans.txt")):
+        listed = set()
+        for line in trans.read_text(encoding="utf-8", errors="replace").splitlines():
+            if not line.strip():
+                continue
+            utt, _, text = line.strip().partition(" ")
+            listed.add(utt)
+            speaker = utt.split("-")[0]
+            cands.append(Candidate(safe_id(utt), split, trans.parent / f"{utt}.flac", text, speaker))
+        for flac in sorted(trans.parent.glob("*.flac")):
+            if flac.stem not in listed:
+                rejects.append(reject(safe_id(flac.stem), split,
+                                      f"no transcript (not listed in {trans.name})", flac))
+    for flac in sorted(_subset_dir(root, subset).glob("*/*/*.flac")):
+        if not list(flac.parent.glob("*.trans.txt")):
+            rejects.append(reject(safe_id(flac.stem), split, "no transcript (no .trans.txt)", flac))
+    return cands, rejects
+
+
+def librispeech_candidates(cfg: LibriSpeechConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """All candidates of the subsets chosen for train, dev and test."""
+    root = Path(cfg.root or "")
+    cands: list[Candidate] = []
+    rejects: list[dict[str, Any]] = []
+    for split, subsets in (("train", cfg.train_subsets), ("dev", cfg.dev_subsets),
+                           ("test", cfg.test_subsets)):
+        for subset in subsets:
+            c, r = librispeech_subset(root, subset, split)
+            cands += c
+            rejects += r
+    return cands, rejects
+
+
+# ---------------------------------------------------------------------------
+# Common Voice.
+
+def read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
+    """Rows of a CSV/TSV with a header line; quotes are literal text in TSVs (as in Common Voice)."""
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        return list(csv.DictReader(f, delimiter=delimiter, quoting=quoting))
+
+
+def _require_columns(path: Path, rows: list[dict[str, str]], columns: list[str]) -> None:
+    header = list(rows[0]) if rows else []
+    missing = [c for c in columns if c not in header]
+    if rows and missing:
+        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; header has "
+                         f"{', '.join(h for h in header if h)}")
+
+
+def commonvoice_candidates(cfg: CommonVoiceConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Candidates from ``clips/`` and the three split TSVs."""
+    root = Path(cfg.root or "")
+    cands: list[Candidate] = []
+    for split, name in (("train", cfg.train_tsv), ("dev", cfg.dev_tsv), ("test", cfg.test_tsv)):
+        tsv = root / name
+        if not tsv.is_file():
+            raise FileNotFoundError(f"data.commonvoice: {tsv} does not exist")
+        rows = read_table(tsv, "\t")
+        _require_columns(tsv, rows, ["path", "sentence"])
+        for row in rows:
+            clip = row.get("path") or ""
+            cands.append(Candidate(safe_id(Path(clip).stem), split, root / "clips" / clip,
+                                   row.get("sentence") or "", row.get("client_id") or "unknown"))
+    return cands, []
+
+
+# ---------------------------------------------------------------------------
+# A user manifest (JSONL or CSV/TSV).
+
+def _manifest_rows(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Rows of the user manifest, and rejects for lines that are not JSON objects."""
+    if path.suffix == ".jsonl":
+        rows, rejects = [], []
+        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace")
+                                      .splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                rejects.append(reject(f"line-{lineno}", "unknown", f"malformed manifest line "
+                                      f"{lineno} ({e.msg})"))
+                continue
+            if not isinstance(row, dict):
+                rejects.append(reject(f"line-{lineno}", "unknown",
+                                      f"malformed manifest line {lineno} (not an object)"))
+                continue
+            rows.append(row)
+        return rows, rejects
+    if path.suffix in (".csv", ".tsv"):
+        return read_table(path, "\t" if path.suffix == ".tsv" else ","), []
+    raise ValueError(f"data.manifest.path: {path} must end in .jsonl, .csv or .tsv")
+
+
+def assign_split(key: str, seed: int, dev_fraction: float, test_fraction: float) -> str:
+    """A seeded, stable split for ``key`` (a speaker or id): same key, same split."""
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    u = int.from_bytes(digest[:8], "big") / 2 ** 64
+    return "test" if u < test_fraction else "dev" if u < test_fraction + dev_fraction else "train"
+
+
+def manifest_candidates(cfg: ManifestImportConfig, seed: int
+                        ) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Candidates from a user manifest; rows lacking audio or with an unknown split are rejected."""
+    path = Path(cfg.path or "")
+    if not path.is_file():
+        raise FileNotFoundError(f"data.manifest.path: {path} does not exist")
+    rows, rejects = _manifest_rows(path)
+    cands = []
+    for i, row in enumerate(rows, 1):
+        audio = str(row.get(cfg.audio_field) or "").strip()
+        cand_id = safe_id(str(row.get(cfg.id_field) or Path(audio).stem or f"row-{i}"))
+        speaker = str(row.get(cfg.speaker_field) or "").strip()
+        split = str(row.get(cfg.split_field) or "").strip().lower()
+        if not split:
+            split = assign_split(speaker or cand_id, seed, cfg.dev_fraction, cfg.test_fraction)
+        if split not in SPLITS:
+            rejects.append(reject(cand_id, split, f"unknown split '{split}' (row {i})"))
+            continue
+        if not audio:
+            rejects.append(reject(cand_id, split, f"missing file (row {i} has no "
+                                  f"'{cfg.audio_field}')"))
+            continue
+        audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
+        cands.append(Candidate(cand_id, split, audio_path, row.get(cfg.text_field),
+                               speaker or cand_id))
+    return cands, rejects
+
+
+def list_candidates(cfg: DataConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
+    """Candidates of the real corpus named by ``cfg.source``, and listing-time rejects."""
+    if cfg.source == "librispeech":
+        return librispeech_candidates(cfg.librispeech)
+    if cfg.source == "commonvoice":
+        return commonvoice_candidates(cfg.commonvoice)
+    if cfg.source == "manifest":
+        return manifest_candidates(cfg.manifest, cfg.seed)
+    raise ValueError(f"data.source '{cfg.source}' is not an importer")

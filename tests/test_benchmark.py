@@ -1,0 +1,60 @@
+"""The single-thread CPU real-time-factor benchmark."""
+import numpy as np
+import pytest
+import torch
+
+from pipeline.benchmark import ensemble_runner, measure_rtf, speed_goals
+from pipeline.config import ModelConfig
+from pipeline.export import torch_runner
+from pipeline.model import ConformerCTC
+
+CFG = ModelConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3,
+                  subsampling_channels=4, dropout=0.0)
+
+
+def models(n: int) -> list[ConformerCTC]:
+    out = []
+    for seed in range(n):
+        torch.manual_seed(seed)
+        out.append(ConformerCTC(CFG, n_mels=40, vocab_size=12).eval())
+    return out
+
+
+def test_ensemble_runner_returns_averaged_log_posteriors():
+    a, b = models(2)
+    feats, n = np.random.default_rng(0).normal(size=(1, 200, 40)).astype(np.float32), np.array([200])
+    log_probs, lengths = ensemble_runner([a, b], "mean")(feats, n)
+    pa = torch.softmax(torch.from_numpy(torch_runner(a)(feats, n)[0]), -1)
+    pb = torch.softmax(torch.from_numpy(torch_runner(b)(feats, n)[0]), -1)
+    np.testing.assert_allclose(np.exp(log_probs), ((pa + pb) / 2).numpy(), atol=1e-5)
+    assert lengths.tolist() == [49]
+
+
+def test_measure_rtf_times_every_runner_on_one_thread():
+    before = torch.get_num_threads()
+    seen = []
+
+    def probe(feats, lengths):
+        seen.append(torch.get_num_threads())
+        return torch_runner(models(1)[0])(feats, lengths)
+
+    examples = [np.zeros((150, 40), np.float16), np.zeros((300, 40), np.float16)]
+    rtf = measure_rtf({"probe": probe, "student": torch_runner(models(1)[0])}, examples,
+                      audio_seconds=4.5, repeats=2)
+    assert set(rtf) == {"probe", "student"}
+    assert all(v > 0 for v in rtf.values())
+    assert set(seen) == {1} and len(seen) == 1 + 2 * len(examples)  # warm-up + 2 passes
+    assert torch.get_num_threads() == before
+
+
+def test_measure_rtf_needs_audio():
+    with pytest.raises(ValueError, match="at least one utterance"):
+        measure_rtf({}, [], audio_seconds=0.0, repeats=1)
+
+
+def test_speed_goals():
+    goals = speed_goals({"ensemble": 0.5, "student.distilled.onnx_int8": 0.005})
+    assert goals == {"int8_speedup_vs_ensemble": 100.0, "int8_at_least_50x_faster": True,
+                     "int8_rtf_at_most_0.01": True}
+    slow = speed_goals({"ensemble": 0.1, "student.distilled.onnx_int8": 0.02})
+    assert not slow["int8_at_least_50x_faster"] and not slow["int8_rtf_at_most_0.01"]
