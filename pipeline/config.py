@@ -147,9 +147,6 @@ class FeaturesConfig(Strict):
     dither: float = Field(0.0, ge=0)
     shard_frames: int = Field(2_000_000, ge=1000)
     num_workers: int = Field(2, ge=1)
-    # Audio per kaldi.fbank call (utterances are concatenated on frame boundaries): fewer,
-    # larger calls amortise per-call overhead; much larger ones fall out of the CPU cache.
-    batch_seconds: float = Field(16.0, gt=0)
 
 
 class TokenizerConfig(Strict):
@@ -198,6 +195,12 @@ class TrainConfig(Strict):
     speed_perturb: list[float] = Field(default_factory=list)
     # DataLoader worker processes building batches; 0 builds them in the training process.
     loader_workers: int = Field(1, ge=0)
+    # Processes per machine: >1 relaunches the stage under torchrun (PyTorch DDP).
+    nproc: int = Field(1, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    # bf16 autocast and torch.compile apply on CUDA only; the CPU path stays fp32 eager.
+    amp: Literal["none", "bf16"] = "bf16"
+    compile: bool = False
 
     @model_validator(mode="after")
     def _speeds(self) -> "TrainConfig":

@@ -35,11 +35,10 @@ writes the same bytes as an uninterrupted one. At the end the shards are hard-li
 where links are unsupported) into the final stores, ``index.json`` and ``cmvn.json`` are
 written, the result is renamed onto ``data/features`` and the work directory is emptied.
 
-Speed: utterances are extracted in batches of about ``features.batch_seconds`` of audio by
-one ``kaldi.fbank`` call over their concatenation, each utterance zero-padded to a whole
-number of frame shifts. With ``snip_edges`` (the Kaldi default) every frame lies inside one
-utterance and Kaldi's processing is per frame, so the result equals per-file extraction while
-saving per-call overheads.
+Workers (``features.num_workers`` processes, one torch thread each) take tasks of about
+``TASK_SECONDS`` of audio in manifest order; the parent streams their results into the
+current shard, so memory stays at a few tasks whatever the shard size. (Concatenating
+utterances into one ``kaldi.fbank`` call was measured and gave no speed-up.)
 """
 
 from __future__ import annotations
@@ -72,7 +71,7 @@ log = logging.getLogger(__name__)
 SHARD_FORMAT = "asr-distill-features-shard/1"
 SPLITS = ("train", "dev", "test")
 FIELD = "fbank"
-BATCHES_PER_TASK = 4  # fbank batches per worker task: scheduling only, the output is unaffected
+TASK_SECONDS = 30.0  # audio per worker task: scheduling only, the output does not depend on it
 
 Row = dict[str, Any]
 
@@ -83,7 +82,7 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
         wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as e:  # soundfile raises several types; name the file either way
         raise ValueError(f"{path}: cannot read audio ({e})") from None
-    wav = wav.mean(axis=1)
+    wav = wav[:, 0] if wav.shape[1] == 1 else wav.mean(axis=1)
     if sr != sample_rate:
         wav = AF.resample(torch.from_numpy(wav), sr, sample_rate).numpy()
     return wav
@@ -98,34 +97,11 @@ def fbank(wav: np.ndarray, sample_rate: int, cfg: FeaturesConfig) -> np.ndarray:
     return feats.numpy()
 
 
-def frame_geometry(sample_rate: int, cfg: FeaturesConfig) -> tuple[int, int]:
-    """``(window, shift)`` in samples, rounded as ``kaldi.fbank`` rounds them."""
-    return int(sample_rate * cfg.frame_length_ms / 1000), int(sample_rate * cfg.frame_shift_ms / 1000)
-
-
 def num_frames(samples: int, sample_rate: int, cfg: FeaturesConfig) -> int:
     """Frames ``kaldi.fbank`` emits for ``samples`` samples (``snip_edges=True``)."""
-    window, shift = frame_geometry(sample_rate, cfg)
+    window = int(sample_rate * cfg.frame_length_ms / 1000)  # rounded as kaldi.fbank rounds
+    shift = int(sample_rate * cfg.frame_shift_ms / 1000)
     return 0 if samples < window else 1 + (samples - window) // shift
-
-
-def fbank_batch(wavs: list[np.ndarray], sample_rate: int, cfg: FeaturesConfig) -> list[np.ndarray]:
-    """Per-utterance float32 fbank of several waveforms from one ``kaldi.fbank`` call.
-
-    Each waveform is zero-padded to a multiple of the frame shift, so utterance ``k``
-    starts on a frame boundary and its frames are rows ``start_k : start_k + frames_k``
-    of the concatenation's features; frames spanning two utterances are dropped.
-    """
-    if len(wavs) == 1:
-        return [fbank(wavs[0], sample_rate, cfg)]
-    _, shift = frame_geometry(sample_rate, cfg)
-    padded = [np.pad(w, (0, -len(w) % shift)) for w in wavs]
-    feats = fbank(np.concatenate(padded), sample_rate, cfg)  # (sum of padded / shift - ..., n_mels)
-    out, start = [], 0
-    for w, p in zip(wavs, padded):
-        out.append(feats[start:start + num_frames(len(w), sample_rate, cfg)])
-        start += len(p) // shift
-    return out
 
 
 def estimated_frames(row: Row, sample_rate: int, cfg: FeaturesConfig) -> int:
@@ -138,9 +114,9 @@ def plan_shards(rows: list[Row], sample_rate: int, cfg: FeaturesConfig) -> list[
     return _split_by(rows, lambda r: estimated_frames(r, sample_rate, cfg), cfg.shard_frames)
 
 
-def plan_batches(rows: list[Row], cfg: FeaturesConfig) -> list[list[Row]]:
-    """Split a shard's rows, in order, into fbank batches of about ``cfg.batch_seconds`` audio."""
-    return _split_by(rows, lambda r: float(r["duration"]), cfg.batch_seconds)
+def plan_tasks(rows: list[Row]) -> list[list[Row]]:
+    """Split a shard's rows, in order, into worker tasks of about ``TASK_SECONDS`` of audio."""
+    return _split_by(rows, lambda r: float(r["duration"]), TASK_SECONDS)
 
 
 def _split_by(rows: list[Row], size: Any, limit: float) -> list[list[Row]]:
@@ -188,22 +164,20 @@ def _init_worker(cfg: FeaturesConfig, sample_rate: int) -> None:
     _WORKER_CFG = (cfg, sample_rate)
 
 
-Task = list[tuple[int, list[Row]]]  # (dither seed, batch rows) per fbank batch
 Result = list[tuple[str, np.ndarray]]  # (id, (frames, n_mels) float16) per utterance
 
 
-def _extract_task(task: Task) -> Result:
+def _extract_task(rows: list[Row]) -> Result:
     assert _WORKER_CFG is not None, "worker not initialised"
     cfg, sr = _WORKER_CFG
     out: Result = []
-    for seed, rows in task:
-        if cfg.dither > 0:
-            torch.manual_seed(seed)
-        wavs = [load_audio(r["audio"], sr) for r in rows]
-        for row, feats in zip(rows, fbank_batch(wavs, sr, cfg)):
-            if not len(feats):
-                raise ValueError(f"{row['audio']}: '{row['id']}' is too short for one frame")
-            out.append((row["id"], feats.astype(np.float16)))
+    for row in rows:
+        if cfg.dither > 0:  # dither noise depends on the utterance only, not on scheduling
+            torch.manual_seed(zlib.crc32(row["id"].encode()))
+        feats = fbank(load_audio(row["audio"], sr), sr, cfg)
+        if not len(feats):
+            raise ValueError(f"{row['audio']}: '{row['id']}' is too short for one frame")
+        out.append((row["id"], feats.astype(np.float16)))
     return out
 
 
@@ -220,12 +194,6 @@ class ShardPlan:
     @property
     def sidecar(self) -> Path:
         return self.path.with_suffix(".json")
-
-    def tasks(self, split: str, shard: int, cfg: FeaturesConfig) -> list[Task]:
-        """Worker tasks, in order; a batch's dither seed depends only on its position."""
-        seeded = [(zlib.crc32(f"{split}/{shard}/{b}".encode()), rows)
-                  for b, rows in enumerate(plan_batches(self.rows, cfg))]
-        return [seeded[i:i + BATCHES_PER_TASK] for i in range(0, len(seeded), BATCHES_PER_TASK)]
 
 
 def finished_sidecar(plan: ShardPlan, n_mels: int) -> Optional[dict[str, Any]]:
@@ -268,9 +236,9 @@ class ShardWriter:
 
     def add(self, utt_id: str, feats: np.ndarray) -> None:
         self.file.write(np.ascontiguousarray(feats, dtype="<f2").tobytes())
-        x = feats.astype(np.float64)
+        x = feats.astype(np.float64)  # CMVN from the stored fp16 values
         self.sum += x.sum(0)
-        self.sum_sq += (x * x).sum(0)
+        self.sum_sq += np.einsum("tf,tf->f", x, x)
         self.ids.append(utt_id)
         self.frames.append(len(feats))
 
@@ -307,10 +275,10 @@ def plan_split(rows: list[Row], split_dir: Path, sample_rate: int,
             for k, shard in enumerate(plan_shards(rows, sample_rate, cfg))]
 
 
-def _extract_shards(todo: list[tuple[int, ShardPlan]], split: str, cfg: FeaturesConfig,
+def _extract_shards(todo: list[tuple[int, ShardPlan]], cfg: FeaturesConfig,
                     pool: Any, bar: tqdm) -> Iterator[tuple[int, dict[str, Any]]]:
     """Compute the ``todo`` shards (in order) with ``pool``; yields (shard number, sidecar)."""
-    jobs = [(k, task) for k, plan in todo for task in plan.tasks(split, k, cfg)]
+    jobs = [(k, task) for k, plan in todo for task in plan_tasks(plan.rows)]
     tasks = [task for _, task in jobs]
     results: Iterable[Result] = (pool.imap(_extract_task, tasks) if pool is not None
                                  else map(_extract_task, tasks))
@@ -344,7 +312,7 @@ def extract_split(rows: list[Row], split_dir: Path, cfg: FeaturesConfig, sample_
     log.info("%s: %d shards, %d finished earlier and reused, %d to compute", desc, len(plans),
              len(sidecars), len(todo))
     with tqdm(total=len(rows), initial=reused_utts, desc=desc, unit="utt", mininterval=2.0) as bar:
-        for k, side in _extract_shards(todo, split_dir.name, cfg, pool, bar):
+        for k, side in _extract_shards(todo, cfg, pool, bar):
             sidecars[k] = side
     seconds = sum(float(r["duration"]) for _, p in todo for r in p.rows)
     return SplitResult([sidecars[k] for k in range(len(plans))], len(plans) - len(todo),
@@ -409,7 +377,8 @@ def extract_features(manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sam
     pool = (mp.get_context("fork").Pool(cfg.num_workers, initializer=_init_worker,
                                         initargs=(cfg, sample_rate))
             if cfg.num_workers > 1 else None)
-    if pool is None:
+    threads = torch.get_num_threads()
+    if pool is None:  # one worker: extract in this process, on one thread like a worker
         _init_worker(cfg, sample_rate)
     try:
         for split in SPLITS:
@@ -417,6 +386,7 @@ def extract_features(manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sam
             results[split] = extract_split(rows, work_dir / split, cfg, sample_rate,
                                            f"fbank {split}", pool)
     finally:
+        torch.set_num_threads(threads)
         if pool is not None:
             pool.terminate()
             pool.join()

@@ -22,6 +22,7 @@ exceed ``batch_frames`` by up to ``1 / min(factors)``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import multiprocessing as mp
 import random
@@ -50,6 +51,15 @@ class Batch:
     target_lengths: torch.Tensor  # (N,)
     texts: list[str]
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # (N, T', ...)
+
+    def to(self, device: torch.device) -> "Batch":
+        """The same batch with every tensor on ``device``."""
+        if device.type == "cpu":
+            return self
+        move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
+        return Batch(self.ids, move(self.feats), move(self.lengths), move(self.targets),
+                     move(self.target_lengths), self.texts,
+                     {k: move(v) for k, v in self.extras.items()})
 
 
 def make_buckets(frames: dict[str, int], batch_frames: int) -> list[list[str]]:
@@ -89,17 +99,23 @@ def bin_centres(n_mels: int, sample_rate: int, low_freq: float = 20.0) -> np.nda
     return 700.0 * np.expm1((lo + (np.arange(n_mels) + 1) * (hi - lo) / (n_mels + 1)) / 1127.0)
 
 
+@functools.lru_cache(maxsize=64)
+def _warp(factor: float, n_mels: int, sample_rate: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Source bins and weights: bin ``j`` of the output reads frequency ``centre_j / factor``."""
+    pos = mel_positions(bin_centres(n_mels, sample_rate) / factor, n_mels, sample_rate)
+    pos = np.clip(pos, 0, n_mels - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n_mels - 1)
+    return torch.from_numpy(lo), torch.from_numpy(hi), torch.from_numpy(pos - lo).float()
+
+
 def perturb_speed(feats: torch.Tensor, factor: float, sample_rate: int) -> torch.Tensor:
     """``(T, F) -> (round(T / factor), F)`` log-mel features of the audio played ``factor`` x faster."""
     n_frames, n_mels = feats.shape
     out_frames = max(1, round(n_frames / factor))
     x = torch.nn.functional.interpolate(feats.T[None], size=out_frames, mode="linear",
                                         align_corners=False)[0].T  # (T', F)
-    pos = mel_positions(bin_centres(n_mels, sample_rate) / factor, n_mels, sample_rate)
-    pos = np.clip(pos, 0, n_mels - 1)
-    lo = np.floor(pos).astype(np.int64)
-    hi = np.minimum(lo + 1, n_mels - 1)
-    w = torch.from_numpy(pos - lo).to(x.dtype)
+    lo, hi, w = _warp(float(factor), n_mels, sample_rate)
     return x[:, lo] * (1 - w) + x[:, hi] * w
 
 
@@ -214,8 +230,15 @@ class BatchLoader:
         """Every batch once, shortest first, unperturbed (evaluation)."""
         return self.batches([(ids, 1.0) for ids in self.buckets])
 
-    def iterate(self, seed: int, epoch: int, skip: int = 0) -> Iterator[Batch]:
-        """Shuffled batches for ``epoch``, skipping the first ``skip`` (resume)."""
+    def iterate(self, seed: int, epoch: int, skip: int = 0, rank: int = 0,
+                world: int = 1) -> Iterator[Batch]:
+        """Shuffled batches for ``epoch``, skipping the first ``skip`` (resume).
+
+        Under DDP every rank walks the same order and takes its slice
+        ``ids[rank::world]`` of each global batch; a batch with fewer utterances
+        than ranks lends its first ones again so no rank ever idles.
+        """
         order = self.epoch_order(seed, epoch)
-        return self.batches([(ids, self.speed_of(seed, epoch, i))
+        return self.batches([(ids[rank::world] or [ids[rank % len(ids)]],
+                              self.speed_of(seed, epoch, i))
                              for i, ids in enumerate(order) if i >= skip])

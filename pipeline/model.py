@@ -40,6 +40,23 @@ class Subsampling(nn.Module):
         return self.proj(x.transpose(1, 2).reshape(n, t, c * f))  # (N, T', d_model)
 
 
+class ChannelNorm(nn.Module):
+    """LayerNorm over channels of a ``(N, C, T)`` tensor, frame by frame.
+
+    Replaces the BatchNorm of torchaudio's convolution module: batch statistics
+    would mix padded frames and other utterances into every frame (so outputs
+    would depend on batch composition and differ between DDP ranks and a
+    single process), and train/eval behaviour would differ.
+    """
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+
 def _convolution(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """torchaudio's convolution module with padded frames zeroed before the depthwise conv.
 
@@ -85,6 +102,9 @@ class ConformerCTC(nn.Module):
             input_dim=cfg.d_model, num_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim,
             num_layers=cfg.num_layers, depthwise_conv_kernel_size=cfg.conv_kernel,
             dropout=cfg.dropout)
+        for layer in self.encoder.conformer_layers:
+            seq = layer.conv_module.sequential
+            seq[3] = ChannelNorm(seq[3].num_features)  # was BatchNorm1d
         self.output = nn.Linear(cfg.d_model, vocab_size)
 
     def set_cmvn(self, mean: list[float], std: list[float]) -> None:

@@ -17,7 +17,7 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
-from pipeline.config import ModelConfig, Params
+from pipeline.config import ModelConfig, Params, TrainConfig
 from pipeline.ctc import ctc_loss, guided_ctc_loss
 from pipeline.io import read_json, read_jsonl
 from pipeline.kd import distillation_loss, kd_loss
@@ -35,9 +35,13 @@ def split_texts(manifest_dir: Path, split: str) -> dict[str, str]:
 
 
 def make_loader(features_dir: Path, manifest_dir: Path, split: str, sp: spm.SentencePieceProcessor,
-                batch_frames: int, extras: Optional[Extra] = None) -> BatchLoader:
+                batch_frames: int, extras: Optional[Extra] = None,
+                train: Optional[TrainConfig] = None) -> BatchLoader:
+    """A loader over ``split``; pass ``train`` for training loaders (workers, speed perturbation)."""
+    options = {} if train is None else {"workers": train.loader_workers,
+                                         "speed_perturb": train.speed_perturb}
     return BatchLoader(Store(Path(features_dir) / split), split_texts(manifest_dir, split), sp,
-                       batch_frames, extras)
+                       batch_frames, extras, **options)
 
 
 def build_model(cfg: ModelConfig, features_dir: Path, vocab_size: int, seed: int) -> ConformerCTC:
@@ -67,14 +71,14 @@ def _ctc_only(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
     return loss, {"ctc": loss.item()}
 
 
-def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any]:
-    """Train teacher ``name`` (``guide`` or a key of ``teachers``)."""
+def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> Optional[dict[str, Any]]:
+    """Train teacher ``name`` (``guide`` or a key of ``teachers``); None off DDP rank 0."""
     tcfg = params.teacher(name)
     sp = load_tokenizer(paths["tokenizer"])
     bf = params.train.batch_frames
     guided = name != "guide" and params.ensemble.align == "guide"
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
-    plain = make_loader(paths["features"], paths["manifests"], "train", sp, bf)
+    plain = make_loader(paths["features"], paths["manifests"], "train", sp, bf, train=params.train)
     loss_fn = _ctc_only
     if guided:
         guide = load_model(paths["guide"])
@@ -82,7 +86,7 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
         guide_tokens = argmax_tokens(guide, plain)
         weight = params.ensemble.guide_weight
         train_loader = make_loader(paths["features"], paths["manifests"], "train", sp, bf,
-                                   extras=lambda u: {"guide": guide_tokens[u]})
+                                   extras=lambda u: {"guide": guide_tokens[u]}, train=params.train)
 
         def loss_fn(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
             log_probs = logits.log_softmax(-1)
@@ -98,11 +102,12 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
                    fingerprint={"teacher": tcfg.model_dump(), "train": params.train.model_dump(),
                                 "guided": guided, "guide_weight": params.ensemble.guide_weight})
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
-    return {**metrics, "params": count_parameters(model), "guided": guided}
+    return None if metrics is None else {**metrics, "params": count_parameters(model),
+                                         "guided": guided}
 
 
-def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any]:
-    """Train student ``name`` on hard labels and, if ``alpha > 0``, the soft targets."""
+def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional[dict[str, Any]]:
+    """Train student ``name`` on hard labels and, if ``alpha > 0``, the soft targets; None off rank 0."""
     scfg = params.students[name]
     sp = load_tokenizer(paths["tokenizer"])
     bf = params.train.batch_frames
@@ -114,7 +119,8 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str
         temperature = float(soft.meta["temperature"])
         extras = lambda u: {"ids": soft.get(u, "ids").astype(np.int64),  # noqa: E731
                             "probs": soft.get(u, "probs"), "rest": soft.get(u, "rest")}
-    train_loader = make_loader(paths["features"], paths["manifests"], "train", sp, bf, extras)
+    train_loader = make_loader(paths["features"], paths["manifests"], "train", sp, bf, extras,
+                               train=params.train)
 
     def loss_fn(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
         ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
@@ -131,4 +137,5 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str
                    fingerprint={"student": params.student.model_dump(), "alpha": alpha,
                                 "temperature": temperature, "train": params.train.model_dump()})
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
-    return {**metrics, "params": count_parameters(model), "alpha": alpha}
+    return None if metrics is None else {**metrics, "params": count_parameters(model),
+                                         "alpha": alpha}

@@ -26,6 +26,7 @@ import torchaudio.functional as AF
 
 from pipeline.config import TrainConfig
 from pipeline.ctc import greedy_decode
+from pipeline.distributed import Context, all_reduce_sum, barrier, setup
 from pipeline.io import atomic_path
 from pipeline.loader import Batch, BatchLoader
 from pipeline.model import ConformerCTC, save_model
@@ -74,11 +75,13 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def evaluate_wer(model: ConformerCTC, loader: BatchLoader, sp: spm.SentencePieceProcessor) -> float:
+def evaluate_wer(model: ConformerCTC, loader: BatchLoader, sp: spm.SentencePieceProcessor,
+                 device: torch.device = torch.device("cpu")) -> float:
     """Greedy-decoding WER of ``model`` on every utterance of ``loader``."""
     model.eval()
     refs, hyps = [], []
     for batch in loader:
+        batch = batch.to(device)
         logits, lengths = model(batch.feats, batch.lengths)
         hyps += [sp.decode(ids) for ids in greedy_decode(logits, lengths)]
         refs += batch.texts
@@ -110,13 +113,37 @@ class Checkpointer:
         return state
 
 
-def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoader,
-          sp: spm.SentencePieceProcessor, job: TrainJob, out_path: Path) -> dict[str, Any]:
-    """Train ``model`` and write it to ``out_path``; returns final metrics."""
-    from dvclive import Live
+def autocast(ctx: Context, cfg: TrainConfig):
+    """bf16 autocast on CUDA when ``train.amp: bf16``; a no-op context on the CPU."""
+    enabled = ctx.device.type == "cuda" and cfg.amp == "bf16"
+    return torch.autocast(device_type=ctx.device.type, dtype=torch.bfloat16, enabled=enabled)
 
-    torch.manual_seed(job.seed)
-    torch.set_num_threads(job.cfg.threads)
+
+def wrap(model: ConformerCTC, ctx: Context, cfg: TrainConfig) -> torch.nn.Module:
+    """DDP across ranks when distributed; ``torch.compile`` on CUDA when asked."""
+    net: torch.nn.Module = model
+    if ctx.distributed:
+        ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+    if cfg.compile and ctx.device.type == "cuda":
+        net = torch.compile(net)
+    return net
+
+
+def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoader,
+          sp: spm.SentencePieceProcessor, job: TrainJob, out_path: Path) -> Optional[dict[str, Any]]:
+    """Train ``model`` and write it to ``out_path``; returns final metrics (None off rank 0).
+
+    Under torchrun each rank trains on its slice of every global batch and
+    scales its per-frame loss by its share of the batch's frames, so the
+    averaged gradient equals the single-process one; rank 0 alone evaluates,
+    checkpoints, logs curves and writes the model.
+    """
+    ctx = setup(job.cfg.device)
+    torch.manual_seed(job.seed + ctx.rank)
+    if ctx.device.type == "cpu":
+        torch.set_num_threads(job.cfg.threads)
+    model.to(ctx.device)
     opt = torch.optim.AdamW(model.parameters(), lr=job.cfg.lr, weight_decay=job.cfg.weight_decay)
     steps_per_epoch = len(train_loader)
     total_steps = steps_per_epoch * job.epochs
@@ -126,62 +153,82 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
-        torch.set_rng_state(state["rng"])
+        if ctx.is_main:
+            torch.set_rng_state(state["rng"])
         start_epoch, skip, step = state["epoch"], state["batch"], state["step"]
         history = json.loads(state["history"])
         log.info("%s: resuming at epoch %d, batch %d (step %d)", job.name, start_epoch + 1,
                  skip, step)
+    net = wrap(model, ctx, job.cfg)
 
-    live = Live(dir=str(job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-    for row in history:  # replay curves of the interrupted run into the fresh log
-        for key, value in row.items():
-            if key != "epoch":
-                live.log_metric(key, value)
-        live.next_step()
+    live = None
+    if ctx.is_main:
+        from dvclive import Live
+
+        live = Live(dir=str(job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+        for row in history:  # replay curves of the interrupted run into the fresh log
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(key, value)
+            live.next_step()
 
     t_start = time.time()
     for epoch in range(start_epoch, job.epochs):
-        model.train()
+        net.train()
         t_epoch, loss_sum, parts_sum, n = time.time(), 0.0, {}, 0
-        for i, batch in enumerate(train_loader.iterate(job.seed, epoch, skip), start=skip):
+        batches = train_loader.iterate(job.seed, epoch, skip, ctx.rank, ctx.world)
+        for i, batch in enumerate(batches, start=skip):
+            batch = batch.to(ctx.device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, total_steps, job.cfg)
-            feats = spec_augment(batch, model, job.cfg) if job.cfg.spec_augment else batch.feats
-            logits, lengths = model(feats, batch.lengths)
-            loss, parts = job.loss_fn(batch, logits, lengths)
+            with autocast(ctx, job.cfg):
+                feats = spec_augment(batch, model, job.cfg) if job.cfg.spec_augment else batch.feats
+                logits, lengths = net(feats, batch.lengths)
+                loss, parts = job.loss_fn(batch, logits.float(), lengths)
+            # Each rank's loss is a mean over its own frames; weight it by its share of
+            # the global batch so DDP's gradient average is the global per-frame mean.
+            frames = lengths.sum().float()
+            total = all_reduce_sum(frames.detach(), ctx)
+            scaled = loss * frames * ctx.world / total
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            scaled.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), job.cfg.grad_clip)
             opt.step()
             step += 1
             n += 1
-            loss_sum += loss.item()
+            loss_sum += float(all_reduce_sum(loss.detach() * frames, ctx) / total)
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
-            if (i + 1) % 20 == 0 or i + 1 == steps_per_epoch:
+            if ctx.is_main and ((i + 1) % 20 == 0 or i + 1 == steps_per_epoch):
                 rate = n / (time.time() - t_epoch)
                 eta = (total_steps - step) / max(rate, 1e-9)
                 log.info("%s epoch %d/%d batch %d/%d loss %.3f lr %.2e | %.2f batch/s, ETA %.0fs",
                          job.name, epoch + 1, job.epochs, i + 1, steps_per_epoch,
                          loss_sum / n, opt.param_groups[0]["lr"], rate, eta)
-            if (i + 1) % job.cfg.checkpoint_every_steps == 0 and i + 1 < steps_per_epoch:
+            if (ctx.is_main and (i + 1) % job.cfg.checkpoint_every_steps == 0
+                    and i + 1 < steps_per_epoch):
                 ckpt.save(model, opt, epoch, i + 1, step, history)
         skip = 0
-        dev_wer = evaluate_wer(model, dev_loader, sp)
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1), "dev_wer": dev_wer,
+        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1),
                **{f"train_{k}": v / max(n, 1) for k, v in parts_sum.items()}}
-        history.append(row)
-        for key, value in row.items():
-            if key != "epoch":
-                live.log_metric(key, value)
-        live.next_step()
-        log.info("%s epoch %d: train loss %.3f, dev WER %.3f (%.0fs)", job.name, epoch + 1,
-                 row["train_loss"], dev_wer, time.time() - t_epoch)
-        ckpt.save(model, opt, epoch + 1, 0, step, history)
+        if ctx.is_main:
+            row["dev_wer"] = evaluate_wer(model, dev_loader, sp, ctx.device)
+            history.append(row)
+            for key, value in row.items():
+                if key != "epoch":
+                    live.log_metric(key, value)
+            live.next_step()
+            log.info("%s epoch %d: train loss %.3f, dev WER %.3f (%.0fs)", job.name, epoch + 1,
+                     row["train_loss"], row["dev_wer"], time.time() - t_epoch)
+            ckpt.save(model, opt, epoch + 1, 0, step, history)
+        barrier(ctx)
+    if not ctx.is_main:
+        return None
     live.end()
-
+    model.cpu()
     with atomic_path(out_path) as tmp:
         save_model(model, tmp, extra={"history": json.dumps(history)})
     final = history[-1] if history else {}
     return {"dev_wer": final.get("dev_wer"), "train_loss": final.get("train_loss"),
-            "epochs": job.epochs, "steps": step, "seconds": round(time.time() - t_start, 1)}
+            "epochs": job.epochs, "steps": step, "world_size": ctx.world,
+            "device": str(ctx.device), "seconds": round(time.time() - t_start, 1)}

@@ -8,15 +8,19 @@ Usage: python stages/train_student.py --name distilled --features data/features 
 """
 from pathlib import Path
 
+from pipeline.distributed import relaunch_under_torchrun
 from pipeline.io import write_json
 from pipeline.recipes import train_student
 from pipeline.stage import parser, run
 
 
 def main(args, params):
+    relaunch_under_torchrun(params.train.nproc)
     paths = {k: Path(getattr(args, k)) for k in
              ("features", "manifests", "tokenizer", "soft_targets", "model", "checkpoints", "live")}
-    write_json(args.metrics, train_student(params, args.name, paths))
+    metrics = train_student(params, args.name, paths)
+    if metrics is not None:  # rank 0 (or the only process) writes
+        write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

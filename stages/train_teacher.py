@@ -7,17 +7,21 @@ Usage: python stages/train_teacher.py --name t1 --features data/features --manif
 """
 from pathlib import Path
 
+from pipeline.distributed import relaunch_under_torchrun
 from pipeline.io import write_json
 from pipeline.recipes import train_teacher
 from pipeline.stage import parser, run
 
 
 def main(args, params):
+    relaunch_under_torchrun(params.train.nproc)
     paths = {k: Path(getattr(args, k)) for k in
              ("features", "manifests", "tokenizer", "model", "checkpoints", "live")}
     if args.guide:
         paths["guide"] = Path(args.guide)
-    write_json(args.metrics, train_teacher(params, args.name, paths))
+    metrics = train_teacher(params, args.name, paths)
+    if metrics is not None:  # rank 0 (or the only process) writes
+        write_json(args.metrics, metrics)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import FeaturesConfig
-from pipeline.features import (SPLITS, ShardWriter, extract_features, fbank, fbank_batch,
-                               load_audio)
+from pipeline.features import SPLITS, ShardWriter, extract_features, fbank, load_audio
 from pipeline.io import write_jsonl
 from pipeline.store import Store
 
@@ -24,7 +23,7 @@ SENTENCES = ["the red car stops at the corner", "seven small birds sing in the m
              "my brother reads old books", "we walk to the station at noon",
              "the kettle is boiling", "green apples fall from the tall tree"]
 # shard_frames at its minimum (10 s of audio) so the train split has several shards.
-CFG = FeaturesConfig(shard_frames=1000, num_workers=1, batch_seconds=4.0)
+CFG = FeaturesConfig(shard_frames=1000, num_workers=1)
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +74,6 @@ def test_fp16_store_matches_float32_fbank_and_index_is_whole(manifests, tmp_path
     np.testing.assert_allclose(cmvn["mean"], x.mean(0), atol=1e-2)
     np.testing.assert_allclose(cmvn["std"], x.std(0), rtol=1e-2)
     assert not any((tmp_path / "features.partial").iterdir())  # work directory emptied
-
-
-def test_batched_extraction_equals_per_file(manifests):
-    _, rows = manifests
-    wavs = [load_audio(r["audio"], SR) for r in rows.values()]
-    wavs.append(wavs[0][:1234])  # a length that is not a whole number of frame shifts
-    batched = fbank_batch(wavs, SR, CFG)
-    for wav, feats in zip(wavs, batched):
-        np.testing.assert_allclose(feats, fbank(wav, SR, CFG), atol=1e-3)
 
 
 def test_output_does_not_depend_on_worker_count(manifests, tmp_path):
