@@ -49,8 +49,8 @@ def make_librispeech(root: Path, files: int) -> float:
     per_split = {"train-clean-100": files * 3 // 5, "dev-clean": files // 5,
                  "test-clean": files - files * 3 // 5 - files // 5}
     seconds = 0.0
-    for subset, count in per_split.items():
-        folder = root / subset / "100" / "200"
+    for speaker, (subset, count) in enumerate(per_split.items(), 100):
+        folder = root / subset / str(speaker) / "200"
         folder.mkdir(parents=True)
         lines = []
         for i in range(count):
@@ -58,10 +58,11 @@ def make_librispeech(root: Path, files: int) -> float:
             t = np.arange(3 * sr) / sr
             x = (0.2 * np.sin(2 * np.pi * rng.uniform(100, 300) * t)
                  + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
-            sf.write(folder / f"100-200-{i:04d}.flac", np.stack([x] * channels, 1), sr)
-            lines.append(f"100-200-{i:04d} THE {i} TH UTTERANCE OF {subset.upper()}")
+            utt = f"{speaker}-200-{i:04d}"
+            sf.write(folder / f"{utt}.flac", np.stack([x] * channels, 1), sr)
+            lines.append(f"{utt} THE {i} TH UTTERANCE OF {subset.upper()}")
             seconds += 3
-        (folder / "100-200.trans.txt").write_text("\n".join(lines) + "\n")
+        (folder / f"{speaker}-200.trans.txt").write_text("\n".join(lines) + "\n")
     return seconds
 
 
@@ -104,9 +105,9 @@ def main() -> None:
           f"SNR {s.snr_db} dB")
     print(f"generator: {len(_TEMPLATES)} templates, "
           f"{sum(len(v) for v in lexicon().values())} slot fillers")
-    text_stats(DataConfig(), "the default profile (DataConfig defaults)")
     text_stats(load_params(Path(__file__).resolve().parents[1] / "params.yaml").data,
-               "params.yaml")
+               "the default profile (params.yaml)")
+    text_stats(DataConfig(), "the DataConfig defaults")
     bench_synthesis(args.utterances)
     bench_import(args.files)
 

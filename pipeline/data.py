@@ -36,7 +36,11 @@ test stay disjoint from train:
   (accent+variant) is unseen in training; accents are shared, as real
   dialects would be.
 
-The same params give byte-identical manifests and audio.
+The same params give byte-identical manifests and audio: every random draw
+comes from a seeded generator, and espeak-ng, which keeps hidden state from
+one utterance to the next, speaks fixed batches of ``SYNTH_BATCH`` utterances
+each in a fresh process (see :func:`pipeline.synth.speak_batches`), so the
+audio depends neither on ``num_workers`` nor on what ran before.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from typing import Any, Iterable, Iterator, Optional
 import numpy as np
 import soundfile as sf
 import torch
-import torchaudio.functional as AF
+import torchaudio.transforms as T
 from scipy.signal import lfilter
 from tqdm import tqdm
 
@@ -172,11 +176,14 @@ def synthesize(plans: dict[str, list[SpeechPlan]], cfg: SyntheticConfig,
     requests = [[(p.text, p.voice, p.rate, p.pitch, p.noise_seed & 0x7FFFFFFF) for p in batch]
                 for _, batch in batches]
     total = sum(map(len, plans.values()))
+    resamplers: dict[int, T.Resample] = {}  # the sinc kernel is built once, not per utterance
     with tqdm(total=total, desc="synthesize", unit="utt", mininterval=2.0) as bar:
         for (split, batch), (synth_rate, wavs) in zip(batches,
                                                       speak_batches(requests, cfg.num_workers)):
+            resample = resamplers.setdefault(synth_rate, T.Resample(synth_rate, sample_rate))
             for plan, wav in zip(batch, wavs):
-                wav = AF.resample(torch.from_numpy(wav), synth_rate, sample_rate).numpy()
+                with torch.no_grad():
+                    wav = resample(torch.from_numpy(wav)).numpy()
                 noisy = add_noise(wav, plan.snr_db, np.random.default_rng(plan.noise_seed))
                 yield split, Utterance(plan.id, plan.text, plan.voice, noisy.astype(np.float32))
                 bar.update()

@@ -32,7 +32,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import logging
 import re
 import struct
 import warnings
@@ -48,7 +47,6 @@ import torchaudio.functional as AF
 from pipeline.config import (CommonVoiceConfig, DataConfig, LibriSpeechConfig,
                              ManifestImportConfig)
 
-log = logging.getLogger(__name__)
 SPLITS = ("train", "dev", "test")
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 

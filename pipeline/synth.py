@@ -24,8 +24,13 @@ Usage::
 from __future__ import annotations
 
 import ctypes
-import multiprocessing
+import os
+import pickle
+import subprocess
+import sys
 import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Iterator
 
@@ -135,13 +140,44 @@ def speak_batch(requests: list[Request]) -> tuple[int, list[np.ndarray]]:
                                for text, voice, rate, pitch, seed in requests]
 
 
+def _speak_isolated(requests: list[Request]) -> tuple[int, list[np.ndarray]]:
+    """Run :func:`speak_batch` in a fresh ``python -m pipeline.synth`` process."""
+    root = str(Path(__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run([sys.executable, "-m", "pipeline.synth"], env=env, check=False,
+                          input=pickle.dumps(requests), capture_output=True)
+    if proc.returncode != 0:
+        tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
+        raise EspeakError(f"espeak-ng worker exited with {proc.returncode}: {' | '.join(tail)}")
+    rate, pcm = pickle.loads(proc.stdout)
+    return rate, [x.astype(np.float32) / 32768.0 for x in pcm]
+
+
 def speak_batches(batches: list[list[Request]], workers: int = 1
                   ) -> Iterator[tuple[int, list[np.ndarray]]]:
     """Speak every batch in its own fresh process (``workers`` at a time), yielding in order.
 
     A fresh process per batch resets espeak-ng's hidden state, so the audio of
     a batch is the same whatever ran before it and however many workers run.
+    At most ``2 * workers`` batches are in flight, which bounds memory.
     """
-    ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(workers, maxtasksperchild=1) as pool:
-        yield from pool.imap(speak_batch, batches, chunksize=1)
+    with ThreadPoolExecutor(workers) as pool:
+        pending: deque[Future] = deque()
+        for batch in batches:
+            pending.append(pool.submit(_speak_isolated, batch))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
+def _worker() -> None:
+    """``python -m pipeline.synth``: speak one pickled batch from stdin, pickle int16 PCM to stdout."""
+    rate, wavs = speak_batch(pickle.load(sys.stdin.buffer))
+    pcm = [np.round(w * 32768.0).astype(np.int16) for w in wavs]
+    pickle.dump((rate, pcm), sys.stdout.buffer, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+if __name__ == "__main__":
+    _worker()

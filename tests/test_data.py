@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import DataConfig, NormalizeConfig, SyntheticConfig
+from pipeline.config import DataConfig, NormalizeConfig, SyntheticConfig, load_params
 from pipeline.data import (SILENCE_PEAK, TooManyRejects, add_noise, check_utterance,
                            check_voices, prepare, synthetic_sentences)
 from pipeline.io import read_jsonl
@@ -19,7 +19,7 @@ def small_config(**data) -> DataConfig:
     synthetic = SyntheticConfig(
         train_utterances=6, dev_utterances=2, test_utterances=2,
         accents=["en-US", "en-GB-scotland"], train_variants=["m1", "f2"],
-        eval_variants=["m4", "f3"], min_words=3, max_words=6)
+        eval_variants=["m4", "f3"], min_words=3, max_words=6, num_workers=1)
     return DataConfig(synthetic=synthetic, **data)
 
 
@@ -91,9 +91,10 @@ def test_a_batch_sounds_the_same_whatever_was_spoken_before():
     assert np.array_equal(alone[0][0], after[1][0])
 
 
-def test_default_corpus_is_rich():
+@pytest.mark.parametrize("source", ["params.yaml", "DataConfig()"])
+def test_default_corpus_is_rich(root, source):
     """The default profile: >= 8 accents, >= 20 voice variants, >= 3000 train words."""
-    cfg = DataConfig()
+    cfg = load_params(root / "params.yaml").data if source == "params.yaml" else DataConfig()
     s = cfg.synthetic
     assert len(set(s.accents)) >= 8
     assert len(set(s.train_variants) | set(s.eval_variants)) >= 20

@@ -95,3 +95,34 @@ def test_changing_alpha_reruns_only_that_student_and_downstream(repo):
     sh(["git", "commit", "-qm", "first run"], dst, env)
     out = sh(["dvc", "exp", "run", "-S", "students.distilled.alpha=0.3"], dst, env)
     assert ran_stages(out) == {"train_student@distilled", "evaluate", "export"}
+
+
+def test_kill_9_mid_training_then_repro_resumes(repo):
+    """SIGKILL the whole `dvc repro` mid-epoch; the next `dvc repro` resumes from the checkpoint."""
+    import signal
+    import time
+
+    import yaml
+
+    dst, env, _ = repo
+    params = yaml.safe_load((dst / "params.yaml").read_text())
+    params["guide"]["epochs"] = 40
+    params["train"]["checkpoint_every_steps"] = 1
+    (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ckpt = dst / "checkpoints" / "teachers" / "guide" / "last.pt"
+    if ckpt.exists():
+        ckpt.unlink()
+    proc = subprocess.Popen(["dvc", "repro", "train_guide"], cwd=dst, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.time() + 240
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    assert proc.poll() is None, "training finished before it could be killed"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert ckpt.exists()
+    assert not (dst / "models" / "teachers" / "guide.pt").exists()  # nothing half-written to cache
+    out = sh(["dvc", "repro", "train_guide"], dst, env)
+    assert re.search(r"teacher\.guide: resuming at epoch \d+, batch \d+", out), out[-3000:]
+    assert (dst / "models" / "teachers" / "guide.pt").exists()
