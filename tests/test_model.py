@@ -43,7 +43,7 @@ def test_tiny_model_overfits_a_few_utterances():
     targets = torch.tensor([t for seq in labels for t in seq], dtype=torch.int32)
     target_lengths = torch.tensor([len(s) for s in labels], dtype=torch.int32)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(150):
+    for _ in range(250):
         logits, out = model(feats, lengths)
         loss = ctc_loss(logits.log_softmax(-1), out, targets, target_lengths)
         opt.zero_grad()
