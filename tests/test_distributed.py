@@ -3,33 +3,18 @@ import json
 import os
 import socket
 
-import numpy as np
 import pytest
 import sentencepiece as spm
 import torch
 import torch.multiprocessing as tmp_mp
+from tiny_corpus import TEXTS, make_corpus
 
 from pipeline.config import ModelConfig, TrainConfig
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC
 from pipeline.recipes import _ctc_only
-from pipeline.store import Store, write_store
+from pipeline.store import Store
 from pipeline.train import TrainJob, train
-
-TEXTS = ["red car", "blue sky", "green tree", "old house", "new book", "warm tea",
-         "cold rain", "big dog", "small cat", "tall man", "long road", "dark night"]
-
-
-def make_corpus(root):
-    rng = np.random.default_rng(0)
-    texts = {f"u{i:02d}": t for i, t in enumerate(TEXTS)}
-    write_store(root / "feats", ((u, {"fbank": rng.standard_normal((int(rng.integers(60, 160)), 80))})
-                                 for u in texts), {"fbank": ("float16", (80,))}, 10_000)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXTS), model_prefix=str(root / "spm"),
-                                   vocab_size=24, model_type="char", pad_id=0, pad_piece="<blk>",
-                                   unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2)
-    return texts
-
 
 def run_training(rank, world, root, port, results):
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
@@ -37,9 +22,8 @@ def run_training(rank, world, root, port, results):
     if world == 1:
         for key in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"):
             os.environ.pop(key)
-    texts = {f"u{i:02d}": t for i, t in enumerate(TEXTS)}
     sp = spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
-    loader = BatchLoader(Store(root / "feats"), texts, sp, batch_frames=600, workers=0)
+    loader = BatchLoader(Store(root / "feats"), TEXTS, sp, batch_frames=600, workers=0)
     torch.manual_seed(0)
     model = ConformerCTC(ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64,
                                      conv_kernel=7, subsampling_channels=8, dropout=0.0), 80, 24)

@@ -1,33 +1,22 @@
 """Training loop: a run interrupted mid-epoch resumes from its checkpoint to the same weights."""
 import json
 
-import numpy as np
 import pytest
-import sentencepiece as spm
 import torch
+from tiny_corpus import TEXTS, make_corpus
 
 from pipeline.config import ModelConfig, TrainConfig
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, load_model
 from pipeline.recipes import _ctc_only
-from pipeline.store import Store, write_store
+from pipeline.store import Store
 from pipeline.train import TrainJob, train
-
-TEXTS = ["red car", "blue sky", "green tree", "old house", "new book", "warm tea",
-         "cold rain", "big dog", "small cat", "tall man", "long road", "dark night"]
 
 
 @pytest.fixture
 def corpus(tmp_path):
-    rng = np.random.default_rng(0)
-    texts = {f"u{i:02d}": t for i, t in enumerate(TEXTS)}
-    write_store(tmp_path / "feats", ((u, {"fbank": rng.standard_normal((int(rng.integers(60, 160)), 80))})
-                                     for u in texts), {"fbank": ("float16", (80,))}, 10_000)
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXTS), model_prefix=str(tmp_path / "spm"),
-                                   vocab_size=24, model_type="char", pad_id=0, pad_piece="<blk>",
-                                   unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2)
-    sp = spm.SentencePieceProcessor(model_file=str(tmp_path / "spm.model"))
-    return BatchLoader(Store(tmp_path / "feats"), texts, sp, batch_frames=400), sp
+    sp = make_corpus(tmp_path)
+    return BatchLoader(Store(tmp_path / "feats"), TEXTS, sp, batch_frames=400), sp
 
 
 class Crash(RuntimeError):
