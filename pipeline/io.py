@@ -8,6 +8,7 @@ place only when complete.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -70,3 +71,13 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
             except json.JSONDecodeError as e:
                 raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
     return rows
+
+
+def file_digest(*paths: str | Path) -> str:
+    """SHA-256 over the bytes of ``paths`` (in order): the identity of a run's inputs."""
+    h = hashlib.sha256()
+    for path in paths:
+        with Path(path).open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]

@@ -19,7 +19,7 @@ import torch
 
 from pipeline.config import ModelConfig, Params, TrainConfig
 from pipeline.ctc import ctc_loss, guided_ctc_loss
-from pipeline.io import read_json, read_jsonl
+from pipeline.io import file_digest, read_json, read_jsonl
 from pipeline.kd import distillation_loss, kd_loss
 from pipeline.loader import Batch, BatchLoader, Extra
 from pipeline.model import ConformerCTC, count_parameters, load_model
@@ -66,6 +66,13 @@ def argmax_tokens(model: ConformerCTC, loader: BatchLoader) -> dict[str, np.ndar
     return out
 
 
+def data_digest(paths: dict[str, Path]) -> str:
+    """Identity of the training data: CMVN statistics (change with any train feature),
+    the train index (ids and lengths) and the tokenizer model."""
+    features = Path(paths["features"])
+    return file_digest(features / "cmvn.json", features / "train" / "index.json", paths["tokenizer"])
+
+
 def _ctc_only(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
     loss = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
     return loss, {"ctc": loss.item()}
@@ -100,7 +107,9 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> Optional
                    seed=tcfg.seed, loss_fn=loss_fn, checkpoint_dir=paths["checkpoints"],
                    live_dir=paths["live"],
                    fingerprint={"teacher": tcfg.model_dump(), "train": params.train.model_dump(),
-                                "guided": guided, "guide_weight": params.ensemble.guide_weight})
+                                "guided": guided, "guide_weight": params.ensemble.guide_weight,
+                                "data": data_digest(paths),
+                                "guide": file_digest(paths["guide"]) if guided else None})
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
     return None if metrics is None else {**metrics, "params": count_parameters(model),
                                          "guided": guided}
@@ -113,7 +122,7 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional
     bf = params.train.batch_frames
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
     alpha, temperature = scfg.alpha, params.distill.temperature
-    extras = None
+    extras, soft = None, None
     if alpha > 0:
         soft = Store(Path(paths["soft_targets"]) / "train")
         temperature = float(soft.meta["temperature"])
@@ -135,7 +144,9 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional
                    seed=scfg.seed, loss_fn=loss_fn, checkpoint_dir=paths["checkpoints"],
                    live_dir=paths["live"],
                    fingerprint={"student": params.student.model_dump(), "alpha": alpha,
-                                "temperature": temperature, "train": params.train.model_dump()})
+                                "temperature": temperature, "train": params.train.model_dump(),
+                                "data": data_digest(paths),
+                                "soft_targets": soft.meta if alpha > 0 else None})
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
     return None if metrics is None else {**metrics, "params": count_parameters(model),
                                          "alpha": alpha}

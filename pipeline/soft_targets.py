@@ -6,7 +6,7 @@ turned into probabilities; the ensemble distribution is their arithmetic mean
 We store, per utterance, the top-k token ids (uint16), their probabilities
 (fp16) and the rest mass outside the top-k (fp16): ``4k + 2`` bytes per frame.
 
-Store metadata: teachers, temperature, top_k, align, combine.
+Store metadata: teachers, temperature, top_k, align, combine, teacher file digests.
 """
 
 from __future__ import annotations
@@ -105,15 +105,21 @@ class AgreementMeter:
 
 
 def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
-                       loaders: dict[str, BatchLoader], sp: Any, out_dir: Path) -> dict[str, Any]:
-    """Write one soft-target store per split in ``loaders``; returns the stage metrics."""
+                       loaders: dict[str, BatchLoader], sp: Any, out_dir: Path,
+                       teacher_digests: dict[str, str] | None = None) -> dict[str, Any]:
+    """Write one soft-target store per split in ``loaders``; returns the stage metrics.
+
+    ``teacher_digests`` (file hashes of the teachers) go into the store's metadata, so a
+    student's checkpoint is never resumed on soft targets from other teachers.
+    """
     t0 = time.time()
     temperature, k = params.distill.temperature, params.distill.top_k
     combine = params.ensemble.combine
     names = list(models)
     fields = {"ids": ("uint16", (k,)), "probs": ("float16", (k,)), "rest": ("float16", ())}
     meta = {"teachers": names, "temperature": temperature, "top_k": k,
-            "align": params.ensemble.align, "combine": combine}
+            "align": params.ensemble.align, "combine": combine,
+            "teacher_digests": teacher_digests or {}}
     metrics: dict[str, Any] = {"temperature": temperature, "top_k": k, "teachers": names}
     retained: list[np.ndarray] = []
     frames = 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.io import write_json
+from pipeline.io import file_digest, write_json
 from pipeline.model import load_model
 from pipeline.recipes import make_loader
 from pipeline.soft_targets import build_soft_targets
@@ -19,10 +19,12 @@ from pipeline.tokenizer import load_tokenizer
 def main(args, params):
     torch.set_num_threads(params.train.threads)
     sp = load_tokenizer(args.tokenizer)
-    models = {n: load_model(Path(args.teachers) / f"{n}.pt") for n in params.teacher_names()}
+    files = {n: Path(args.teachers) / f"{n}.pt" for n in params.teacher_names()}
+    models = {n: load_model(f) for n, f in files.items()}
+    digests = {n: file_digest(f) for n, f in files.items()}
     loaders = {s: make_loader(Path(args.features), Path(args.manifests), s, sp,
                               params.train.batch_frames) for s in ("train", "dev")}
-    write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out)))
+    write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
 
 
 if __name__ == "__main__":

@@ -97,6 +97,17 @@ def test_changing_alpha_reruns_only_that_student_and_downstream(repo):
     assert ran_stages(out) == {"train_student@distilled", "evaluate", "export"}
 
 
+def test_new_soft_targets_retrain_the_student_from_scratch(repo):
+    """A finished checkpoint must not be resumed on soft targets with another top-k."""
+    dst, env, _ = repo
+    out = sh(["dvc", "exp", "run", "-S", "students.distilled.alpha=0.3",
+              "-S", "distill.top_k=4"], dst, env)
+    assert ran_stages(out) == {"soft_targets", "train_student@baseline", "train_student@distilled",
+                               "evaluate", "export"}
+    assert "student.distilled: resuming" not in out
+    assert re.search(r"student\.distilled epoch 1/", out)
+
+
 def test_kill_9_mid_training_then_repro_resumes(repo):
     """SIGKILL the whole `dvc repro` mid-epoch; the next `dvc repro` resumes from the checkpoint."""
     import signal
