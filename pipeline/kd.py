@@ -53,7 +53,8 @@ def kd_loss(student_logits: torch.Tensor, lengths: torch.Tensor, ids: torch.Tens
     mask = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]  # (N, T)
     log_p_top, log_p_rest = coarsened_student_log_probs(student_logits, ids, temperature)
     q_top = probs.float().clamp(min=0)
-    q_rest = rest.float().clamp(min=0)
+    # With k = V nothing lies outside the stored ids: any stored rest is fp16 round-off.
+    q_rest = rest.float().clamp(min=0) * float(ids.shape[-1] < student_logits.shape[-1])
     kl_top = (q_top * (torch.log(q_top + EPS) - log_p_top)).sum(-1)  # (N, T)
     # 0 * log 0 = 0: when the rest bucket is empty its term vanishes (log_p_rest may be -inf).
     safe_log_p_rest = torch.where(q_rest > 0, log_p_rest, torch.zeros_like(log_p_rest))

@@ -53,6 +53,8 @@ def top_k_with_rest(probs: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray
     k = min(k, probs.shape[-1])
     top, ids = probs.topk(k, dim=-1)
     rest = (1.0 - top.sum(-1)).clamp(min=0.0)
+    if k == probs.shape[-1]:
+        rest = torch.zeros_like(rest)  # dense targets: the bucket is empty, not round-off
     return (ids.numpy().astype(np.uint16), top.numpy().astype(np.float16),
             rest.numpy().astype(np.float16))
 

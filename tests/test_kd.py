@@ -59,6 +59,17 @@ def test_kd_top_k_equals_brute_force_coarsened_kl(frames, k, T):
     assert got.item() == pytest.approx(coarsened_kl(ids, probs, rest, student, T), rel=2e-3, abs=1e-5)
 
 
+def test_dense_targets_ignore_round_off_in_the_rest_bucket(frames):
+    teachers, student = frames
+    q = combine_posteriors(teachers, 2.0)
+    ids, probs = q.topk(12, -1)[1], q.topk(12, -1)[0]
+    round_off = torch.full((7,), 1e-4)  # what fp16 storage of 1 - sum(probs) can leave behind
+    got = kd_loss(student[None], torch.tensor([7]), ids[None], probs[None], round_off[None], 2.0)
+    assert torch.isfinite(got)
+    assert got.item() == pytest.approx(dense_kl(q, student, 2.0), rel=1e-4, abs=1e-6)
+    assert top_k_with_rest(q, 12)[2].max() == 0
+
+
 def test_kd_masks_padded_frames(frames):
     teachers, student = frames
     q = combine_posteriors(teachers, 2.0)
