@@ -144,7 +144,8 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional
                    seed=scfg.seed, loss_fn=loss_fn, checkpoint_dir=paths["checkpoints"],
                    live_dir=paths["live"],
                    fingerprint={"student": params.student.model_dump(), "alpha": alpha,
-                                "temperature": temperature, "train": params.train.model_dump(),
+                                "temperature": temperature if alpha > 0 else None,
+                                "train": params.train.model_dump(),
                                 "data": data_digest(paths),
                                 "soft_targets": soft.meta if alpha > 0 else None})
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
