@@ -24,7 +24,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -34,7 +33,7 @@ from pipeline.ctc import ctc_loss  # noqa: E402
 from pipeline.distributed import Context, pick_device  # noqa: E402
 from pipeline.kd import distillation_loss, kd_loss  # noqa: E402
 from pipeline.model import load_model  # noqa: E402
-from pipeline.recipes import build_model, make_loader  # noqa: E402
+from pipeline.recipes import build_model, make_loader, soft_target_extras  # noqa: E402
 from pipeline.soft_targets import combine_posteriors, top_k_with_rest  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.tokenizer import load_tokenizer  # noqa: E402
@@ -118,9 +117,8 @@ def main() -> None:
           f"{hours / minutes:.3f} audio hours per minute")
 
     soft = Store(w / "data/soft_targets/train")
-    extras = lambda u: {"ids": soft.get(u, "ids").astype(np.int64),  # noqa: E731
-                        "probs": soft.get(u, "probs"), "rest": soft.get(u, "rest")}
-    kd_loader = make_loader(feats, mans, "train", sp, bf, extras, train=params.train)
+    kd_loader = make_loader(feats, mans, "train", sp, bf, soft_target_extras(soft),
+                            train=params.train)
     student = build_model(params.student, feats, sp.get_piece_size(), 0).to(device).train()
     opt_s = torch.optim.AdamW(student.parameters(), lr=1e-4)
     alpha = params.students["distilled"].alpha

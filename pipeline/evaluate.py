@@ -75,12 +75,11 @@ def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
     wer, cer = {}, {}
     for name, h in hyps.items():
         wer[name], cer[name] = score(refs, h)
-    all_models = {**models}
     metrics: dict[str, Any] = {
         "wer": {"test": wer},
         "cer": {"test": cer},
         "frame_agreement": {"test": {n: round(a / max(t, 1), 4) for n, (a, t) in agree.items()}},
-        "params": {name: count_parameters(m) for name, m in all_models.items()},
+        "params": {name: count_parameters(m) for name, m in models.items()},
         "gap_recovered": gap_recovered(wer["student.baseline"], wer["student.distilled"],
                                        wer["ensemble"]),
     }

@@ -66,6 +66,12 @@ def argmax_tokens(model: ConformerCTC, loader: BatchLoader) -> dict[str, np.ndar
     return out
 
 
+def soft_target_extras(soft: Store) -> Extra:
+    """Per-utterance soft targets for the loader: top-k ids (int64 for gather), probs, rest."""
+    return lambda u: {"ids": soft.get(u, "ids").astype(np.int64), "probs": soft.get(u, "probs"),
+                      "rest": soft.get(u, "rest")}
+
+
 def data_digest(paths: dict[str, Path]) -> str:
     """Identity of the training data: CMVN statistics (change with any train feature),
     the train index (ids and lengths) and the tokenizer model."""
@@ -126,8 +132,7 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional
     if alpha > 0:
         soft = Store(Path(paths["soft_targets"]) / "train")
         temperature = float(soft.meta["temperature"])
-        extras = lambda u: {"ids": soft.get(u, "ids").astype(np.int64),  # noqa: E731
-                            "probs": soft.get(u, "probs"), "rest": soft.get(u, "rest")}
+        extras = soft_target_extras(soft)
     train_loader = make_loader(paths["features"], paths["manifests"], "train", sp, bf, extras,
                                train=params.train)
 

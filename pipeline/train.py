@@ -26,7 +26,7 @@ import torchaudio.functional as AF
 
 from pipeline.config import TrainConfig
 from pipeline.ctc import greedy_decode
-from pipeline.distributed import Context, all_reduce_sum, barrier, setup
+from pipeline.distributed import Context, all_reduce_sum, barrier, setup, teardown
 from pipeline.io import atomic_path
 from pipeline.loader import Batch, BatchLoader
 from pipeline.model import ConformerCTC, save_model
@@ -222,6 +222,7 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
                      row["train_loss"], row["dev_wer"], time.time() - t_epoch)
             ckpt.save(model, opt, epoch + 1, 0, step, history)
         barrier(ctx)
+    teardown(ctx)
     if not ctx.is_main:
         return None
     live.end()

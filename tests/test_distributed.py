@@ -34,8 +34,6 @@ def run_training(rank, world, root, port, results):
                    checkpoint_dir=out / "ckpt", live_dir=out / "live", fingerprint={})
     metrics = train(model, loader, loader, sp, job, out / "model.pt")
     results[rank] = metrics
-    if world > 1:
-        torch.distributed.destroy_process_group()
 
 
 def free_port():
