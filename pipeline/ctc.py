@@ -28,7 +28,7 @@ def guided_ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor,
     model spikes, so independently trained CTC models emit aligned posteriors.
     ``guide_tokens``: ``(N, T)`` argmax ids of the guide; frames past ``lengths`` are ignored.
     """
-    valid = torch.arange(log_probs.shape[1])[None, :] < lengths[:, None]
+    valid = torch.arange(log_probs.shape[1], device=lengths.device)[None, :] < lengths[:, None]
     mask = (guide_tokens != BLANK) & valid
     if not mask.any():
         return log_probs.sum() * 0.0

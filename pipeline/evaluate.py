@@ -66,7 +66,7 @@ def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
         ens = combine_posteriors(teacher_logits, 1.0, params.ensemble.combine).log()
         outs["ensemble"] = (ens, lengths)
         ens_best = ens.argmax(-1)
-        mask = torch.arange(ens.shape[1])[None, :] < lengths[:, None]
+        mask = torch.arange(ens.shape[1], device=lengths.device)[None, :] < lengths[:, None]
         refs += batch.texts
         for name, (logits, lens) in outs.items():
             hyps[name] += [sp.decode(ids) for ids in greedy_decode(logits, lens)]
