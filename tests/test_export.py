@@ -42,7 +42,9 @@ def test_exported_logits_match_eager_at_unseen_batch_and_time(tiny_export, kind,
 def test_int8_model_is_quantized_and_gives_finite_logits(tiny_export):
     out, model, _ = tiny_export
     ops = {node.op_type for node in onnx.load(str(out / ONNX_INT8)).graph.node}
-    assert {"DynamicQuantizeLinear", "MatMulInteger"} & ops, sorted(ops)
+    assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops, sorted(ops)
+    # Convolutions stay float: ConvInteger is slower than Conv in onnxruntime on the CPU.
+    assert "Conv" in ops and "ConvInteger" not in ops, sorted(ops)
     feats, n = padded_batch([300, 120])
     logits, got_n = onnx_runner(out / ONNX_INT8)(feats, n)
     ref, _ = torch_runner(model)(feats, n)
