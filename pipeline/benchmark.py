@@ -31,9 +31,10 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from pipeline.export import (ONNX_FP32, ONNX_INT8, TORCHSCRIPT, Runner, as_batch, onnx_runner,
+from pipeline.export import (ONNX_FP32, ONNX_INT8, TORCHSCRIPT, Runner, as_batch, file_sizes,
+                             onnx_runner,
                              single_thread, torch_runner, torchscript_runner)
-from pipeline.model import ConformerCTC
+from pipeline.model import ConformerCTC, load_model
 from pipeline.soft_targets import combine_posteriors
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,32 @@ def all_runners(teachers: Sequence[ConformerCTC], students: dict[str, ConformerC
             "student.distilled.torchscript": torchscript_runner(export_dir / TORCHSCRIPT),
             "student.distilled.onnx": onnx_runner(export_dir / ONNX_FP32),
             "student.distilled.onnx_int8": onnx_runner(export_dir / ONNX_INT8)}
+
+
+def deployment_metrics(teacher_files: Sequence[Path], student_files: dict[str, Path],
+                       export_dir: Path, exported_wer: dict[str, float],
+                       wer: dict[str, float], examples: Sequence[dict], combine: str,
+                       repeats: int) -> dict[str, object]:
+    """RTF, file sizes, WER per runtime and the speed goals, for ``reports/metrics.json``.
+
+    ``examples``: test utterances (``feats``, ``duration``) to time; ``wer``: the
+    evaluated test WER per system; ``exported_wer``: the export stage's WER per format.
+    """
+    teachers = [load_model(f) for f in teacher_files]
+    students = {n: load_model(f) for n, f in student_files.items()}
+    rtf = measure_rtf(all_runners(teachers, students, export_dir, combine),
+                      [u["feats"] for u in examples], sum(u["duration"] for u in examples), repeats)
+    sizes = file_sizes({"ensemble": teacher_files,
+                        **{f"student.{n}.torch": [f] for n, f in student_files.items()},
+                        "student.distilled.torchscript": [export_dir / TORCHSCRIPT],
+                        "student.distilled.onnx": [export_dir / ONNX_FP32],
+                        "student.distilled.onnx_int8": [export_dir / ONNX_INT8]})
+    runtime_wer = {"ensemble": wer["ensemble"],
+                   **{f"student.{n}.torch": wer[f"student.{n}"] for n in student_files},
+                   **exported_wer}
+    return {"rtf": rtf, "sizes": sizes, "runtime_wer": {n: runtime_wer.get(n) for n in rtf},
+            "goals": speed_goals(rtf), "rtf_utterances": len(examples),
+            "rtf_audio_seconds": round(sum(u["duration"] for u in examples), 3)}
 
 
 def speed_goals(rtf: dict[str, float], fast: str = "student.distilled.onnx_int8",

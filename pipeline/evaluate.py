@@ -178,6 +178,25 @@ def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
     return lines + ["", f"total training time: {total:.1f} s"]
 
 
+def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
+    """Single-thread CPU real-time factor, file size and test WER per runtime."""
+    rtf, sizes, wer = metrics["rtf"], metrics["sizes"], metrics["runtime_wer"]
+    lines = ["## Deployment (one CPU thread, batch 1)", "",
+             "| model | runtime RTF | speed-up vs ensemble | file size | test WER |",
+             "|---|---|---|---|---|"]
+    for name, value in rtf.items():
+        speedup = rtf["ensemble"] / value if value > 0 else float("inf")
+        w = wer.get(name)
+        lines.append(f"| {name} | {value:.6f} | {speedup:.1f}x | {sizes.get(name, 0) / 1e6:.2f} MB | "
+                     f"{'n/a' if w is None else f'{w:.4f}'} |")
+    goals = metrics["goals"]
+    return lines + ["", f"{metrics['rtf_utterances']} test utterances "
+                    f"({metrics['rtf_audio_seconds']} s of audio); int8 speed-up vs ensemble "
+                    f"{goals['int8_speedup_vs_ensemble']}x (goal 50x: "
+                    f"{'met' if goals['int8_at_least_50x_faster'] else 'not met'}), "
+                    f"RTF <= 0.01: {'met' if goals['int8_rtf_at_most_0.01'] else 'not met'}"]
+
+
 def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
                     corpus: Optional[dict[str, Any]] = None,
                     timings: Optional[dict[str, dict[str, Any]]] = None,
@@ -193,8 +212,8 @@ def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
     lines += ["", *soft_targets_markdown(soft)]
     if timings:
         lines += ["", *timings_markdown(timings)]
-    lines += ["", "CPU real-time factor, model sizes and export parity: `reports/export.json` "
-              "and `plots/wer_vs_rtf.png` (written by the export stage)."]
+    if "rtf" in metrics:
+        lines += ["", *deployment_markdown(metrics)]
     if plot_files:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(f).stem.replace('_', ' ')}]({f})" for f in plot_files]
@@ -215,6 +234,11 @@ def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]]
     plots.wer_per_model(wer, paths[0])
     plots.wer_vs_params(wer, params, paths[1])
     plots.training_curves(runs, paths[2])
+    if "rtf" in metrics:
+        paths.append(Path(plots_dir) / "wer_vs_rtf.png")
+        rtf, runtime_wer = metrics["rtf"], metrics["runtime_wer"]
+        plots.wer_vs_rtf([(n, rtf[n], runtime_wer[n]) for n in rtf if runtime_wer.get(n) is not None],
+                         paths[-1])
     return paths
 
 

@@ -81,6 +81,14 @@ def test_metrics_have_the_documented_shape(repo):
     assert "gap_recovered" in metrics
     assert metrics["soft_targets"]["bytes_per_frame"] > 0
     assert 0 < metrics["soft_targets"]["retained_mass_mean"] <= 1
+    # The CPU benchmark, side by side in one run (issue 7's shape).
+    assert {"ensemble", "student.baseline.torch", "student.distilled.torch",
+            "student.distilled.onnx", "student.distilled.onnx_int8"} <= set(metrics["rtf"])
+    assert all(v > 0 for v in metrics["rtf"].values())
+    assert set(metrics["sizes"]) == set(metrics["rtf"])
+    assert metrics["goals"]["int8_speedup_vs_ensemble"] > 0
+    summary = (dst / "reports" / "summary.md").read_text()
+    assert "## Deployment" in summary and "student.distilled.onnx_int8" in summary
 
 
 def test_second_repro_runs_nothing(repo):
