@@ -9,6 +9,7 @@ Usage: python stages/evaluate.py --teachers models/teachers --students models/st
          --summary reports/summary.md --plot reports/plots/wer.json --plots-dir reports/plots \
          --export export --export-metrics reports/export.json
 """
+import logging
 import os
 from pathlib import Path
 
@@ -23,6 +24,8 @@ from pipeline.plots import read_run_curves
 from pipeline.recipes import make_loader
 from pipeline.stage import parser, run
 from pipeline.tokenizer import load_tokenizer
+
+log = logging.getLogger("asr_distill")
 
 
 def main(args, params):
@@ -59,6 +62,9 @@ def main(args, params):
             metrics, soft, corpus=read_json(args.prepare_metrics), timings=timings,
             plot_files=[Path(os.path.relpath(p, summary.parent)).as_posix() for p in pngs]))
     write_json(args.metrics, metrics)
+    log.info("test WER %s; gap_recovered %s; int8 speed-up vs ensemble %sx",
+             {k: round(v, 4) for k, v in metrics["wer"]["test"].items()}, metrics["gap_recovered"],
+             metrics["goals"]["int8_speedup_vs_ensemble"])
 
 
 if __name__ == "__main__":
