@@ -211,11 +211,15 @@ class TrainConfig(Strict):
 
 
 class TeacherConfig(Strict):
-    """One ensemble member: its own seed and optional overrides."""
+    """One ensemble member: its own seed, epochs and architecture.
+
+    ``epochs`` is required: ``train.epochs`` is the students', and a teacher that
+    read it would be retrained whenever the students' schedule changed.
+    """
 
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
-    epochs: Optional[int] = Field(None, ge=1)
+    epochs: int = Field(ge=1)
 
 
 class GuideConfig(TeacherConfig):

@@ -109,10 +109,12 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> Optional
     else:
         train_loader = plain
     model = build_model(tcfg.model, paths["features"], sp.get_piece_size(), tcfg.seed)
-    job = TrainJob(name=f"teacher.{name}", cfg=params.train, epochs=tcfg.epochs or params.train.epochs,
+    job = TrainJob(name=f"teacher.{name}", cfg=params.train, epochs=tcfg.epochs,
                    seed=tcfg.seed, loss_fn=loss_fn, checkpoint_dir=paths["checkpoints"],
                    live_dir=paths["live"],
-                   fingerprint={"teacher": tcfg.model_dump(), "train": params.train.model_dump(),
+                   # train.epochs is the students' schedule; the teacher's is in tcfg
+                   fingerprint={"teacher": tcfg.model_dump(),
+                                "train": params.train.model_dump(exclude={"epochs"}),
                                 "guided": guided, "guide_weight": params.ensemble.guide_weight,
                                 "data": data_digest(paths),
                                 "guide": file_digest(paths["guide"]) if guided else None})

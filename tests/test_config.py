@@ -11,7 +11,8 @@ def tiny(root):
     return yaml.safe_load((root / "profiles" / "tiny.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "profiles/tiny.yaml"])
+@pytest.mark.parametrize("name", ["params.yaml", "profiles/tiny.yaml", "profiles/small.yaml",
+                                  "profiles/gpu-librispeech100.yaml"])
 def test_shipped_profiles_validate(root, name):
     params = load_params(root / name)
     assert params.teacher_names()[0] == "guide"
@@ -71,4 +72,22 @@ def test_missing_required_student(tiny):
 def test_heads_must_divide_d_model(tiny):
     tiny["student"]["num_heads"] = 3
     with pytest.raises(ParamsError, match="divisible"):
+        parse_params(tiny)
+
+
+def test_teacher_stages_read_every_train_key_but_the_students_epochs(root):
+    """Teachers set their own epochs; a change of train.epochs must not retrain them."""
+    from pipeline.config import TrainConfig
+
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    wanted = {f"train.{k}" for k in TrainConfig.model_fields} - {"train.epochs"}
+    for name in ("train_guide", "train_teacher"):
+        stage = stages[name].get("do", stages[name])
+        listed = {p for p in stage["params"] if isinstance(p, str) and p.startswith("train")}
+        assert listed == wanted, (name, sorted(listed ^ wanted))
+
+
+def test_a_teacher_without_epochs_is_rejected(tiny):
+    del tiny["teachers"]["t1"]["epochs"]
+    with pytest.raises(ParamsError, match="teachers.t1.epochs"):
         parse_params(tiny)
