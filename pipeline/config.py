@@ -264,7 +264,7 @@ class Params(Strict):
     features: FeaturesConfig = Field(default_factory=FeaturesConfig)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    guide: GuideConfig = Field(default_factory=GuideConfig)
+    guide: GuideConfig  # required: it sets its own epochs
     teachers: dict[str, TeacherConfig]
     ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
     distill: DistillConfig = Field(default_factory=DistillConfig)

@@ -307,6 +307,7 @@ def test_normalization_options_apply_to_imported_text(librispeech, tmp_path):
     ({"source": "kaldi"}, "data.source"),
 ])
 def test_importer_params_are_validated(data, message):
-    raw = {"data": data, "teachers": {"t1": {}}, "students": {"baseline": {}, "distilled": {}}}
+    raw = {"data": data, "guide": {"epochs": 1}, "teachers": {"t1": {"epochs": 1}},
+           "students": {"baseline": {}, "distilled": {}}}
     with pytest.raises(ParamsError, match=message):
         parse_params(raw)
