@@ -32,9 +32,8 @@ import numpy as np
 import torch
 
 from pipeline.export import (ONNX_FP32, ONNX_INT8, TORCHSCRIPT, Runner, as_batch, file_sizes,
-                             onnx_runner,
-                             single_thread, torch_runner, torchscript_runner)
-from pipeline.model import ConformerCTC, load_model
+                             onnx_runner, single_thread, torch_runner, torchscript_runner)
+from pipeline.model import ConformerCTC
 from pipeline.soft_targets import combine_posteriors
 
 log = logging.getLogger(__name__)
@@ -90,18 +89,20 @@ def all_runners(teachers: Sequence[ConformerCTC], students: dict[str, ConformerC
             "student.distilled.onnx_int8": onnx_runner(export_dir / ONNX_INT8)}
 
 
-def deployment_metrics(teacher_files: Sequence[Path], student_files: dict[str, Path],
-                       export_dir: Path, exported_wer: dict[str, float],
-                       wer: dict[str, float], examples: Sequence[dict], combine: str,
-                       repeats: int) -> dict[str, object]:
+def deployment_metrics(teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
+                       model_files: dict[str, Path], export_dir: Path,
+                       exported_wer: dict[str, float], wer: dict[str, float],
+                       examples: Sequence[dict], combine: str, repeats: int) -> dict[str, object]:
     """RTF, file sizes, WER per runtime and the speed goals, for ``reports/metrics.json``.
 
-    ``examples``: test utterances (``feats``, ``duration``) to time; ``wer``: the
-    evaluated test WER per system; ``exported_wer``: the export stage's WER per format.
+    ``teachers`` / ``students``: the loaded models by name; ``model_files``: their files
+    keyed ``teacher.<name>`` / ``student.<name>``; ``examples``: test utterances
+    (``feats``, ``duration``) to time; ``wer``: the evaluated test WER per system;
+    ``exported_wer``: the export stage's WER per format.
     """
-    teachers = [load_model(f) for f in teacher_files]
-    students = {n: load_model(f) for n, f in student_files.items()}
-    rtf = measure_rtf(all_runners(teachers, students, export_dir, combine),
+    teacher_files = [model_files[f"teacher.{n}"] for n in teachers]
+    student_files = {n: model_files[f"student.{n}"] for n in students}
+    rtf = measure_rtf(all_runners(list(teachers.values()), students, export_dir, combine),
                       [u["feats"] for u in examples], sum(u["duration"] for u in examples), repeats)
     sizes = file_sizes({"ensemble": teacher_files,
                         **{f"student.{n}.torch": [f] for n, f in student_files.items()},

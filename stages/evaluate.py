@@ -31,8 +31,10 @@ log = logging.getLogger("asr_distill")
 def main(args, params):
     torch.set_num_threads(params.train.threads)
     sp = load_tokenizer(args.tokenizer)
-    teachers = {n: load_model(Path(args.teachers) / f"{n}.pt") for n in params.teacher_names()}
-    students = {n: load_model(Path(args.students) / f"{n}.pt") for n in params.students}
+    files = {**{f"teacher.{n}": Path(args.teachers) / f"{n}.pt" for n in params.teacher_names()},
+             **{f"student.{n}": Path(args.students) / f"{n}.pt" for n in params.students}}
+    teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
+    students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     loader = make_loader(Path(args.features), Path(args.manifests), "test", sp,
                          params.train.batch_frames)
     metrics = evaluate_models(params, teachers, students, loader, sp)
@@ -45,10 +47,8 @@ def main(args, params):
     bench = load_split(Path(args.features) / "test",
                        Path(args.manifests) / "test.jsonl")[:params.evaluate.rtf_utterances]
     metrics.update(deployment_metrics(
-        [Path(args.teachers) / f"{n}.pt" for n in teachers],
-        {n: Path(args.students) / f"{n}.pt" for n in students}, Path(args.export),
-        read_json(args.export_metrics)["wer"], metrics["wer"]["test"], bench,
-        params.ensemble.combine, params.export.rtf_repeats))
+        teachers, students, files, Path(args.export), read_json(args.export_metrics)["wer"],
+        metrics["wer"]["test"], bench, params.ensemble.combine, params.export.rtf_repeats))
     reports, live = Path(args.train_reports), Path(args.live)
     timings = {f"teacher.{n}": t for n, t in read_timings(reports / "teachers", list(teachers)).items()}
     timings.update({f"student.{n}": t for n, t in read_timings(reports / "students", list(students)).items()})
