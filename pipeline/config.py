@@ -243,7 +243,7 @@ class StudentConfig(Strict):
 
 
 class EvaluateConfig(Strict):
-    rtf_utterances: int = Field(20, ge=1)
+    rtf_utterances: int = Field(50, ge=1)
 
 
 class ExportConfig(Strict):
@@ -254,7 +254,7 @@ class ExportConfig(Strict):
     # Largest |WER(int8 ONNX) - WER(eager)| on test accepted (0.005 = 0.5 points).
     int8_wer_tolerance: float = Field(0.005, ge=0, le=1)
     # Timed passes over the benchmark utterances; the fastest pass per model is reported.
-    rtf_repeats: int = Field(3, ge=1)
+    rtf_repeats: int = Field(5, ge=1)
 
 
 class Params(Strict):

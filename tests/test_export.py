@@ -41,10 +41,17 @@ def test_exported_logits_match_eager_at_unseen_batch_and_time(tiny_export, kind,
 
 def test_int8_model_is_quantized_and_gives_finite_logits(tiny_export):
     out, model, _ = tiny_export
-    ops = {node.op_type for node in onnx.load(str(out / ONNX_INT8)).graph.node}
+    nodes = [node.op_type for node in onnx.load(str(out / ONNX_INT8)).graph.node]
+    ops = set(nodes)
     assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops, sorted(ops)
     # Convolutions stay float: ConvInteger is slower than Conv in onnxruntime on the CPU.
     assert "Conv" in ops and "ConvInteger" not in ops, sorted(ops)
+    # Every weight matrix is int8: per layer two per feed-forward module, attention's
+    # input and output projections, the convolution module's two pointwise layers
+    # (linear in the deploy graph); plus the subsampling projection and the output layer.
+    layers = model.cfg.num_layers
+    assert nodes.count("MatMulInteger") == 8 * layers + 2
+    assert nodes.count("Conv") == 2 + layers  # subsampling, one depthwise per layer
     feats, n = padded_batch([300, 120])
     logits, got_n = onnx_runner(out / ONNX_INT8)(feats, n)
     ref, _ = torch_runner(model)(feats, n)
