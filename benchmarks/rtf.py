@@ -21,12 +21,12 @@ from pipeline.model import load_model  # noqa: E402
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--params", default="params.yaml")
-    p.add_argument("--utterances", type=int, help="default: evaluate.rtf_utterances")
+    p.add_argument("--utterances", type=int, help="default: export.rtf_utterances")
     p.add_argument("--repeats", type=int, help="default: export.rtf_repeats")
     args = p.parse_args()
     params = load_params(args.params)
     test = load_split(Path("data/features/test"), Path("data/manifests/test.jsonl"))
-    bench = test[:args.utterances or params.evaluate.rtf_utterances]
+    bench = test[:args.utterances or params.export.rtf_utterances]
     teachers = [load_model(Path("models/teachers") / f"{n}.pt") for n in params.teacher_names()]
     students = {n: load_model(Path("models/students") / f"{n}.pt") for n in ("baseline", "distilled")}
     runners = all_runners(teachers, students, Path("export"), params.ensemble.combine)

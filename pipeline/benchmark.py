@@ -18,7 +18,10 @@ Usage::
 
     rtf = measure_rtf({"student.distilled.onnx": onnx_runner(path)}, feats, seconds, repeats=3)
 
-or, on the machine you deploy to, ``python benchmarks/rtf.py`` (after ``dvc repro export``).
+The export stage runs :func:`run_benchmark` and writes the result into
+``reports/export.json``; evaluate copies it into ``reports/metrics.json`` with the
+test WER of every runtime (:func:`deployment_metrics`). On the machine you deploy
+to, ``python benchmarks/rtf.py`` (after ``dvc repro export``) repeats it.
 """
 
 from __future__ import annotations
@@ -89,32 +92,46 @@ def all_runners(teachers: Sequence[ConformerCTC], students: dict[str, ConformerC
             "student.distilled.onnx_int8": onnx_runner(export_dir / ONNX_INT8)}
 
 
-def deployment_metrics(teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
-                       model_files: dict[str, Path], export_dir: Path,
-                       exported_wer: dict[str, float], wer: dict[str, float],
-                       examples: Sequence[dict], combine: str, repeats: int) -> dict[str, object]:
-    """RTF, file sizes, WER per runtime and the speed goals, for ``reports/metrics.json``.
+def run_benchmark(teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
+                  model_files: dict[str, Path], export_dir: Path, examples: Sequence[dict],
+                  combine: str, repeats: int) -> dict[str, object]:
+    """The export stage's benchmark: RTF and file size of every runtime, and the speed goals.
 
     ``teachers`` / ``students``: the loaded models by name; ``model_files``: their files
-    keyed ``teacher.<name>`` / ``student.<name>``; ``examples``: test utterances
-    (``feats``, ``duration``) to time; ``wer``: the evaluated test WER per system;
-    ``exported_wer``: the export stage's WER per format.
+    keyed ``teacher.<name>`` / ``student.<name>``; ``export_dir``: the exported student;
+    ``examples``: test utterances (``feats``, ``duration``) to time.
     """
-    teacher_files = [model_files[f"teacher.{n}"] for n in teachers]
-    student_files = {n: model_files[f"student.{n}"] for n in students}
+    seconds = sum(u["duration"] for u in examples)
     rtf = measure_rtf(all_runners(list(teachers.values()), students, export_dir, combine),
-                      [u["feats"] for u in examples], sum(u["duration"] for u in examples), repeats)
-    sizes = file_sizes({"ensemble": teacher_files,
-                        **{f"student.{n}.torch": [f] for n, f in student_files.items()},
+                      [u["feats"] for u in examples], seconds, repeats)
+    sizes = file_sizes({"ensemble": [model_files[f"teacher.{n}"] for n in teachers],
+                        **{f"student.{n}.torch": [model_files[f"student.{n}"]] for n in students},
                         "student.distilled.torchscript": [export_dir / TORCHSCRIPT],
                         "student.distilled.onnx": [export_dir / ONNX_FP32],
                         "student.distilled.onnx_int8": [export_dir / ONNX_INT8]})
-    runtime_wer = {"ensemble": wer["ensemble"],
-                   **{f"student.{n}.torch": wer[f"student.{n}"] for n in student_files},
-                   **exported_wer}
-    return {"rtf": rtf, "sizes": sizes, "runtime_wer": {n: runtime_wer.get(n) for n in rtf},
-            "goals": speed_goals(rtf), "rtf_utterances": len(examples),
-            "rtf_audio_seconds": round(sum(u["duration"] for u in examples), 3)}
+    return {"rtf": rtf, "sizes": sizes, "goals": speed_goals(rtf),
+            "rtf_utterances": len(examples), "rtf_audio_seconds": round(seconds, 3)}
+
+
+# What evaluate copies from the export stage's report into reports/metrics.json.
+BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds")
+
+
+def deployment_metrics(export_report: dict[str, object], wer: dict[str, float]) -> dict[str, object]:
+    """The export stage's benchmark (``reports/export.json``) for ``reports/metrics.json``,
+    with ``runtime_wer``: the test WER of every benchmarked runtime.
+
+    ``wer``: evaluate's test WER per system (``ensemble``, ``student.<name>``); the
+    exported formats' WER comes from the export stage's parity check.
+    """
+    missing = [k for k in ("wer", *BENCHMARK_KEYS) if k not in export_report]
+    if missing:
+        raise KeyError(f"export report lacks {missing}: re-run the export stage")
+    rtf = export_report["rtf"]
+    known = {**{f"{n}.torch": v for n, v in wer.items() if n.startswith("student.")},
+             "ensemble": wer.get("ensemble"), **export_report["wer"]}
+    return {**{k: export_report[k] for k in BENCHMARK_KEYS},
+            "runtime_wer": {n: known.get(n) for n in rtf}}
 
 
 def speed_goals(rtf: dict[str, float], fast: str = "student.distilled.onnx_int8",

@@ -1,13 +1,13 @@
-"""Stage ``evaluate``: test WER/CER of every teacher, the ensemble and every student, and the
-single-thread CPU real-time-factor benchmark of the ensemble, the students and the exported
-student (``rtf``, ``sizes``, ``goals`` in ``reports/metrics.json``).
+"""Stage ``evaluate``: test WER/CER of every teacher, the ensemble and every student, the
+export stage's CPU benchmark with the WER of every runtime (``rtf``, ``sizes``, ``goals``,
+``runtime_wer``), all in ``reports/metrics.json``; ``reports/summary.md`` and the plots.
 
 Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
          --soft-targets-metrics reports/soft_targets.json --prepare-metrics reports/prepare.json \
          --train-reports reports --live dvclive --metrics reports/metrics.json \
          --summary reports/summary.md --plot reports/plots/wer.json --plots-dir reports/plots \
-         --export export --export-metrics reports/export.json
+         --export-metrics reports/export.json
 """
 import logging
 import os
@@ -17,7 +17,6 @@ import torch
 
 from pipeline.benchmark import deployment_metrics
 from pipeline.evaluate import evaluate_models, read_timings, report_markdown, wer_plot_rows, write_plots
-from pipeline.export import load_split
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.model import load_model
 from pipeline.plots import read_run_curves
@@ -44,11 +43,7 @@ def main(args, params):
                                 "temperature", "top_k")}
     metrics["soft_targets"]["spike_agreement_train"] = soft["train"]["spike_agreement"]["mean"]
     metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
-    bench = load_split(Path(args.features) / "test",
-                       Path(args.manifests) / "test.jsonl")[:params.evaluate.rtf_utterances]
-    metrics.update(deployment_metrics(
-        teachers, students, files, Path(args.export), read_json(args.export_metrics)["wer"],
-        metrics["wer"]["test"], bench, params.ensemble.combine, params.export.rtf_repeats))
+    metrics.update(deployment_metrics(read_json(args.export_metrics), metrics["wer"]["test"]))
     reports, live = Path(args.train_reports), Path(args.live)
     timings = {f"teacher.{n}": t for n, t in read_timings(reports / "teachers", list(teachers)).items()}
     timings.update({f"student.{n}": t for n, t in read_timings(reports / "students", list(students)).items()})
@@ -71,6 +66,6 @@ if __name__ == "__main__":
     p = parser(__doc__)
     for flag in ("teachers", "students", "features", "manifests", "tokenizer",
                  "soft-targets-metrics", "prepare-metrics", "train-reports", "live", "metrics",
-                 "summary", "plot", "plots-dir", "export", "export-metrics"):
+                 "summary", "plot", "plots-dir", "export-metrics"):
         p.add_argument(f"--{flag}", required=True)
     run(main, p.parse_args())

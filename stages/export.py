@@ -1,42 +1,57 @@
 """Stage ``export``: the distilled student as TorchScript, ONNX fp32 and ONNX int8, with
-parity checks (logits against eager PyTorch, test WER of every format).
+parity checks (logits against eager PyTorch, test WER of every format), then the
+single-thread CPU real-time-factor benchmark of the ensemble, the students in PyTorch
+and the exported student, side by side in one run.
 
 Writes ``export/`` (see :mod:`pipeline.export`) and ``reports/export.json``
-(``parity``, ``wer``). The CPU benchmark of these files runs in ``evaluate``,
-which comes after this stage and writes ``rtf`` into ``reports/metrics.json``.
+(``parity``, ``wer``, ``rtf``, ``sizes``, ``goals``); ``evaluate`` copies the
+benchmark into ``reports/metrics.json`` (see :mod:`pipeline.benchmark`).
 
-Usage: python stages/export.py --students models/students \
+Usage: python stages/export.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
          --out export --metrics reports/export.json
 """
+import logging
 from pathlib import Path
 
 import torch
 
 from pipeline import export as ex
+from pipeline.benchmark import run_benchmark
 from pipeline.io import atomic_path, write_json
 from pipeline.model import load_model
 from pipeline.stage import parser, run
 from pipeline.store import Store
 from pipeline.tokenizer import load_tokenizer
 
+log = logging.getLogger("asr_distill")
+
 
 def main(args, params):
-    torch.set_num_threads(1)  # batch-1 parity runs of a small model: one thread is fastest
+    torch.set_num_threads(1)  # batch-1 parity runs and the benchmark: one thread
     sp = load_tokenizer(args.tokenizer)
-    distilled = load_model(Path(args.students) / "distilled.pt")
+    files = {**{f"teacher.{n}": Path(args.teachers) / f"{n}.pt" for n in params.teacher_names()},
+             **{f"student.{n}": Path(args.students) / f"{n}.pt" for n in params.students}}
+    students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     test = ex.load_split(Path(args.features) / "test", Path(args.manifests) / "test.jsonl")
     with atomic_path(args.out) as out:
         out.mkdir()
-        ex.write_artifacts(distilled, out, Path(args.tokenizer),
+        ex.write_artifacts(students["distilled"], out, Path(args.tokenizer),
                            Store(Path(args.features) / "test").meta, params.export.opset)
-        report = ex.check_parity(distilled, out, [u["feats"] for u in test],
+        report = ex.check_parity(students["distilled"], out, [u["feats"] for u in test],
                                  [u["text"] for u in test], sp, params.export)
-    write_json(args.metrics, {"parity": report["parity"], "wer": report["wer"]})
+        teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
+        report.update(run_benchmark(teachers, students, files, out,
+                                    test[:params.export.rtf_utterances], params.ensemble.combine,
+                                    params.export.rtf_repeats))
+    write_json(args.metrics, report)
+    log.info("int8 student vs ensemble: %sx faster, RTF %s (goals: 50x, RTF <= 0.01)",
+             report["goals"]["int8_speedup_vs_ensemble"],
+             report["rtf"]["student.distilled.onnx_int8"])
 
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    for flag in ("students", "features", "manifests", "tokenizer", "out", "metrics"):
+    for flag in ("teachers", "students", "features", "manifests", "tokenizer", "out", "metrics"):
         p.add_argument(f"--{flag}", required=True)
     run(main, p.parse_args())

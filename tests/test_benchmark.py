@@ -3,10 +3,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.benchmark import ensemble_runner, measure_rtf, speed_goals
+from pipeline.benchmark import (deployment_metrics, ensemble_runner, measure_rtf, run_benchmark,
+                                speed_goals)
 from pipeline.config import ModelConfig
 from pipeline.export import torch_runner
-from pipeline.model import ConformerCTC
+from pipeline.model import ConformerCTC, save_model
 
 CFG = ModelConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3,
                   subsampling_channels=4, dropout=0.0)
@@ -58,3 +59,40 @@ def test_speed_goals():
                      "int8_rtf_at_most_0.01": True}
     slow = speed_goals({"ensemble": 0.1, "student.distilled.onnx_int8": 0.02})
     assert not slow["int8_at_least_50x_faster"] and not slow["int8_rtf_at_most_0.01"]
+
+
+def test_run_benchmark_times_every_runtime_and_sizes_every_file(tiny_export, tmp_path):
+    out, distilled, _ = tiny_export
+    teachers = dict(zip(("guide", "t1"), models(2)))
+    students = {"baseline": models(1)[0], "distilled": distilled}
+    files = {}
+    for kind, group in (("teacher", teachers), ("student", students)):
+        for name, model in group.items():
+            files[f"{kind}.{name}"] = tmp_path / f"{kind}.{name}.pt"
+            save_model(model, files[f"{kind}.{name}"])
+    rng = np.random.default_rng(0)
+    examples = [{"feats": rng.normal(8, 3, size=(t, 40)).astype(np.float16), "duration": t / 100}
+                for t in (120, 300)]
+    report = run_benchmark(teachers, students, files, out, examples, "mean", repeats=1)
+    names = {"ensemble", "student.baseline.torch", "student.distilled.torch",
+             "student.distilled.torchscript", "student.distilled.onnx", "student.distilled.onnx_int8"}
+    assert set(report["rtf"]) == set(report["sizes"]) == names
+    assert all(v > 0 for v in report["rtf"].values())
+    assert report["sizes"]["ensemble"] == sum(files[f"teacher.{n}"].stat().st_size for n in teachers)
+    assert report["rtf_utterances"] == 2 and report["rtf_audio_seconds"] == 4.2
+    assert report["goals"] == speed_goals(report["rtf"])
+
+
+def test_deployment_metrics_add_each_runtimes_wer():
+    rtf = {"ensemble": 0.01, "student.baseline.torch": 0.001, "student.distilled.torch": 0.001,
+           "student.distilled.onnx_int8": 0.0002}
+    report = {"wer": {"student.distilled.onnx_int8": 0.31}, "rtf": rtf, "sizes": {},
+              "goals": speed_goals(rtf), "rtf_utterances": 3, "rtf_audio_seconds": 9.0}
+    wer = {"teacher.t1": 0.2, "ensemble": 0.18, "student.baseline": 0.4, "student.distilled": 0.3}
+    merged = deployment_metrics(report, wer)
+    assert merged["rtf"] == rtf and merged["goals"]["int8_speedup_vs_ensemble"] == 50.0
+    assert merged["runtime_wer"] == {"ensemble": 0.18, "student.baseline.torch": 0.4,
+                                     "student.distilled.torch": 0.3,
+                                     "student.distilled.onnx_int8": 0.31}
+    with pytest.raises(KeyError, match=r"re-run the export stage"):
+        deployment_metrics({"wer": {}}, wer)

@@ -87,6 +87,13 @@ def test_metrics_have_the_documented_shape(repo):
     assert all(v > 0 for v in metrics["rtf"].values())
     assert set(metrics["sizes"]) == set(metrics["rtf"])
     assert metrics["goals"]["int8_speedup_vs_ensemble"] > 0
+    # The export stage ran the benchmark; evaluate copied it and added each runtime's WER.
+    export = json.loads((dst / "reports" / "export.json").read_text())
+    assert metrics["rtf"] == export["rtf"] and metrics["sizes"] == export["sizes"]
+    assert set(metrics["runtime_wer"]) == set(metrics["rtf"])
+    assert metrics["runtime_wer"]["ensemble"] == metrics["wer"]["test"]["ensemble"]
+    assert metrics["runtime_wer"]["student.distilled.onnx_int8"] == \
+        export["wer"]["student.distilled.onnx_int8"]
     summary = (dst / "reports" / "summary.md").read_text()
     assert "## Deployment" in summary and "student.distilled.onnx_int8" in summary
 
