@@ -11,19 +11,21 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import jiwer
 import sentencepiece as spm
 import torch
 
-from pipeline import plots
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
 from pipeline.io import read_json
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
 from pipeline.soft_targets import combine_posteriors
+
+if TYPE_CHECKING:  # matplotlib loads in half a second; `transcribe` imports this module for score()
+    from pipeline import plots
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +230,8 @@ def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
 def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]],
                 plots_dir: Path) -> list[Path]:
     """WER per model, WER against parameters and training curves as PNGs in ``plots_dir``."""
+    from pipeline import plots
+
     wer = {n: metrics["wer"]["test"][n] for n in model_order(metrics["wer"]["test"])}
     params = {**metrics["params"], "ensemble": ensemble_params(metrics["params"])}
     paths = [Path(plots_dir) / f for f in PLOT_FILES]
