@@ -328,6 +328,11 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[list[s
     return sorted(fields) if fields else None
 
 
+# Keys that moved, old dotted name -> new: an old params.yaml gets told where to.
+MOVED_KEYS = {"evaluate": "export.rtf_utterances (was evaluate.rtf_utterances)",
+              "evaluate.rtf_utterances": "export.rtf_utterances"}
+
+
 def format_errors(err: ValidationError, source: str) -> str:
     """Human-readable summary of a pydantic error, naming each offending key."""
     lines = [f"{source}: invalid parameters"]
@@ -336,6 +341,8 @@ def format_errors(err: ValidationError, source: str) -> str:
         if e["type"] == "extra_forbidden":
             valid = _valid_keys(Params, e["loc"])
             hint = f"; valid keys here: {', '.join(valid)}" if valid else ""
+            if dotted in MOVED_KEYS:
+                hint = f"; it moved to {MOVED_KEYS[dotted]}{hint}"
             lines.append(f"  unknown key '{dotted}'{hint}")
         elif e["type"] == "missing":
             lines.append(f"  missing key '{dotted}'")

@@ -37,6 +37,12 @@ def test_mistyped_nested_key_lists_valid_keys(tiny):
     assert "temperature" in msg and "top_k" in msg
 
 
+def test_a_moved_key_says_where_it_went(tiny):
+    tiny["evaluate"] = {"rtf_utterances": 20}
+    with pytest.raises(ParamsError, match=r"unknown key 'evaluate'; it moved to export\.rtf_utterances"):
+        parse_params(tiny)
+
+
 def test_mistyped_key_inside_a_named_teacher(tiny):
     tiny["teachers"]["t1"]["model"]["d_modle"] = 64
     with pytest.raises(ParamsError) as err:
