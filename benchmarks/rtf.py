@@ -3,7 +3,7 @@
 Run it on the CPU you deploy to, after ``dvc repro export``; prints JSON to stdout.
 What is timed is documented in :mod:`pipeline.benchmark`.
 
-Usage: python benchmarks/rtf.py [--params params.yaml] [--utterances 20] [--repeats 3]
+Usage: python benchmarks/rtf.py [--params params.yaml] [--utterances N] [--repeats N]
 """
 import argparse
 import json
@@ -28,7 +28,7 @@ def main() -> None:
     test = load_split(Path("data/features/test"), Path("data/manifests/test.jsonl"))
     bench = test[:args.utterances or params.export.rtf_utterances]
     teachers = [load_model(Path("models/teachers") / f"{n}.pt") for n in params.teacher_names()]
-    students = {n: load_model(Path("models/students") / f"{n}.pt") for n in ("baseline", "distilled")}
+    students = {n: load_model(Path("models/students") / f"{n}.pt") for n in params.students}
     runners = all_runners(teachers, students, Path("export"), params.ensemble.combine)
     rtf = measure_rtf(runners, [u["feats"] for u in bench], sum(u["duration"] for u in bench),
                       args.repeats or params.export.rtf_repeats)

@@ -7,7 +7,8 @@ training model (torchaudio's Conformer layers, ``(T, N, D)`` layout,
 ``nn.MultiheadAttention``), :class:`DeployConformer`:
 
 * keeps one ``(N, T, D)`` layout throughout, so the only transposes left are the
-  two around each depthwise convolution and the attention head split/merge;
+  subsampling's, the two around each depthwise convolution and the attention head
+  split/merge;
 * computes the convolution module's pointwise (kernel-1) convolutions as linear
   layers: no transposes around them, and onnxruntime's dynamic quantization turns
   them into int8 matrix products like the rest;

@@ -229,7 +229,8 @@ def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
 
 def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]],
                 plots_dir: Path) -> list[Path]:
-    """WER per model, WER against parameters and training curves as PNGs in ``plots_dir``."""
+    """WER per model, WER against parameters, training curves and (with a benchmark in
+    ``metrics``) WER against CPU real-time factor, as PNGs in ``plots_dir``."""
     from pipeline import plots
 
     wer = {n: metrics["wer"]["test"][n] for n in model_order(metrics["wer"]["test"])}

@@ -15,7 +15,7 @@ Output layout (``export/``)::
 What is exported is :class:`pipeline.deploy.DeployConformer`, an inference-only
 rewrite of the trained model with the same weights and fewer graph ops (a small
 student at batch 1 is bound by per-op overhead; the rewrite made the int8 model
-about 13% faster, README "Deploying the student").
+about 13% faster, README "Results").
 
 Parity is checked before anything is kept: TorchScript and ONNX fp32 logits must
 match eager PyTorch within ``export.parity_atol`` on every test utterance, and
