@@ -234,7 +234,7 @@ class EnsembleConfig(Strict):
 
 class DistillConfig(Strict):
     temperature: float = Field(2.0, gt=0)
-    top_k: int = Field(8, ge=1)
+    top_k: int = Field(32, ge=1)
 
 
 class StudentConfig(Strict):
