@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from pipeline.benchmark import all_runners, measure_rtf, speed_goals  # noqa: E402
+from pipeline.benchmark import model_files, run_benchmark  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.export import load_split  # noqa: E402
 from pipeline.model import load_model  # noqa: E402
@@ -27,12 +27,12 @@ def main() -> None:
     params = load_params(args.params)
     test = load_split(Path("data/features/test"), Path("data/manifests/test.jsonl"))
     bench = test[:args.utterances or params.export.rtf_utterances]
-    teachers = [load_model(Path("models/teachers") / f"{n}.pt") for n in params.teacher_names()]
-    students = {n: load_model(Path("models/students") / f"{n}.pt") for n in params.students}
-    runners = all_runners(teachers, students, Path("export"), params.ensemble.combine)
-    rtf = measure_rtf(runners, [u["feats"] for u in bench], sum(u["duration"] for u in bench),
-                      args.repeats or params.export.rtf_repeats)
-    print(json.dumps({"rtf": rtf, "goals": speed_goals(rtf), "utterances": len(bench)}, indent=2))
+    files = model_files(params, Path("models/teachers"), Path("models/students"))
+    teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
+    students = {n: load_model(files[f"student.{n}"]) for n in params.students}
+    report = run_benchmark(teachers, students, files, Path("export"), bench,
+                           params.ensemble.combine, args.repeats or params.export.rtf_repeats)
+    print(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from pipeline.config import Params
 from pipeline.export import (ONNX_FP32, ONNX_INT8, TORCHSCRIPT, Runner, as_batch, file_sizes,
                              onnx_runner, single_thread, torch_runner, torchscript_runner)
 from pipeline.model import ConformerCTC
@@ -90,6 +91,12 @@ def all_runners(teachers: Sequence[ConformerCTC], students: dict[str, ConformerC
             "student.distilled.torchscript": torchscript_runner(export_dir / TORCHSCRIPT),
             "student.distilled.onnx": onnx_runner(export_dir / ONNX_FP32),
             "student.distilled.onnx_int8": onnx_runner(export_dir / ONNX_INT8)}
+
+
+def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[str, Path]:
+    """Every model file the params name, keyed ``teacher.<name>`` / ``student.<name>``."""
+    return {**{f"teacher.{n}": Path(teachers_dir) / f"{n}.pt" for n in params.teacher_names()},
+            **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.students}}
 
 
 def run_benchmark(teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],

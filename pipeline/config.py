@@ -328,9 +328,8 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[list[s
     return sorted(fields) if fields else None
 
 
-# Keys that moved, old dotted name -> new: an old params.yaml gets told where to.
-MOVED_KEYS = {"evaluate": "export.rtf_utterances (was evaluate.rtf_utterances)",
-              "evaluate.rtf_utterances": "export.rtf_utterances"}
+# Keys that moved, as the error names them -> where they went: an old params.yaml is told.
+MOVED_KEYS = {"evaluate": "export.rtf_utterances (was evaluate.rtf_utterances)"}
 
 
 def format_errors(err: ValidationError, source: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.benchmark import deployment_metrics
+from pipeline.benchmark import deployment_metrics, model_files
 from pipeline.evaluate import evaluate_models, read_timings, report_markdown, wer_plot_rows, write_plots
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.model import load_model
@@ -30,8 +30,7 @@ log = logging.getLogger("asr_distill")
 def main(args, params):
     torch.set_num_threads(params.train.threads)
     sp = load_tokenizer(args.tokenizer)
-    files = {**{f"teacher.{n}": Path(args.teachers) / f"{n}.pt" for n in params.teacher_names()},
-             **{f"student.{n}": Path(args.students) / f"{n}.pt" for n in params.students}}
+    files = model_files(params, args.teachers, args.students)
     teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     loader = make_loader(Path(args.features), Path(args.manifests), "test", sp,

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from pipeline import export as ex
-from pipeline.benchmark import run_benchmark
+from pipeline.benchmark import model_files, run_benchmark
 from pipeline.io import atomic_path, write_json
 from pipeline.model import load_model
 from pipeline.stage import parser, run
@@ -30,8 +30,7 @@ log = logging.getLogger("asr_distill")
 def main(args, params):
     torch.set_num_threads(1)  # batch-1 parity runs and the benchmark: one thread
     sp = load_tokenizer(args.tokenizer)
-    files = {**{f"teacher.{n}": Path(args.teachers) / f"{n}.pt" for n in params.teacher_names()},
-             **{f"student.{n}": Path(args.students) / f"{n}.pt" for n in params.students}}
+    files = model_files(params, args.teachers, args.students)
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     test = ex.load_split(Path(args.features) / "test", Path(args.manifests) / "test.jsonl")
     with atomic_path(args.out) as out:
