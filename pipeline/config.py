@@ -46,6 +46,9 @@ class SyntheticConfig(Strict):
     min_words: int = Field(3, ge=1)
     max_words: int = Field(12, ge=1)
     text_file: Optional[str] = None
+    # closed: a few hundred everyday words (pipeline/closed_lexicon.py), test OOV near 0;
+    # open: thousands of names, cities and words, many of them unseen in training.
+    vocabulary: Literal["closed", "open"] = "closed"
     num_workers: int = Field(2, ge=1)  # espeak-ng processes; the audio does not depend on it
 
     @model_validator(mode="after")
@@ -255,6 +258,17 @@ class ExportConfig(Strict):
     rtf_repeats: int = Field(5, ge=1)
 
 
+class EvaluateConfig(Strict):
+    """Test-set scoring: paired-bootstrap intervals and the error breakdown."""
+
+    # Paired bootstrap over utterances (Bisani & Ney 2004): resamples, seed, interval level.
+    bootstrap_samples: int = Field(1000, ge=100)
+    bootstrap_seed: int = 0
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    # Most frequent word substitutions listed per system in the summary.
+    top_substitutions: int = Field(10, ge=1)
+
+
 class Params(Strict):
     """The whole ``params.yaml``."""
 
@@ -269,6 +283,7 @@ class Params(Strict):
     student: ModelConfig = Field(default_factory=ModelConfig)
     students: dict[str, StudentConfig]
     export: ExportConfig = Field(default_factory=ExportConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @model_validator(mode="after")
     def _names(self) -> "Params":
@@ -329,7 +344,7 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[list[s
 
 
 # Keys that moved, as the error names them -> where they went: an old params.yaml is told.
-MOVED_KEYS = {"evaluate": "export.rtf_utterances (was evaluate.rtf_utterances)"}
+MOVED_KEYS = {"evaluate.rtf_utterances": "export.rtf_utterances"}
 
 
 def format_errors(err: ValidationError, source: str) -> str:

@@ -194,7 +194,7 @@ def synthetic_sentences(cfg: DataConfig) -> dict[str, list[str]]:
     s = cfg.synthetic
     counts = {"test": s.test_utterances, "dev": s.dev_utterances, "train": s.train_utterances}
     pool = sentence_pool(sum(counts.values()), cfg.seed, s.min_words, s.max_words, s.text_file,
-                         normalizer=cfg.normalize)
+                         normalizer=cfg.normalize, vocabulary=s.vocabulary)
     splits: dict[str, list[str]] = {}
     start = 0
     for split, count in counts.items():

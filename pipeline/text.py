@@ -40,7 +40,7 @@ import random
 import re
 import unicodedata
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Literal, Optional
 
 from pipeline.config import NormalizeConfig
 
@@ -258,9 +258,25 @@ def _jobs(raw) -> tuple[str, ...]:  # noqa: ANN001
     return _unique(titles)
 
 
+Vocabulary = Literal["closed", "open"]
+
+
+def lexicon(vocabulary: Vocabulary = "open") -> dict[str, tuple[str, ...]]:
+    """Slot name -> fillers. Proper names stay capitalised (the normalizer lowers them).
+
+    ``open``: the large faker lists (names and cities a test sentence may hold that
+    training never heard); ``closed``: :data:`pipeline.closed_lexicon.CLOSED_LEXICON`.
+    """
+    if vocabulary == "closed":
+        from pipeline.closed_lexicon import CLOSED_LEXICON
+        return CLOSED_LEXICON
+    if vocabulary != "open":
+        raise ValueError(f"unknown vocabulary {vocabulary!r}; expected 'closed' or 'open'")
+    return _open_lexicon()
+
+
 @functools.lru_cache(maxsize=1)
-def lexicon() -> dict[str, tuple[str, ...]]:
-    """Slot name -> fillers. Proper names stay capitalised (the normalizer lowers them)."""
+def _open_lexicon() -> dict[str, tuple[str, ...]]:
     from faker.providers import date_time
     from faker.providers.address import en_US as address_us
     from faker.providers.company import en_US as company_us
@@ -446,9 +462,8 @@ _TEMPLATES = [
 _SLOT = re.compile(r"\{([a-z_]+?)(\d?)\}")
 
 
-def _fill(template: str, rng: random.Random) -> str:
-    """Fill every slot of ``template``; ``{x}`` and ``{x2}`` are drawn independently."""
-    lex = lexicon()
+def _fill(template: str, rng: random.Random, lex: dict[str, tuple[str, ...]]) -> str:
+    """Fill every slot of ``template`` from ``lex``; ``{x}`` and ``{x2}`` are drawn independently."""
     drawn: dict[str, str] = {}
 
     def draw(m: re.Match) -> str:
@@ -468,10 +483,11 @@ def _fill(template: str, rng: random.Random) -> str:
 
 
 def generate_sentence(rng: random.Random, min_words: int, max_words: int,
-                      cfg: Optional[NormalizeConfig] = None) -> str:
+                      cfg: Optional[NormalizeConfig] = None, vocabulary: Vocabulary = "open") -> str:
     """One normalized sentence from the built-in grammar, within the word limits."""
+    lex = lexicon(vocabulary)
     for _ in range(200):
-        sentence = normalize(_fill(rng.choice(_TEMPLATES), rng), cfg)
+        sentence = normalize(_fill(rng.choice(_TEMPLATES), rng, lex), cfg)
         if min_words <= len(sentence.split()) <= max_words:
             return sentence
     raise ValueError(f"the built-in generator could not make a sentence of {min_words}-{max_words} "
@@ -496,11 +512,12 @@ def load_text_file(path: str | Path, cfg: Optional[NormalizeConfig] = None) -> l
 
 def sentence_pool(n: int, seed: int, min_words: int, max_words: int,
                   text_file: str | None = None,
-                  normalizer: Optional[NormalizeConfig] = None) -> list[str]:
+                  normalizer: Optional[NormalizeConfig] = None,
+                  vocabulary: Vocabulary = "open") -> list[str]:
     """``n`` distinct normalized sentences, deterministic for ``seed``.
 
     From ``text_file`` (shuffled, filtered to ``min_words..max_words``) when
-    given, else from the built-in generator.
+    given, else from the built-in generator with the ``vocabulary`` lexicon.
     """
     rng = random.Random(seed)
     if text_file:
@@ -515,7 +532,7 @@ def sentence_pool(n: int, seed: int, min_words: int, max_words: int,
     pool: dict[str, None] = {}
     attempts = 0
     while len(pool) < n:
-        pool[generate_sentence(rng, min_words, max_words, normalizer)] = None
+        pool[generate_sentence(rng, min_words, max_words, normalizer, vocabulary)] = None
         attempts += 1
         if attempts > 50 * n + 1000:
             raise ValueError(f"the built-in generator produced only {len(pool)} distinct "

@@ -39,7 +39,7 @@ def test_mistyped_nested_key_lists_valid_keys(tiny):
 
 def test_a_moved_key_says_where_it_went(tiny):
     tiny["evaluate"] = {"rtf_utterances": 20}
-    with pytest.raises(ParamsError, match=r"unknown key 'evaluate'; it moved to export\.rtf_utterances"):
+    with pytest.raises(ParamsError, match=r"unknown key 'evaluate\.rtf_utterances'; it moved to export\.rtf_utterances"):
         parse_params(tiny)
 
 
