@@ -1,25 +1,42 @@
-"""The ``evaluate`` stage: WER/CER of every model on test, the Hinton-style table.
+"""The ``evaluate`` stage: WER/CER of every model on test, with paired-bootstrap intervals.
 
 Rows: every teacher, the ensemble (decoded from the teachers' averaged T=1
-posteriors), and every student. Columns: WER, CER, frame agreement with the
-ensemble's argmax (our analog of Hinton et al.'s frame accuracy) and
-parameters. ``gap_recovered = (WER_baseline - WER_distilled) /
-(WER_baseline - WER_ensemble)``, null when the denominator is not positive.
+posteriors), and every student. Columns: WER, CER, each with its percentile
+interval from a paired bootstrap over test utterances (:mod:`pipeline.bootstrap`),
+frame agreement with the ensemble's argmax (our analog of Hinton et al.'s
+frame accuracy) and parameters.
+
+Comparisons are paired (every system is scored on the same resamples):
+each distilled student against its comparison model (``wer_diff``,
+``wer_diff_ci``), the ensemble against the best single teacher
+(``ensemble_vs_best_teacher``), and ``gap_recovered = (WER_baseline -
+WER_distilled) / (WER_baseline - WER_ensemble)``, null when the denominator is
+not positive. ``distilled_beats_baseline`` and ``ensemble_beats_best_teacher``
+mean *significantly* better: the interval of the difference lies below 0.
+
+Where the errors are: WER per accent (synthetic speakers ``accent+variant``)
+or per speaker (``wer_by_group``), and the most frequent word substitutions
+(``substitutions``), both from jiwer's per-utterance alignments.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import jiwer
+import numpy as np
 import sentencepiece as spm
 import torch
 
+from pipeline.bootstrap import (Interval, gap_fraction, gap_interval, paired_bootstrap,
+                                percentile_interval)
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
-from pipeline.io import read_json
+from pipeline.io import read_json, read_jsonl
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
 from pipeline.soft_targets import combine_posteriors
@@ -30,36 +47,123 @@ if TYPE_CHECKING:  # matplotlib loads in half a second; `transcribe` imports thi
 log = logging.getLogger(__name__)
 
 # PNGs the evaluate stage writes into reports/plots/ (declared as plots in dvc.yaml).
-PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png")
+PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png", "wer_by_accent.png")
+# Groups (accents or speakers) shown in the summary table and the plot, worst first; the
+# metrics keep all of them.
+MAX_GROUP_ROWS = 10
+# Decimals of point WER/CER and of intervals and differences in reports/metrics.json.
+RATE_DECIMALS, INTERVAL_DECIMALS = 4, 6
+
+
+@dataclass(frozen=True)
+class UtteranceErrors:
+    """One system's jiwer edit counts per test utterance, and its word substitutions."""
+
+    words: np.ndarray  # (N,) word substitutions + deletions + insertions
+    ref_words: np.ndarray  # (N,) reference words
+    chars: np.ndarray  # (N,) character edits (spaces count, as in jiwer.cer)
+    ref_chars: np.ndarray  # (N,) reference characters
+    substitutions: Counter[tuple[str, str]]  # (ref word, hyp word) -> count
+
+    @property
+    def wer(self) -> float:
+        """Corpus WER: all word edits over all reference words."""
+        return float(self.words.sum() / max(self.ref_words.sum(), 1))
+
+    @property
+    def cer(self) -> float:
+        """Corpus CER: all character edits over all reference characters."""
+        return float(self.chars.sum() / max(self.ref_chars.sum(), 1))
+
+
+def chunk_edits(chunk: jiwer.AlignmentChunk) -> int:
+    """Edits in one alignment chunk: inserted hypothesis tokens, or substituted/deleted
+    reference tokens (0 for ``equal``)."""
+    if chunk.type == "equal":
+        return 0
+    if chunk.type == "insert":
+        return chunk.hyp_end_idx - chunk.hyp_start_idx
+    return chunk.ref_end_idx - chunk.ref_start_idx
+
+
+def edit_counts(output: jiwer.WordOutput | jiwer.CharacterOutput) -> tuple[np.ndarray, np.ndarray]:
+    """``(edits, reference lengths)`` per utterance, each ``(N,)``, from jiwer's alignments."""
+    edits = [sum(chunk_edits(c) for c in chunks) for chunks in output.alignments]
+    lengths = [len(r) for r in output.references]
+    return np.array(edits, dtype=np.int64), np.array(lengths, dtype=np.int64)
+
+
+def substitution_pairs(output: jiwer.WordOutput) -> Counter[tuple[str, str]]:
+    """``(ref word, hyp word)`` counts over the substitutions of jiwer's word alignments."""
+    pairs: Counter[tuple[str, str]] = Counter()
+    for ref, hyp, chunks in zip(output.references, output.hypotheses, output.alignments):
+        for c in chunks:
+            if c.type == "substitute":
+                pairs.update(zip(ref[c.ref_start_idx:c.ref_end_idx],
+                                 hyp[c.hyp_start_idx:c.hyp_end_idx]))
+    return pairs
+
+
+def utterance_errors(refs: Sequence[str], hyps: Sequence[str]) -> UtteranceErrors:
+    """Word and character edit counts per utterance; an empty hypothesis is all deletions."""
+    hyps = [h if h.strip() else "" for h in hyps]
+    words = jiwer.process_words(list(refs), hyps)
+    chars = jiwer.process_characters(list(refs), hyps)
+    return UtteranceErrors(*edit_counts(words), *edit_counts(chars), substitution_pairs(words))
 
 
 def score(refs: list[str], hyps: list[str]) -> tuple[float, float]:
-    """(WER, CER) with jiwer; an empty hypothesis counts as all deletions."""
-    hyps = [h if h.strip() else "" for h in hyps]
-    wer = jiwer.wer(refs, hyps)
-    cer = jiwer.cer(refs, hyps)
-    return round(float(wer), 4), round(float(cer), 4)
+    """Corpus (WER, CER), rounded; equal to ``jiwer.wer`` and ``jiwer.cer``."""
+    errors = utterance_errors(refs, hyps)
+    return round(errors.wer, RATE_DECIMALS), round(errors.cer, RATE_DECIMALS)
 
 
 def gap_recovered(baseline: float, distilled: float, ensemble: float) -> Optional[float]:
-    """Share of the baseline-to-ensemble WER gap that distillation closed."""
-    denominator = baseline - ensemble
-    if denominator <= 0:
-        return None
-    return round((baseline - distilled) / denominator, 4)
+    """Share of the baseline-to-ensemble WER gap that distillation closed; None when the
+    ensemble is not better than the baseline."""
+    value = float(gap_fraction(baseline, distilled, ensemble))
+    return None if np.isnan(value) else round(value, RATE_DECIMALS)
+
+
+def comparison_model(name: str, params: Params) -> str:
+    """The model a distilled student is compared with: today the directly trained
+    ``student.baseline`` for every student (``params`` lets a student get its own twin)."""
+    return "student.baseline"
+
+
+def compared_students(params: Params) -> list[str]:
+    """Students compared with their comparison model: every one with alpha > 0, and always
+    ``student.distilled`` (``gap_recovered`` and ``distilled_beats_baseline`` read it)."""
+    return [f"student.{n}" for n, s in params.students.items() if s.alpha > 0 or n == "distilled"]
+
+
+def named_models(teachers: Mapping[str, ConformerCTC],
+                 students: Mapping[str, ConformerCTC]) -> dict[str, ConformerCTC]:
+    """Models under their report names: ``teacher.<name>`` then ``student.<name>``."""
+    return {**{f"teacher.{n}": m for n, m in teachers.items()},
+            **{f"student.{n}": m for n, m in students.items()}}
+
+
+@dataclass
+class Decoded:
+    """Greedy transcripts of test by every system, in loader order."""
+
+    ids: list[str]
+    refs: list[str]
+    hyps: dict[str, list[str]]  # system -> one transcript per utterance
+    agreement: dict[str, float]  # system -> share of frames whose argmax is the ensemble's
 
 
 @torch.no_grad()
-def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
-                    students: dict[str, ConformerCTC], loader: BatchLoader,
-                    sp: spm.SentencePieceProcessor) -> dict[str, Any]:
-    """Decode test with every model and the ensemble; returns the metrics mapping."""
-    models = {f"teacher.{n}": m for n, m in teachers.items()}
-    models.update({f"student.{n}": m for n, m in students.items()})
+def decode_test(params: Params, teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
+                loader: BatchLoader, sp: spm.SentencePieceProcessor) -> Decoded:
+    """Decode ``loader`` with every model and the ensemble of the teachers."""
+    models = named_models(teachers, students)
     for m in models.values():
         m.eval()
     hyps: dict[str, list[str]] = {name: [] for name in [*models, "ensemble"]}
     agree: dict[str, list[int]] = {name: [0, 0] for name in [*models, "ensemble"]}
+    ids: list[str] = []
     refs: list[str] = []
     for batch in loader:
         outs = {name: m(batch.feats, batch.lengths) for name, m in models.items()}
@@ -69,28 +173,153 @@ def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
         outs["ensemble"] = (ens, lengths)
         ens_best = ens.argmax(-1)
         mask = torch.arange(ens.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+        ids += batch.ids
         refs += batch.texts
         for name, (logits, lens) in outs.items():
-            hyps[name] += [sp.decode(ids) for ids in greedy_decode(logits, lens)]
+            hyps[name] += [sp.decode(tokens) for tokens in greedy_decode(logits, lens)]
             agree[name][0] += int(((logits.argmax(-1) == ens_best) & mask).sum())
             agree[name][1] += int(mask.sum())
-    wer, cer = {}, {}
-    for name, h in hyps.items():
-        wer[name], cer[name] = score(refs, h)
-    metrics: dict[str, Any] = {
-        "wer": {"test": wer},
-        "cer": {"test": cer},
-        "frame_agreement": {"test": {n: round(a / max(t, 1), 4) for n, (a, t) in agree.items()}},
-        "params": {name: count_parameters(m) for name, m in models.items()},
-        "gap_recovered": gap_recovered(wer["student.baseline"], wer["student.distilled"],
-                                       wer["ensemble"]),
+    return Decoded(ids, refs, hyps, {n: a / max(t, 1) for n, (a, t) in agree.items()})
+
+
+def rounded(interval: Optional[Interval]) -> Optional[list[float]]:
+    """An interval as a JSON ``[lo, hi]`` list (None stays None)."""
+    return None if interval is None else [round(v, INTERVAL_DECIMALS) for v in interval]
+
+
+def error_rate_intervals(params: Params, errors: Mapping[str, UtteranceErrors]
+                         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Paired-bootstrap WER draws per system (``(B,)`` each), and the ``wer_ci``/``cer_ci``
+    metrics. WER and CER use the same resamples (same seed)."""
+    cfg = params.evaluate
+    first = next(iter(errors.values()))
+    wer = paired_bootstrap({n: e.words for n, e in errors.items()}, first.ref_words,
+                           cfg.bootstrap_samples, cfg.bootstrap_seed)
+    cer = paired_bootstrap({n: e.chars for n, e in errors.items()}, first.ref_chars,
+                           cfg.bootstrap_samples, cfg.bootstrap_seed)
+    metrics = {"bootstrap": {"samples": cfg.bootstrap_samples, "seed": cfg.bootstrap_seed,
+                             "confidence": cfg.confidence}}
+    for key, draws in (("wer_ci", wer), ("cer_ci", cer)):
+        metrics[key] = {"test": {n: rounded(percentile_interval(d, cfg.confidence))
+                                 for n, d in draws.items()}}
+    return wer, metrics
+
+
+def student_comparisons(params: Params, wer: Mapping[str, float],
+                        draws: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """Each compared student against its comparison model: WER difference (negative:
+    the student is better) with its interval, and gap_recovered with its interval."""
+    confidence = params.evaluate.confidence
+    keys = ("comparison_model", "wer_diff", "wer_diff_ci", "gap_recovered_by_student",
+            "gap_recovered_ci", "gap_recovered_skipped")
+    out: dict[str, dict[str, Any]] = {k: {} for k in keys}
+    for name in compared_students(params):
+        twin = out["comparison_model"][name] = comparison_model(name, params)
+        out["wer_diff"][name] = round(wer[name] - wer[twin], INTERVAL_DECIMALS)
+        out["wer_diff_ci"][name] = rounded(percentile_interval(draws[name] - draws[twin], confidence))
+        out["gap_recovered_by_student"][name] = gap_recovered(wer[twin], wer[name], wer["ensemble"])
+        ci, skipped = gap_interval(draws[twin], draws[name], draws["ensemble"], confidence)
+        out["gap_recovered_ci"][name], out["gap_recovered_skipped"][name] = rounded(ci), skipped
+        if skipped:
+            log.info("gap_recovered of %s: %d of %d bootstrap draws skipped (ensemble not better "
+                     "than %s)", name, skipped, len(draws[name]), twin)
+    diff_ci = out["wer_diff_ci"]["student.distilled"]
+    return {**out, "gap_recovered": out["gap_recovered_by_student"]["student.distilled"],
+            "distilled_beats_baseline": bool(diff_ci[1] < 0)}
+
+
+def ensemble_comparison(params: Params, wer: Mapping[str, float],
+                        draws: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """The ensemble against its best single teacher (lowest test WER), paired."""
+    best = min((n for n in wer if n.startswith("teacher.")), key=lambda n: wer[n])
+    ci = rounded(percentile_interval(draws["ensemble"] - draws[best], params.evaluate.confidence))
+    diff = round(wer["ensemble"] - wer[best], INTERVAL_DECIMALS)
+    return {"ensemble_vs_best_teacher": {"best": best, "diff": diff, "ci": ci},
+            "ensemble_beats_best_teacher": bool(ci[1] < 0),
+            "ensemble_better_point": bool(wer["ensemble"] < wer[best])}
+
+
+def group_labels(speakers: Sequence[str]) -> tuple[str, list[str]]:
+    """``("accent", accents)`` when every speaker is ``accent+variant`` (synthetic corpora),
+    else ``("speaker", speakers)``."""
+    if speakers and all("+" in s for s in speakers):
+        return "accent", [s.split("+", 1)[0] for s in speakers]
+    return "speaker", list(speakers)
+
+
+def wer_by_group(errors: Mapping[str, UtteranceErrors], speakers: Sequence[str]) -> dict[str, Any]:
+    """WER per accent or speaker for every system, with utterances and words per group.
+
+    ``speakers``: the manifest speaker of each utterance, in the order of the error arrays.
+    """
+    group_by, labels = group_labels(speakers)
+    groups, inverse = np.unique(np.asarray(labels), return_inverse=True)
+    ref_words = np.bincount(inverse, weights=next(iter(errors.values())).ref_words)  # (G,)
+    out: dict[str, Any] = {"group_by": group_by,
+                           "utterances": dict(zip(groups.tolist(), np.bincount(inverse).tolist())),
+                           "words": dict(zip(groups.tolist(), ref_words.astype(int).tolist()))}
+    for name, e in errors.items():
+        rates = np.bincount(inverse, weights=e.words) / np.maximum(ref_words, 1)
+        out[name] = {g: round(float(r), RATE_DECIMALS) for g, r in zip(groups.tolist(), rates)}
+    return out
+
+
+def top_substitutions(pairs: Counter[tuple[str, str]], k: int) -> list[dict[str, Any]]:
+    """The ``k`` most frequent ``{ref, hyp, count}`` substitutions (ties by ref, hyp)."""
+    ranked = sorted(pairs.items(), key=lambda item: (-item[1], item[0]))[:k]
+    return [{"ref": r, "hyp": h, "count": c} for (r, h), c in ranked]
+
+
+def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
+                    students: dict[str, ConformerCTC], loader: BatchLoader,
+                    sp: spm.SentencePieceProcessor, speakers: Mapping[str, str]) -> dict[str, Any]:
+    """Decode test with every model and the ensemble; returns the metrics mapping.
+
+    ``speakers``: utterance id -> manifest speaker (:func:`read_speakers`).
+    """
+    decoded = decode_test(params, teachers, students, loader, sp)
+    errors = {name: utterance_errors(decoded.refs, h) for name, h in decoded.hyps.items()}
+    wer = {name: e.wer for name, e in errors.items()}
+    draws, intervals = error_rate_intervals(params, errors)
+    shown = ["ensemble", *compared_students(params)]
+    return {
+        "wer": {"test": {n: round(v, RATE_DECIMALS) for n, v in wer.items()}},
+        "cer": {"test": {n: round(e.cer, RATE_DECIMALS) for n, e in errors.items()}},
+        **intervals,
+        "frame_agreement": {"test": {n: round(a, 4) for n, a in decoded.agreement.items()}},
+        "params": {n: count_parameters(m) for n, m in named_models(teachers, students).items()},
+        "test_utterances": len(decoded.refs),
+        "test_words": int(errors["ensemble"].ref_words.sum()),
+        **student_comparisons(params, wer, draws),
+        **ensemble_comparison(params, wer, draws),
+        "wer_by_group": wer_by_group(errors, speakers_of(decoded.ids, speakers)),
+        "substitutions": {n: top_substitutions(errors[n].substitutions,
+                                               params.evaluate.top_substitutions) for n in shown},
+        "examples": [{"ref": r, **{n: decoded.hyps[n][i] for n in ("ensemble", "student.distilled")}}
+                     for i, r in enumerate(decoded.refs[:5])],
     }
-    best_teacher = min(wer[f"teacher.{n}"] for n in teachers)
-    metrics["ensemble_beats_best_teacher"] = bool(wer["ensemble"] < best_teacher)
-    metrics["distilled_beats_baseline"] = bool(wer["student.distilled"] < wer["student.baseline"])
-    metrics["examples"] = [{"ref": r, **{n: hyps[n][i] for n in ("ensemble", "student.distilled")}}
-                           for i, r in enumerate(refs[:5])]
-    return metrics
+
+
+def read_speakers(manifest: Path) -> dict[str, str]:
+    """Utterance id -> speaker from a manifest (``data/manifests/test.jsonl``)."""
+    return {r["id"]: r["speaker"] for r in read_jsonl(manifest)}
+
+
+def speakers_of(ids: Sequence[str], speakers: Mapping[str, str]) -> list[str]:
+    """The speaker of each utterance in ``ids``; an utterance without one is an error."""
+    missing = [u for u in ids if u not in speakers]
+    if missing:
+        raise KeyError(f"{len(missing)} test utterances have no speaker in the manifest, "
+                       f"e.g. {missing[:3]}")
+    return [speakers[u] for u in ids]
+
+
+def oov_rates(prepare: Mapping[str, Any]) -> dict[str, float]:
+    """OOV rate against train of dev and test, from ``reports/prepare.json`` (splits without one
+    are left out)."""
+    corpus = prepare.get("corpus", {})
+    rates = {s: corpus.get(s, {}).get("oov_rate") for s in ("dev", "test")}
+    return {s: r for s, r in rates.items() if r is not None}
 
 
 def model_order(wer: dict[str, Any]) -> list[str]:
@@ -104,20 +333,109 @@ def ensemble_params(params: dict[str, int]) -> int:
     return sum(v for k, v in params.items() if k.startswith("teacher."))
 
 
-def results_markdown(metrics: dict[str, Any]) -> list[str]:
-    """The Hinton-style table and the verdicts."""
+def fmt_interval(ci: Optional[Sequence[float]]) -> str:
+    """``[lo, hi]`` with 4 decimals, or ``n/a``."""
+    return "n/a" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+
+
+def interval_level(metrics: dict[str, Any]) -> str:
+    """The interval level as the report writes it, e.g. ``95 %``."""
+    return f"{metrics['bootstrap']['confidence'] * 100:g} %"
+
+
+def comparison_sentence(system: str, other: str, diff: float, ci: Sequence[float],
+                        level: str) -> str:
+    """``a vs b: WER difference d [lo, hi]: significant (...)`` or ``...: a tie``."""
+    verdict = (f"significant ({level} interval excludes 0)" if ci[0] > 0 or ci[1] < 0
+               else f"{level} interval includes 0: a tie")
+    return f"{system} vs {other}: WER difference {diff:+.4f} {fmt_interval(ci)}: {verdict}"
+
+
+def gap_sentence(metrics: dict[str, Any], name: str) -> str:
+    """gap_recovered of one student with its interval and any skipped bootstrap draws."""
+    gap, twin = metrics["gap_recovered_by_student"][name], metrics["comparison_model"][name]
+    skipped = metrics["gap_recovered_skipped"][name]
+    value = f"n/a (ensemble not better than {twin})" if gap is None else f"{gap:.4f}"
+    note = (f"; {skipped} of {metrics['bootstrap']['samples']} draws skipped (ensemble not "
+            f"better than {twin} in them)" if skipped else "")
+    return (f"gap_recovered of {name}: {value}, {interval_level(metrics)} interval "
+            f"{fmt_interval(metrics['gap_recovered_ci'][name])}{note}")
+
+
+def test_set_sentence(metrics: dict[str, Any]) -> str:
+    """Test size and the OOV rates of dev and test against train."""
+    rates = ", ".join(f"{s} {r:.2%}" for s, r in metrics.get("oov_rate", {}).items()) or "n/a"
+    return (f"Test set: {metrics['test_utterances']:,} utterances, {metrics['test_words']:,} "
+            f"words; OOV rate against train: {rates}.")
+
+
+def results_table(metrics: dict[str, Any]) -> list[str]:
+    """The Hinton-style table: WER and CER with their intervals, agreement, parameters."""
     wer, cer = metrics["wer"]["test"], metrics["cer"]["test"]
-    agree, params = metrics["frame_agreement"]["test"], metrics["params"]
-    lines = ["| system | WER | CER | frame agreement with ensemble | parameters |",
-             "|---|---|---|---|---|"]
+    wer_ci, cer_ci = metrics["wer_ci"]["test"], metrics["cer_ci"]["test"]
+    agree, params, level = metrics["frame_agreement"]["test"], metrics["params"], interval_level(metrics)
+    lines = [f"| system | WER | WER {level} interval | CER | CER {level} interval | "
+             "frame agreement with ensemble | parameters |", "|---|---|---|---|---|---|---|"]
     for n in model_order(wer):
         p = ensemble_params(params) if n == "ensemble" else params.get(n)
-        lines.append(f"| {n} | {wer[n]:.4f} | {cer[n]:.4f} | {agree[n]:.3f} | {p:,} |")
-    gap = metrics["gap_recovered"]
-    return lines + [
-        "", f"gap_recovered: {'n/a (ensemble not better than baseline)' if gap is None else gap}",
-        f"ensemble beats best teacher: {metrics['ensemble_beats_best_teacher']}",
-        f"distilled beats baseline: {metrics['distilled_beats_baseline']}"]
+        lines.append(f"| {n} | {wer[n]:.4f} | {fmt_interval(wer_ci[n])} | {cer[n]:.4f} | "
+                     f"{fmt_interval(cer_ci[n])} | {agree[n]:.3f} | {p:,} |")
+    return lines
+
+
+def results_markdown(metrics: dict[str, Any]) -> list[str]:
+    """The results table, the test set, and the paired comparisons in plain sentences."""
+    boot, level = metrics["bootstrap"], interval_level(metrics)
+    ens = metrics["ensemble_vs_best_teacher"]
+    comparisons = [comparison_sentence("ensemble", f"{ens['best']} (best teacher)", ens["diff"],
+                                       ens["ci"], level)]
+    for name, diff in metrics["wer_diff"].items():
+        comparisons.append(comparison_sentence(name, metrics["comparison_model"][name], diff,
+                                               metrics["wer_diff_ci"][name], level))
+    comparisons += [gap_sentence(metrics, name) for name in metrics["wer_diff"]]
+    return [*results_table(metrics), "", test_set_sentence(metrics),
+            f"Intervals: {level} paired bootstrap over test utterances ({boot['samples']} "
+            f"resamples, seed {boot['seed']}); a WER difference is negative when the first "
+            "system is better.", "", *(f"- {c}" for c in comparisons)]
+
+
+def group_systems(metrics: dict[str, Any]) -> list[str]:
+    """Systems of the per-group table and plot: the ensemble and every student."""
+    return ["ensemble", *(n for n in metrics["wer"]["test"] if n.startswith("student."))]
+
+
+def shown_groups(metrics: dict[str, Any]) -> list[str]:
+    """Groups of the per-group table and plot: the worst ``MAX_GROUP_ROWS`` by ensemble WER."""
+    ensemble = metrics["wer_by_group"]["ensemble"]
+    return sorted(ensemble, key=lambda g: (-ensemble[g], g))[:MAX_GROUP_ROWS]
+
+
+def groups_markdown(metrics: dict[str, Any]) -> list[str]:
+    """WER per accent or speaker for the ensemble and the students, worst first."""
+    table, systems = metrics["wer_by_group"], group_systems(metrics)
+    group_by, groups = table["group_by"], shown_groups(metrics)
+    total = len(table["ensemble"])
+    shown = f" (worst {len(groups)} of {total} by ensemble WER)" if len(groups) < total else ""
+    lines = [f"## WER by {group_by}{shown}", "",
+             f"| {group_by} | utterances | words | {' | '.join(systems)} |",
+             "|---|---|---|" + "---|" * len(systems)]
+    for g in groups:
+        rates = " | ".join(f"{table[n][g]:.4f}" for n in systems)
+        lines.append(f"| {g} | {table['utterances'][g]:,} | {table['words'][g]:,} | {rates} |")
+    return lines
+
+
+def substitutions_markdown(metrics: dict[str, Any]) -> list[str]:
+    """The most frequent word substitutions (ref -> hyp, count), systems side by side."""
+    subs = metrics["substitutions"]
+    rows = max((len(v) for v in subs.values()), default=0)
+    lines = ["## Most frequent word substitutions", "",
+             f"| rank | {' | '.join(subs)} |", "|---|" + "---|" * len(subs)]
+    for i in range(rows):
+        cells = [f"{s[i]['ref']} → {s[i]['hyp']} ({s[i]['count']})" if i < len(s) else ""
+                 for s in subs.values()]
+        lines.append(f"| {i + 1} | {' | '.join(cells)} |")
+    return lines if rows else lines[:2] + ["no substitutions"]
 
 
 def corpus_markdown(prepare: dict[str, Any]) -> list[str]:
@@ -203,12 +521,14 @@ def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
                     corpus: Optional[dict[str, Any]] = None,
                     timings: Optional[dict[str, dict[str, Any]]] = None,
                     plot_files: Sequence[str] = ()) -> str:
-    """The whole Markdown report: results, corpus, soft targets, training, plots, examples.
+    """The whole Markdown report: results, WER by accent or speaker, word substitutions,
+    corpus, soft targets, training, deployment, plots, examples.
 
     ``corpus``: ``reports/prepare.json``; ``timings``: training reports keyed
     by model name; ``plot_files``: PNG paths relative to the report.
     """
-    lines = ["# asr-distill results (test split)", "", *results_markdown(metrics)]
+    lines = ["# asr-distill results (test split)", "", *results_markdown(metrics),
+             "", *groups_markdown(metrics), "", *substitutions_markdown(metrics)]
     if corpus is not None:
         lines += ["", *corpus_markdown(corpus)]
     lines += ["", *soft_targets_markdown(soft)]
@@ -229,8 +549,9 @@ def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
 
 def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]],
                 plots_dir: Path) -> list[Path]:
-    """WER per model, WER against parameters, training curves and (with a benchmark in
-    ``metrics``) WER against CPU real-time factor, as PNGs in ``plots_dir``."""
+    """WER per model, WER against parameters, training curves, WER by accent (or speaker)
+    and (with a benchmark in ``metrics``) WER against CPU real-time factor, as PNGs in
+    ``plots_dir``."""
     from pipeline import plots
 
     wer = {n: metrics["wer"]["test"][n] for n in model_order(metrics["wer"]["test"])}
@@ -239,6 +560,9 @@ def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]]
     plots.wer_per_model(wer, paths[0])
     plots.wer_vs_params(wer, params, paths[1])
     plots.training_curves(runs, paths[2])
+    groups = metrics["wer_by_group"]
+    plots.wer_by_group({n: groups[n] for n in group_systems(metrics)}, shown_groups(metrics),
+                       groups["group_by"], paths[3])
     if "rtf" in metrics:
         paths.append(Path(plots_dir) / "wer_vs_rtf.png")
         rtf, runtime_wer = metrics["rtf"], metrics["runtime_wer"]

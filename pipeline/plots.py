@@ -171,3 +171,26 @@ def describe(path: Path) -> dict[str, Any]:
     """Size and pixel dimensions of a written PNG (for logs and tests)."""
     image = plt.imread(str(path))
     return {"bytes": Path(path).stat().st_size, "height": image.shape[0], "width": image.shape[1]}
+
+
+def wer_by_group(wer: dict[str, dict[str, float]], groups: Sequence[str], group_by: str,
+                 path: Path) -> None:
+    """Grouped bars of test WER: one group of bars per accent (or speaker) in ``groups``,
+    one bar per system in ``wer`` (system -> group -> WER)."""
+    systems = list(wer)
+    width = 0.8 / max(len(systems), 1)
+    fig, ax = plt.subplots(figsize=(max(6.4, 0.3 * len(groups) * len(systems) + 2.0), 4.2))
+    palette = plt.get_cmap("tab10")
+    for i, name in enumerate(systems):
+        offset = (i - (len(systems) - 1) / 2) * width  # bars of one group sit side by side
+        ax.bar([g + offset for g in range(len(groups))], [wer[name][g] for g in groups], width,
+               label=name, color=palette(i % 10))
+    crowded = len(groups) > 5  # long speaker ids: slanted labels
+    ax.set_xticks(range(len(groups)), list(groups), rotation=30 if crowded else 0,
+                  ha="right" if crowded else "center")
+    ax.set_xlabel(group_by)
+    ax.set_ylabel("test WER (lower is better)")
+    ax.set_title(f"WER by {group_by}")
+    ax.grid(True, axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    save(fig, path)

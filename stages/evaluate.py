@@ -1,6 +1,8 @@
-"""Stage ``evaluate``: test WER/CER of every teacher, the ensemble and every student, the
-export stage's CPU benchmark with the WER of every runtime (``rtf``, ``sizes``, ``goals``,
-``runtime_wer``), all in ``reports/metrics.json``; ``reports/summary.md`` and the plots.
+"""Stage ``evaluate``: test WER/CER of every teacher, the ensemble and every student with
+paired-bootstrap intervals and comparisons, WER by accent (or speaker), the most frequent
+word substitutions, the export stage's CPU benchmark with the WER of every runtime (``rtf``,
+``sizes``, ``goals``, ``runtime_wer``), all in ``reports/metrics.json``;
+``reports/summary.md`` and the plots.
 
 Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
@@ -16,7 +18,8 @@ from pathlib import Path
 import torch
 
 from pipeline.benchmark import deployment_metrics, model_files
-from pipeline.evaluate import evaluate_models, read_timings, report_markdown, wer_plot_rows, write_plots
+from pipeline.evaluate import (evaluate_models, oov_rates, read_speakers, read_timings,
+                               report_markdown, wer_plot_rows, write_plots)
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.model import load_model
 from pipeline.plots import read_run_curves
@@ -35,7 +38,10 @@ def main(args, params):
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     loader = make_loader(Path(args.features), Path(args.manifests), "test", sp,
                          params.train.batch_frames)
-    metrics = evaluate_models(params, teachers, students, loader, sp)
+    speakers = read_speakers(Path(args.manifests) / "test.jsonl")
+    metrics = evaluate_models(params, teachers, students, loader, sp, speakers)
+    prepare = read_json(args.prepare_metrics)
+    metrics["oov_rate"] = oov_rates(prepare)
     soft = read_json(args.soft_targets_metrics)
     metrics["soft_targets"] = {k: soft[k] for k in
                                ("bytes_per_frame", "retained_mass_mean", "retained_mass_min",
@@ -53,11 +59,14 @@ def main(args, params):
     write_json(args.plot, wer_plot_rows(metrics))
     with atomic_path(summary) as tmp:
         tmp.write_text(report_markdown(
-            metrics, soft, corpus=read_json(args.prepare_metrics), timings=timings,
+            metrics, soft, corpus=prepare, timings=timings,
             plot_files=[Path(os.path.relpath(p, summary.parent)).as_posix() for p in pngs]))
     write_json(args.metrics, metrics)
-    log.info("test WER %s; gap_recovered %s; int8 speed-up vs ensemble %sx",
-             {k: round(v, 4) for k, v in metrics["wer"]["test"].items()}, metrics["gap_recovered"],
+    log.info("test WER %s; student.distilled - %s: %s %s; gap_recovered %s %s; "
+             "int8 speed-up vs ensemble %sx", metrics["wer"]["test"],
+             metrics["comparison_model"]["student.distilled"],
+             metrics["wer_diff"]["student.distilled"], metrics["wer_diff_ci"]["student.distilled"],
+             metrics["gap_recovered"], metrics["gap_recovered_ci"]["student.distilled"],
              metrics["goals"]["int8_speedup_vs_ensemble"])
 
 

@@ -96,6 +96,32 @@ def test_metrics_have_the_documented_shape(repo):
         export["wer"]["student.distilled.onnx_int8"]
     summary = (dst / "reports" / "summary.md").read_text()
     assert "## Deployment" in summary and "student.distilled.onnx_int8" in summary
+    # Paired-bootstrap intervals, comparisons and the error breakdown (evaluate.*).
+    for key in ("wer_ci", "cer_ci"):
+        assert set(metrics[key]["test"]) == systems
+        assert all(lo <= hi for lo, hi in metrics[key]["test"].values())
+    compared = {f"student.{n}" for n, s in params.students.items() if s.alpha > 0}
+    assert set(metrics["wer_diff"]) == set(metrics["wer_diff_ci"]) == compared | {"student.distilled"}
+    assert metrics["comparison_model"]["student.distilled"] == "student.baseline"
+    assert metrics["distilled_beats_baseline"] == (metrics["wer_diff_ci"]["student.distilled"][1] < 0)
+    ens = metrics["ensemble_vs_best_teacher"]
+    assert ens["best"].startswith("teacher.") and ens["ci"][0] <= ens["ci"][1]
+    assert metrics["ensemble_beats_best_teacher"] == (ens["ci"][1] < 0)
+    assert set(metrics["gap_recovered_ci"]) == set(metrics["wer_diff"])
+    assert set(metrics["gap_recovered_skipped"]) == set(metrics["wer_diff"])
+    manifest = (dst / "data" / "manifests" / "test.jsonl").read_text()
+    rows = [json.loads(line) for line in manifest.splitlines() if line.strip()]
+    assert metrics["test_utterances"] == len(rows)
+    assert metrics["test_words"] == sum(len(r["text"].split()) for r in rows)
+    assert set(metrics["oov_rate"]) == {"dev", "test"}
+    groups = metrics["wer_by_group"]
+    assert groups["group_by"] == "accent"
+    assert set(groups["ensemble"]) == {r["speaker"].split("+")[0] for r in rows}
+    assert sum(groups["utterances"].values()) == len(rows)
+    assert set(metrics["substitutions"]) == {"ensemble", *metrics["wer_diff"]}
+    assert "WER 95 % interval" in summary and "## WER by accent" in summary
+    assert "student.distilled vs student.baseline: WER difference" in summary
+    assert (dst / "reports" / "plots" / "wer_by_accent.png").exists()
 
 
 def test_second_repro_runs_nothing(repo):

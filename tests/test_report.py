@@ -1,20 +1,46 @@
-"""The evaluate stage's Markdown report and PNG plots."""
+"""The evaluate stage: scoring, paired comparisons, the Markdown report and PNG plots."""
+from collections import Counter
+
+import jiwer
 import pytest
 from matplotlib import pyplot as plt
 
 from pipeline import plots
-from pipeline.evaluate import PLOT_FILES, read_timings, report_markdown, write_plots
+from pipeline.config import load_params
+from pipeline.evaluate import (PLOT_FILES, error_rate_intervals, ensemble_comparison, oov_rates,
+                               read_timings, report_markdown, score, speakers_of,
+                               student_comparisons, top_substitutions, utterance_errors,
+                               wer_by_group, write_plots)
 from pipeline.io import write_json
 
 WER = {"teacher.guide": 0.42, "teacher.t1": 0.40, "student.baseline": 0.55,
        "student.distilled": 0.47, "ensemble": 0.37}
+GROUPS = {"en-GB": {"ensemble": 0.45, "student.baseline": 0.6, "student.distilled": 0.5},
+          "en-US": {"ensemble": 0.3, "student.baseline": 0.5, "student.distilled": 0.44}}
 METRICS = {
     "wer": {"test": WER},
     "cer": {"test": {k: v / 2 for k, v in WER.items()}},
+    "wer_ci": {"test": {k: [v - 0.03, v + 0.04] for k, v in WER.items()}},
+    "cer_ci": {"test": {k: [v / 2 - 0.01, v / 2 + 0.02] for k, v in WER.items()}},
+    "bootstrap": {"samples": 1000, "seed": 0, "confidence": 0.95},
     "frame_agreement": {"test": {k: 0.9 for k in WER}},
     "params": {"teacher.guide": 2_500_000, "teacher.t1": 2_400_000,
                "student.baseline": 300_000, "student.distilled": 300_000},
-    "gap_recovered": 0.4444, "ensemble_beats_best_teacher": True, "distilled_beats_baseline": True,
+    "test_utterances": 150, "test_words": 1_234, "oov_rate": {"dev": 0.031, "test": 0.0331},
+    "comparison_model": {"student.distilled": "student.baseline"},
+    "wer_diff": {"student.distilled": -0.08}, "wer_diff_ci": {"student.distilled": [-0.1201, -0.0405]},
+    "gap_recovered": 0.4444, "gap_recovered_by_student": {"student.distilled": 0.4444},
+    "gap_recovered_ci": {"student.distilled": [0.21, 0.69]},
+    "gap_recovered_skipped": {"student.distilled": 0},
+    "ensemble_vs_best_teacher": {"best": "teacher.t1", "diff": -0.03, "ci": [-0.061, 0.0042]},
+    "ensemble_beats_best_teacher": False, "ensemble_better_point": True,
+    "distilled_beats_baseline": True,
+    "wer_by_group": {"group_by": "accent", "utterances": {"en-GB": 70, "en-US": 80},
+                     "words": {"en-GB": 600, "en-US": 634},
+                     **{n: {g: GROUPS[g][n] for g in GROUPS} for n in GROUPS["en-GB"]}},
+    "substitutions": {"ensemble": [{"ref": "their", "hyp": "there", "count": 4},
+                                   {"ref": "a", "hyp": "the", "count": 2}],
+                      "student.distilled": [{"ref": "their", "hyp": "there", "count": 5}]},
 }
 SOFT = {"temperature": 2.0, "top_k": 8, "teachers": ["guide", "t1"], "bytes_per_frame": 34.1,
         "frames": 7348, "retained_mass_mean": 0.91, "retained_mass_min": 0.62,
@@ -33,9 +59,12 @@ TIMINGS = {"teacher.guide": {"epochs": 10, "steps": 600, "seconds": 812.5, "trai
 def test_report_has_results_corpus_soft_targets_and_timings():
     md = report_markdown(METRICS, SOFT, corpus=CORPUS, timings=TIMINGS,
                          plot_files=["plots/wer_per_model.png"])
-    assert "| ensemble | 0.3700 | 0.1850 | 0.900 | 4,900,000 |" in md
-    assert "| student.distilled | 0.4700 |" in md
-    assert "gap_recovered: 0.4444" in md
+    assert ("| ensemble | 0.3700 | [0.3400, 0.4100] | 0.1850 | [0.1750, 0.2050] | 0.900 | "
+            "4,900,000 |") in md
+    assert "| student.distilled | 0.4700 | [0.4400, 0.5100] |" in md
+    assert "gap_recovered of student.distilled: 0.4444, 95 % interval [0.2100, 0.6900]" in md
+    assert ("Test set: 150 utterances, 1,234 words; OOV rate against train: dev 3.10%, "
+            "test 3.31%.") in md
     assert "| train | 1,200 | 1.234 | 80 | 900 | - |" in md
     assert "| test | 150 | 0.150 | 8 | 300 | 3.31% |" in md
     assert "rejected utterances: 3 (too_long: 2, empty_transcript: 1)" in md
@@ -44,6 +73,40 @@ def test_report_has_results_corpus_soft_targets_and_timings():
     assert "| teacher.guide | 10 | 600 | 812.5 | 0.910 | 0.4400 |" in md
     assert "total training time: 932.5 s" in md
     assert "![wer per model](plots/wer_per_model.png)" in md
+
+
+def test_report_states_each_comparison_and_its_verdict():
+    md = report_markdown(METRICS, SOFT)
+    assert ("student.distilled vs student.baseline: WER difference -0.0800 [-0.1201, -0.0405]: "
+            "significant (95 % interval excludes 0)") in md
+    assert ("ensemble vs teacher.t1 (best teacher): WER difference -0.0300 [-0.0610, 0.0042]: "
+            "95 % interval includes 0: a tie") in md
+    skipped = {**METRICS, "gap_recovered_ci": {"student.distilled": None},
+               "gap_recovered_skipped": {"student.distilled": 600}}
+    assert ("gap_recovered of student.distilled: 0.4444, 95 % interval n/a; 600 of 1000 draws "
+            "skipped (ensemble not better than student.baseline in them)"
+            in report_markdown(skipped, SOFT))
+
+
+def test_report_shows_where_the_errors_are():
+    md = report_markdown(METRICS, SOFT)
+    assert "| accent | utterances | words | ensemble | student.baseline | student.distilled |" in md
+    # worst accent (by ensemble WER) first
+    assert md.index("| en-GB | 70 | 600 | 0.4500 | 0.6000 | 0.5000 |") < md.index("| en-US | 80 |")
+    assert "| rank | ensemble | student.distilled |" in md
+    assert "| 1 | their → there (4) | their → there (5) |" in md
+    assert "| 2 | a → the (2) |  |" in md
+
+
+def test_many_speakers_list_the_worst_ten():
+    speakers = [f"s{i:02d}" for i in range(25)]
+    table = {"group_by": "speaker", "utterances": {s: 4 for s in speakers},
+             "words": {s: 40 for s in speakers},
+             **{n: {s: i / 100 for i, s in enumerate(speakers)}
+                for n in ("ensemble", "student.baseline", "student.distilled")}}
+    md = report_markdown({**METRICS, "wer_by_group": table}, SOFT)
+    assert "## WER by speaker (worst 10 of 25 by ensemble WER)" in md
+    assert "| s24 | 4 | 40 | 0.2400 |" in md and "| s15 |" in md and "| s14 |" not in md
 
 
 def test_report_without_optional_sections_still_renders():
@@ -105,3 +168,102 @@ def test_coincident_points_share_one_label():
                                      ("ensemble", 5e6, 0.37)])
     assert sorted(merged) == [("ensemble", 5e6, 0.37),
                               ("student.baseline, student.distilled", 3e5, 0.5)]
+
+
+def test_wer_by_accent_plot(tmp_path):
+    wer = {n: {g: GROUPS[g][n] for g in GROUPS} for n in ("ensemble", "student.distilled")}
+    plots.wer_by_group(wer, ["en-GB", "en-US"], "accent", tmp_path / "wer_by_accent.png")
+    assert plots.describe(tmp_path / "wer_by_accent.png")["width"] > 300
+
+
+# Scoring: per-utterance jiwer counts and the paired comparisons built on them.
+REFS = ["the cat sat on the mat", "a dog ran", "their house is red"]
+HYPS = ["the cat sat on a mat", "a dog ran away", "there house red"]
+
+
+def test_utterance_errors_agree_with_jiwer():
+    e = utterance_errors(REFS, HYPS)
+    assert e.words.tolist() == [1, 1, 2] and e.ref_words.tolist() == [6, 3, 4]
+    assert e.wer == pytest.approx(jiwer.wer(REFS, HYPS))
+    assert e.cer == pytest.approx(jiwer.cer(REFS, HYPS))
+    chars = jiwer.process_characters(REFS, HYPS)
+    assert e.chars.sum() == chars.substitutions + chars.deletions + chars.insertions
+    assert e.substitutions == Counter({("the", "a"): 1, ("their", "there"): 1})
+    assert score(REFS, HYPS) == (round(jiwer.wer(REFS, HYPS), 4), round(jiwer.cer(REFS, HYPS), 4))
+
+
+def test_an_empty_hypothesis_is_all_deletions():
+    e = utterance_errors(["one two three"], ["  "])
+    assert e.words.tolist() == [3] and e.wer == 1.0
+
+
+def test_top_substitutions_rank_by_count_then_words():
+    pairs = Counter({("b", "x"): 2, ("a", "y"): 2, ("c", "z"): 5, ("d", "w"): 1})
+    assert top_substitutions(pairs, 3) == [{"ref": "c", "hyp": "z", "count": 5},
+                                           {"ref": "a", "hyp": "y", "count": 2},
+                                           {"ref": "b", "hyp": "x", "count": 2}]
+
+
+def test_wer_by_group_uses_accents_of_synthetic_speakers_else_speakers():
+    errors = {"ensemble": utterance_errors(REFS, HYPS)}
+    by_accent = wer_by_group(errors, ["en-US+m4", "en-GB+f3", "en-US+f3"])
+    assert by_accent["group_by"] == "accent"
+    assert by_accent["ensemble"] == {"en-GB": round(1 / 3, 4), "en-US": 0.3}  # (1 + 2) / (6 + 4)
+    assert by_accent["utterances"] == {"en-GB": 1, "en-US": 2}
+    assert by_accent["words"] == {"en-GB": 3, "en-US": 10}
+    by_speaker = wer_by_group(errors, ["1089", "1089", "2300"])
+    assert by_speaker["group_by"] == "speaker" and by_speaker["ensemble"] == {"1089": 0.2222, "2300": 0.5}
+
+
+def test_speakers_of_names_utterances_missing_from_the_manifest():
+    assert speakers_of(["u1"], {"u1": "en+m4"}) == ["en+m4"]
+    with pytest.raises(KeyError, match="1 test utterances have no speaker"):
+        speakers_of(["u1", "u2"], {"u1": "en+m4"})
+
+
+def test_oov_rates_come_from_prepare_and_skip_splits_without_one():
+    assert oov_rates(CORPUS) == {"test": 0.0331}
+
+
+@pytest.fixture
+def tiny_params(root):
+    params = load_params(root / "profiles" / "tiny.yaml")
+    return params.model_copy(update={"evaluate": params.evaluate.model_copy(
+        update={"bootstrap_samples": 500})})
+
+
+def comparisons(params, hyps):
+    """The evaluate stage's paired comparisons over 40 utterances of ``REFS`` repeated."""
+    refs = REFS * 40
+    errors = {n: utterance_errors(refs, h * 40) for n, h in hyps.items()}
+    wer = {n: e.wer for n, e in errors.items()}
+    draws, intervals = error_rate_intervals(params, errors)
+    return {**intervals, **student_comparisons(params, wer, draws),
+            **ensemble_comparison(params, wer, draws), "wer": wer}
+
+
+def test_paired_comparisons_of_the_evaluate_stage(tiny_params):
+    worse = ["the cat sat on a rug", "a dog ran away", "there house red"]
+    m = comparisons(tiny_params, {"teacher.guide": worse, "teacher.t1": HYPS, "ensemble": HYPS,
+                                  "student.baseline": worse, "student.distilled": HYPS})
+    assert set(m["wer_ci"]["test"]) == set(m["cer_ci"]["test"]) == set(m["wer"])
+    lo, hi = m["wer_ci"]["test"]["ensemble"]
+    assert lo < m["wer"]["ensemble"] < hi
+    # distilled makes one error fewer than baseline in every repeat: significantly better
+    assert m["comparison_model"] == {"student.distilled": "student.baseline"}
+    assert m["wer_diff"]["student.distilled"] == pytest.approx(-1 / 13, abs=1e-6)
+    assert m["wer_diff_ci"]["student.distilled"][1] < 0 and m["distilled_beats_baseline"]
+    # ensemble = best teacher on every utterance: a paired difference of exactly 0, a tie
+    assert m["ensemble_vs_best_teacher"] == {"best": "teacher.t1", "diff": 0.0, "ci": [0.0, 0.0]}
+    assert not m["ensemble_beats_best_teacher"] and not m["ensemble_better_point"]
+    # the distilled student matches the ensemble: the whole gap recovered, in every draw
+    assert m["gap_recovered"] == 1.0 and m["gap_recovered_ci"]["student.distilled"] == [1.0, 1.0]
+    assert m["gap_recovered_skipped"] == {"student.distilled": 0}
+
+
+def test_gap_recovered_is_null_when_the_ensemble_is_no_better(tiny_params):
+    m = comparisons(tiny_params, {"teacher.guide": HYPS, "teacher.t1": HYPS, "ensemble": HYPS,
+                                  "student.baseline": HYPS, "student.distilled": HYPS})
+    assert m["gap_recovered"] is None and m["gap_recovered_ci"]["student.distilled"] is None
+    assert m["gap_recovered_skipped"]["student.distilled"] == 500
+    assert m["wer_diff_ci"]["student.distilled"] == [0.0, 0.0] and not m["distilled_beats_baseline"]

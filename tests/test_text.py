@@ -139,3 +139,25 @@ def test_text_file_errors_name_the_file(tmp_path):
 ])
 def test_plural(noun, plural_form):
     assert plural(noun) == plural_form
+
+
+def test_closed_vocabulary_is_small_and_covers_held_out_sentences():
+    """The default corpus: a few hundred word types, and sentences cut from one pool share
+    them, so held-out sentences have almost no word that the training slice lacks."""
+    pool = sentence_pool(3000, seed=0, min_words=4, max_words=12, vocabulary="closed")
+    held_out, train = pool[:1000], pool[1000:]
+    train_vocab = {w for s in train for w in s.split()}
+    tokens = [w for s in held_out for w in s.split()]
+    oov = sum(w not in train_vocab for w in tokens) / len(tokens)
+    assert 300 < len(train_vocab) < 900
+    assert oov < 0.02
+    open_pool = sentence_pool(3000, seed=0, min_words=4, max_words=12, vocabulary="open")
+    open_train = {w for s in open_pool[1000:] for w in s.split()}
+    open_tokens = [w for s in open_pool[:1000] for w in s.split()]
+    assert sum(w not in open_train for w in open_tokens) / len(open_tokens) > 0.05
+    assert len(lexicon("closed")["first"]) < 50 < len(lexicon("open")["first"])
+
+
+def test_unknown_vocabulary_is_an_error():
+    with pytest.raises(ValueError, match="unknown vocabulary"):
+        lexicon("tiny")
