@@ -22,7 +22,10 @@ and capitals, states, countries, job titles, about 2,000 nouns, verbs,
 adjectives and adverbs, business jargon), plus hand-written everyday lists
 (objects, food, venues, relatives). Numbers, times, dates, prices and years are
 written with digits and spelled by the normalizer, so synthetic text goes
-through exactly the path imported text does. Everything is drawn from a seeded
+through exactly the path imported text does. With ``vocabulary="closed"`` (the
+default corpus) the slots are filled from the short lists of
+:mod:`pipeline.closed_lexicon` instead: a few hundred everyday words, each heard
+many times in training. Everything is drawn from a seeded
 ``random.Random``, so a seed gives the same sentences on every machine with the
 same ``faker`` version (pinned in ``pyproject.toml``).
 
