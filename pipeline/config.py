@@ -265,6 +265,10 @@ class EvaluateConfig(Strict):
     bootstrap_samples: int = Field(1000, ge=100)
     bootstrap_seed: int = 0
     confidence: float = Field(0.95, gt=0.5, lt=1)
+    # greedy: best path; lexicon: beam search restricted to the words of the train transcripts
+    # (torchaudio's ctc_decoder, no language model). The export stage's runtime WER stays greedy.
+    decoder: Literal["greedy", "lexicon"] = "lexicon"
+    beam_size: int = Field(20, ge=1)
     # Most frequent word substitutions listed per system in the summary.
     top_substitutions: int = Field(10, ge=1)
 

@@ -29,13 +29,12 @@ from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
 
 import jiwer
 import numpy as np
-import sentencepiece as spm
 import torch
 
 from pipeline.bootstrap import (Interval, gap_fraction, gap_interval, paired_bootstrap,
                                 percentile_interval)
 from pipeline.config import Params
-from pipeline.ctc import greedy_decode
+from pipeline.decoding import Decoder
 from pipeline.io import read_json, read_jsonl
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
@@ -156,8 +155,9 @@ class Decoded:
 
 @torch.no_grad()
 def decode_test(params: Params, teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
-                loader: BatchLoader, sp: spm.SentencePieceProcessor) -> Decoded:
-    """Decode ``loader`` with every model and the ensemble of the teachers."""
+                loader: BatchLoader, decode: Decoder) -> Decoded:
+    """Decode ``loader`` with every model and the ensemble of the teachers (``decode``:
+    :func:`pipeline.decoding.make_decoder`)."""
     models = named_models(teachers, students)
     for m in models.values():
         m.eval()
@@ -176,7 +176,7 @@ def decode_test(params: Params, teachers: dict[str, ConformerCTC], students: dic
         ids += batch.ids
         refs += batch.texts
         for name, (logits, lens) in outs.items():
-            hyps[name] += [sp.decode(tokens) for tokens in greedy_decode(logits, lens)]
+            hyps[name] += decode(logits, lens)
             agree[name][0] += int(((logits.argmax(-1) == ens_best) & mask).sum())
             agree[name][1] += int(mask.sum())
     return Decoded(ids, refs, hyps, {n: a / max(t, 1) for n, (a, t) in agree.items()})
@@ -272,12 +272,14 @@ def top_substitutions(pairs: Counter[tuple[str, str]], k: int) -> list[dict[str,
 
 def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
                     students: dict[str, ConformerCTC], loader: BatchLoader,
-                    sp: spm.SentencePieceProcessor, speakers: Mapping[str, str]) -> dict[str, Any]:
+                    decode: Decoder, speakers: Mapping[str, str]) -> dict[str, Any]:
     """Decode test with every model and the ensemble; returns the metrics mapping.
+
+    ``decode``: logits -> transcripts (:func:`pipeline.decoding.make_decoder`).
 
     ``speakers``: utterance id -> manifest speaker (:func:`read_speakers`).
     """
-    decoded = decode_test(params, teachers, students, loader, sp)
+    decoded = decode_test(params, teachers, students, loader, decode)
     errors = {name: utterance_errors(decoded.refs, h) for name, h in decoded.hyps.items()}
     wer = {name: e.wer for name, e in errors.items()}
     draws, intervals = error_rate_intervals(params, errors)

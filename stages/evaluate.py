@@ -20,7 +20,8 @@ import torch
 from pipeline.benchmark import deployment_metrics, model_files
 from pipeline.evaluate import (evaluate_models, oov_rates, read_speakers, read_timings,
                                report_markdown, wer_plot_rows, write_plots)
-from pipeline.io import atomic_path, read_json, write_json
+from pipeline.decoding import make_decoder
+from pipeline.io import atomic_path, read_json, read_jsonl, write_json
 from pipeline.model import load_model
 from pipeline.plots import read_run_curves
 from pipeline.recipes import make_loader
@@ -39,7 +40,10 @@ def main(args, params):
     loader = make_loader(Path(args.features), Path(args.manifests), "test", sp,
                          params.train.batch_frames)
     speakers = read_speakers(Path(args.manifests) / "test.jsonl")
-    metrics = evaluate_models(params, teachers, students, loader, sp, speakers)
+    train_words = (w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split())
+    decode = make_decoder(params.evaluate, sp, train_words)
+    metrics = evaluate_models(params, teachers, students, loader, decode, speakers)
+    metrics["decoder"] = {"name": params.evaluate.decoder, "beam_size": params.evaluate.beam_size}
     prepare = read_json(args.prepare_metrics)
     metrics["oov_rate"] = oov_rates(prepare)
     soft = read_json(args.soft_targets_metrics)
