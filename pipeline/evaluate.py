@@ -516,7 +516,10 @@ def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
                     f"({metrics['rtf_audio_seconds']} s of audio); int8 speed-up vs ensemble "
                     f"{goals['int8_speedup_vs_ensemble']}x (goal 50x: "
                     f"{'met' if goals['int8_at_least_50x_faster'] else 'not met'}), "
-                    f"RTF <= 0.01: {'met' if goals['int8_rtf_at_most_0.01'] else 'not met'}"]
+                    f"RTF <= 0.01: {'met' if goals['int8_rtf_at_most_0.01'] else 'not met'}",
+                    "", f"Test WER: the ensemble and PyTorch rows decoded with evaluate.decoder "
+                    f"({metrics.get('decoder', {}).get('name', 'greedy')}); the exported runtimes "
+                    "(TorchScript, ONNX) with greedy decoding, as `asr-distill transcribe` runs them."]
 
 
 def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
