@@ -259,7 +259,7 @@ class ExportConfig(Strict):
 
 
 class EvaluateConfig(Strict):
-    """Test-set scoring: paired-bootstrap intervals and the error breakdown."""
+    """Test-set scoring: decoding, paired-bootstrap intervals and the error breakdown."""
 
     # Paired bootstrap over utterances (Bisani & Ney 2004): resamples, seed, interval level.
     bootstrap_samples: int = Field(1000, ge=100)

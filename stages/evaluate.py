@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from pipeline.benchmark import deployment_metrics, model_files
+from pipeline.decoding import make_decoder
 from pipeline.evaluate import (evaluate_models, oov_rates, read_speakers, read_timings,
                                report_markdown, wer_plot_rows, write_plots)
-from pipeline.decoding import make_decoder
 from pipeline.io import atomic_path, read_json, read_jsonl, write_json
 from pipeline.model import load_model
 from pipeline.plots import read_run_curves
