@@ -30,8 +30,12 @@ def main() -> None:
     files = model_files(params, Path("models/teachers"), Path("models/students"))
     teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
-    report = run_benchmark(teachers, students, files, Path("export"), bench,
-                           params.ensemble.combine, args.repeats or params.export.rtf_repeats)
+    exported = {n: Path("export") / n for n in params.distilled_students()}
+    twins = sorted({params.twin_model(n) for n in params.distilled_students()} - {
+        f"student.{n}" for n in params.students})
+    report = run_benchmark(teachers, students, files, exported, bench,
+                           params.ensemble.combine, args.repeats or params.export.rtf_repeats,
+                           twins)
     print(json.dumps(report, indent=2))
 
 

@@ -18,6 +18,8 @@ Usage::
 
     rtf = measure_rtf({"student.distilled.onnx": onnx_runner(path)}, feats, seconds, repeats=3)
 
+Every distilled student is exported (``export/<name>/``) and benchmarked in each format.
+
 The export stage runs :func:`run_benchmark` and writes the result into
 ``reports/export.json``; evaluate copies it into ``reports/metrics.json`` with the
 test WER of every runtime (:func:`deployment_metrics`). On the machine you deploy
@@ -29,7 +31,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -84,13 +86,19 @@ def measure_rtf(runners: dict[str, Runner], examples: Sequence[np.ndarray],
 
 
 def all_runners(teachers: Sequence[ConformerCTC], students: dict[str, ConformerCTC],
-                export_dir: Path, combine: str) -> dict[str, Runner]:
-    """The benchmark's line-up: the ensemble, every student in PyTorch, the exported distilled one."""
-    return {"ensemble": ensemble_runner(teachers, combine),
-            **{f"student.{n}.torch": torch_runner(m.eval()) for n, m in students.items()},
-            "student.distilled.torchscript": torchscript_runner(export_dir / TORCHSCRIPT),
-            "student.distilled.onnx": onnx_runner(export_dir / ONNX_FP32),
-            "student.distilled.onnx_int8": onnx_runner(export_dir / ONNX_INT8)}
+                exported: dict[str, Path], combine: str,
+                twins: Optional[dict[str, ConformerCTC]] = None) -> dict[str, Runner]:
+    """The benchmark's line-up: the ensemble, teachers that are a student's twin
+    (``twins``, e.g. ``{"teacher.guide": model}``), every student in PyTorch, and every
+    exported student (``exported``: student name -> its export folder) in each format."""
+    runners = {"ensemble": ensemble_runner(teachers, combine),
+               **{f"{n}.torch": torch_runner(m.eval()) for n, m in (twins or {}).items()},
+               **{f"student.{n}.torch": torch_runner(m.eval()) for n, m in students.items()}}
+    for name, folder in exported.items():
+        runners.update({f"student.{name}.torchscript": torchscript_runner(folder / TORCHSCRIPT),
+                        f"student.{name}.onnx": onnx_runner(folder / ONNX_FP32),
+                        f"student.{name}.onnx_int8": onnx_runner(folder / ONNX_INT8)})
+    return runners
 
 
 def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[str, Path]:
@@ -100,22 +108,28 @@ def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[
 
 
 def run_benchmark(teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
-                  model_files: dict[str, Path], export_dir: Path, examples: Sequence[dict],
-                  combine: str, repeats: int) -> dict[str, object]:
+                  model_files: dict[str, Path], exported: dict[str, Path],
+                  examples: Sequence[dict], combine: str, repeats: int,
+                  twins: Sequence[str] = ()) -> dict[str, object]:
     """The export stage's benchmark: RTF and file size of every runtime, and the speed goals.
 
     ``teachers`` / ``students``: the loaded models by name; ``model_files``: their files
-    keyed ``teacher.<name>`` / ``student.<name>``; ``export_dir``: the exported student;
-    ``examples``: test utterances (``feats``, ``duration``) to time.
+    keyed ``teacher.<name>`` / ``student.<name>``; ``exported``: student name -> the folder
+    it was exported to; ``examples``: test utterances (``feats``, ``duration``) to time;
+    ``twins``: teachers (``teacher.<name>``) that are a distilled student's twin, timed alone.
     """
     seconds = sum(u["duration"] for u in examples)
-    rtf = measure_rtf(all_runners(list(teachers.values()), students, export_dir, combine),
+    twin_models = {n: teachers[n.removeprefix("teacher.")] for n in twins}
+    rtf = measure_rtf(all_runners(list(teachers.values()), students, exported, combine,
+                                  twin_models),
                       [u["feats"] for u in examples], seconds, repeats)
-    sizes = file_sizes({"ensemble": [model_files[f"teacher.{n}"] for n in teachers],
-                        **{f"student.{n}.torch": [model_files[f"student.{n}"]] for n in students},
-                        "student.distilled.torchscript": [export_dir / TORCHSCRIPT],
-                        "student.distilled.onnx": [export_dir / ONNX_FP32],
-                        "student.distilled.onnx_int8": [export_dir / ONNX_INT8]})
+    files = {"ensemble": [model_files[f"teacher.{n}"] for n in teachers],
+             **{f"{n}.torch": [model_files[n]] for n in twins},
+             **{f"student.{n}.torch": [model_files[f"student.{n}"]] for n in students}}
+    for name, folder in exported.items():
+        files.update({f"student.{name}.{fmt}": [folder / f] for fmt, f in
+                      (("torchscript", TORCHSCRIPT), ("onnx", ONNX_FP32), ("onnx_int8", ONNX_INT8))})
+    sizes = file_sizes(files)
     return {"rtf": rtf, "sizes": sizes, "goals": speed_goals(rtf),
             "rtf_utterances": len(examples), "rtf_audio_seconds": round(seconds, 3)}
 
@@ -135,7 +149,7 @@ def deployment_metrics(export_report: dict[str, object], wer: dict[str, float]) 
     if missing:
         raise KeyError(f"export report lacks {missing}: re-run the export stage")
     rtf = export_report["rtf"]
-    known = {**{f"{n}.torch": v for n, v in wer.items() if n.startswith("student.")},
+    known = {**{f"{n}.torch": v for n, v in wer.items() if n != "ensemble"},
              "ensemble": wer.get("ensemble"), **export_report["wer"]}
     return {**{k: export_report[k] for k in BENCHMARK_KEYS},
             "runtime_wer": {n: known.get(n) for n in rtf}}

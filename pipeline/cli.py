@@ -4,7 +4,7 @@ Usage::
 
     asr-distill transcribe speech.wav other.flac              # one line of text per file
     asr-distill transcribe --json *.wav                       # JSON lines with timings
-    asr-distill transcribe --model export/student.int8.onnx speech.wav
+    asr-distill transcribe --model export/distilled/student.int8.onnx speech.wav
 
 Text goes to stdout; errors name the file on stderr. Every file is attempted;
 the exit code is 1 if any failed (2 for usage errors).
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-DEFAULT_MODEL = Path("export/student.onnx")
+DEFAULT_MODEL = Path("export/distilled/student.onnx")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio files (wav, flac, ogg, mp3, ...; any sample rate, any channels)")
     t.add_argument("--model", type=Path, default=DEFAULT_MODEL,
                    help="ONNX model; config.json and tokenizer.model are read from its "
-                        f"directory (default {DEFAULT_MODEL}; int8: export/student.int8.onnx)")
+                        f"directory (default {DEFAULT_MODEL}; int8: export/distilled/student.int8.onnx)")
     t.add_argument("--json", action="store_true",
                    help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf")
     t.add_argument("--threads", type=int, default=1, help="CPU threads for fbank and the model (default 1)")

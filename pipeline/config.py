@@ -32,6 +32,9 @@ class SyntheticConfig(Strict):
     train_utterances: int = Field(1200, ge=1)
     dev_utterances: int = Field(100, ge=1)
     test_utterances: int = Field(150, ge=1)
+    # The transfer set: extra utterances (new sentences, training voices) whose transcripts
+    # are never written; only the teachers' soft targets label them.
+    transfer_utterances: int = Field(0, ge=0)
     accents: list[str] = Field(default_factory=lambda: [
         "en-US", "en", "en-GB-x-rp", "en-GB-scotland", "en-029", "en-US-nyc",
         "en-GB-x-gbclan", "en-GB-x-gbcwmd"])
@@ -80,12 +83,15 @@ class LibriSpeechConfig(Strict):
     train_subsets: list[str] = Field(default_factory=lambda: ["train-clean-100"])
     dev_subsets: list[str] = Field(default_factory=lambda: ["dev-clean"])
     test_subsets: list[str] = Field(default_factory=lambda: ["test-clean"])
+    # Read as audio only (transcripts ignored): the transfer set, e.g. [train-other-500].
+    transfer_subsets: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _disjoint(self) -> "LibriSpeechConfig":
-        subsets = [*self.train_subsets, *self.dev_subsets, *self.test_subsets]
+        subsets = [*self.train_subsets, *self.dev_subsets, *self.test_subsets,
+                   *self.transfer_subsets]
         if len(set(subsets)) != len(subsets):
-            raise ValueError(f"a subset is listed twice across train/dev/test: {subsets}")
+            raise ValueError(f"a subset is listed twice across train/dev/test/transfer: {subsets}")
         return self
 
 
@@ -96,6 +102,7 @@ class CommonVoiceConfig(Strict):
     train_tsv: str = "train.tsv"
     dev_tsv: str = "dev.tsv"
     test_tsv: str = "test.tsv"
+    transfer_tsv: Optional[str] = None  # read as audio only (its sentences are ignored)
 
 
 class ManifestImportConfig(Strict):
@@ -103,7 +110,8 @@ class ManifestImportConfig(Strict):
 
     Audio paths may be relative to the manifest's folder. Rows without a split
     are assigned to dev/test by a seeded hash of their speaker (or id), so a
-    speaker never straddles splits.
+    speaker never straddles splits. Rows with split ``transfer`` are read as
+    audio only (any text is ignored): the transfer set.
     """
 
     path: Optional[str] = None
@@ -241,8 +249,38 @@ class DistillConfig(Strict):
 
 
 class StudentConfig(Strict):
+    """One student: ``(1 - alpha) * CTC + alpha * T^2 * KD``; ``alpha: 0`` is a directly trained twin.
+
+    Update budget: ``epochs`` (default ``train.epochs``) times the batches of one pass over
+    the whole train split, whatever data the student sees; a teacher's budget is defined
+    the same way, so twins compare at equal optimizer updates.
+    """
+
     alpha: float = Field(0.0, ge=0, le=1)
     seed: int = 0
+    model: Optional[ModelConfig] = None  # default: the shared ``student:`` block
+    epochs: Optional[int] = Field(None, ge=1)  # default: train.epochs
+    # The directly trained model this one is compared with (required when alpha > 0): a
+    # student with alpha 0, or ``guide`` (a teacher trained with plain CTC). Same
+    # architecture, seed, budget and labelled share are checked.
+    twin: Optional[str] = None
+    # Share of train whose transcripts this student may use (seeded, the same utterances
+    # for every student at the same share); the rest of train joins the transfer set.
+    labelled_fraction: float = Field(1.0, gt=0, le=1)
+    # alpha > 0 only: also learn from the transfer set (KD term only, no transcripts).
+    transfer: bool = True
+    # KD frames: all, or nonblank (frames where the ensemble's top token is not blank, and
+    # their neighbours; blank frames otherwise dominate the KD term).
+    kd_frames: Literal["all", "nonblank"] = "all"
+    # alpha > 0 only: CTC also on the ensemble's greedy transcripts of untranscribed audio
+    # (sequence-level KD) instead of the KD term alone.
+    pseudo_labels: bool = False
+
+    @model_validator(mode="after")
+    def _distilled_only(self) -> "StudentConfig":
+        if self.alpha == 0 and self.pseudo_labels:
+            raise ValueError("pseudo_labels needs alpha > 0 (a twin learns from transcripts only)")
+        return self
 
 
 class ExportConfig(Strict):
@@ -300,7 +338,54 @@ class Params(Strict):
                 raise ValueError(f"students: a '{required}' student is required")
         if self.students["baseline"].alpha != 0.0:
             raise ValueError("students.baseline.alpha must be 0 (the directly trained twin)")
+        if self.students["distilled"].alpha == 0.0:
+            raise ValueError("students.distilled.alpha must be above 0 (it learns from the teachers)")
+        clash = set(self.students) & {"guide", *self.teachers}
+        if clash:
+            raise ValueError(f"students: {', '.join(sorted(clash))} is also a teacher's name")
+        for name, s in self.students.items():
+            if s.alpha > 0:
+                self._check_twin(name, s)
         return self
+
+    def _check_twin(self, name: str, s: StudentConfig) -> None:
+        """A distilled student's twin exists, trains without a teacher, and matches its recipe."""
+        where = f"students.{name}.twin"
+        if s.twin is None:
+            raise ValueError(f"{where} is required when alpha > 0: name the directly trained "
+                             f"model it is compared with (a student with alpha 0, or guide)")
+        if s.twin == "guide":
+            recipe = (self.guide.model, self.guide.epochs, self.guide.seed, 1.0)
+        elif s.twin in self.students and self.students[s.twin].alpha == 0:
+            recipe = self.student_recipe(s.twin)
+        else:
+            raise ValueError(f"{where}: '{s.twin}' is neither guide nor a student with alpha 0")
+        mine = self.student_recipe(name)
+        for label, a, b in zip(("model", "epochs", "seed", "labelled_fraction"), mine, recipe):
+            if a != b:
+                raise ValueError(f"{where}: '{s.twin}' differs in {label} ({b} vs {a}); twins "
+                                 f"share architecture, update budget, seed and labels")
+
+    def distilled_students(self) -> list[str]:
+        """Students that learn from the teachers (alpha > 0): each is exported and compared."""
+        return [n for n, s in self.students.items() if s.alpha > 0]
+
+    def student_model(self, name: str) -> ModelConfig:
+        """Student ``name``'s architecture: its own ``model`` or the shared ``student:`` block."""
+        return self.students[name].model or self.student
+
+    def student_epochs(self, name: str) -> int:
+        """Student ``name``'s update budget in passes over the train split."""
+        return self.students[name].epochs or self.train.epochs
+
+    def student_recipe(self, name: str) -> tuple[ModelConfig, int, int, float]:
+        s = self.students[name]
+        return self.student_model(name), self.student_epochs(name), s.seed, s.labelled_fraction
+
+    def twin_model(self, name: str) -> str:
+        """The evaluation name of the model student ``name`` is compared with."""
+        twin = self.students[name].twin or "baseline"
+        return "teacher.guide" if twin == "guide" else f"student.{twin}"
 
     def teacher(self, name: str) -> TeacherConfig:
         """The config of teacher ``name`` (``guide`` or a key of ``teachers``)."""
@@ -364,6 +449,8 @@ def format_errors(err: ValidationError, source: str) -> str:
             lines.append(f"  unknown key '{dotted}'{hint}")
         elif e["type"] == "missing":
             lines.append(f"  missing key '{dotted}'")
+        elif not e["loc"]:  # a whole-file check: its message names the keys
+            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  '{dotted}': {e['msg']} (got {e.get('input')!r})")
     return "\n".join(lines)

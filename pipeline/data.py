@@ -5,6 +5,11 @@ Manifest format (``data/manifests/{train,dev,test}.jsonl``), one utterance per l
     {"id": "train-000001", "audio": "data/audio/train/train-000001.wav",
      "text": "normalized transcript", "duration": 2.31, "speaker": "en-US+m1"}
 
+``data/manifests/transfer.jsonl`` (possibly empty) holds the transfer set: the same
+rows without ``text``. Its audio gets the same checks and rejects as every other
+split; whatever transcript a source has for it is never read or written, so only
+the teachers' soft targets label it.
+
 Audio is 16-bit PCM mono WAV at ``data.sample_rate`` under
 ``data/audio/<split>/<id>.wav``, whatever ``data.source`` is. Transcripts are
 normalized by :func:`pipeline.text.normalize` with ``data.normalize``, the
@@ -61,13 +66,13 @@ from scipy.signal import lfilter
 from tqdm import tqdm
 
 from pipeline.config import DataConfig, SyntheticConfig
-from pipeline.importers import AudioProblem, Candidate, list_candidates, read_audio, reject
+from pipeline.importers import (LABELLED_SPLITS, SPLITS, TRANSFER, AudioProblem, Candidate,
+                                list_candidates, read_audio, reject)
 from pipeline.io import atomic_path, write_jsonl
 from pipeline.synth import available_variants, speak_batches
 from pipeline.text import normalize, sentence_pool, transcript_problem
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "dev", "test")
 SILENCE_PEAK = 1e-4  # below this peak amplitude (about -80 dBFS) audio counts as silent
 
 # Reject reasons, worst first: corrupt files before content problems before length limits.
@@ -89,10 +94,10 @@ class TooManyRejects(RuntimeError):
     """More than ``data.max_reject_fraction`` of a split was rejected."""
 
 
-def check_utterance(wav: np.ndarray, sample_rate: int, text: str,
+def check_utterance(wav: np.ndarray, sample_rate: int, text: Optional[str],
                     cfg: DataConfig) -> Optional[str]:
-    """Reason to reject an utterance, or ``None`` if it is usable."""
-    if not text.strip():
+    """Reason to reject an utterance, or ``None`` if it is usable (``text`` None: audio only)."""
+    if text is not None and not text.strip():
         return "empty transcript"
     if len(wav) == 0:
         return "empty audio (no samples)"
@@ -190,9 +195,13 @@ def synthesize(plans: dict[str, list[SpeechPlan]], cfg: SyntheticConfig,
 
 
 def synthetic_sentences(cfg: DataConfig) -> dict[str, list[str]]:
-    """Disjoint sentence lists per split, cut from one seeded pool (test, then dev, then train)."""
+    """Disjoint sentence lists per split, cut from one seeded pool (test, dev, train, transfer).
+
+    The pool is prefix-stable, so adding transfer utterances leaves the other splits unchanged.
+    """
     s = cfg.synthetic
-    counts = {"test": s.test_utterances, "dev": s.dev_utterances, "train": s.train_utterances}
+    counts = {"test": s.test_utterances, "dev": s.dev_utterances, "train": s.train_utterances,
+              TRANSFER: s.transfer_utterances}
     pool = sentence_pool(sum(counts.values()), cfg.seed, s.min_words, s.max_words, s.text_file,
                          normalizer=cfg.normalize, vocabulary=s.vocabulary)
     splits: dict[str, list[str]] = {}
@@ -208,8 +217,9 @@ def synthetic_corpus(cfg: DataConfig) -> Iterator[tuple[str, Utterance]]:
     s = cfg.synthetic
     check_voices(s)
     sentences = synthetic_sentences(cfg)
+    # The transfer set speaks with the training voices: more audio of the same speakers.
     plans = {split: plan_split(split, sentences[split],
-                               s.train_variants if split == "train" else s.eval_variants,
+                               s.eval_variants if split in ("dev", "test") else s.train_variants,
                                s, cfg.seed)
              for split in SPLITS}
     return synthesize(plans, s, cfg.sample_rate)
@@ -232,9 +242,14 @@ class SplitWriter:
         for split in SPLITS:
             (audio_tmp / split).mkdir(parents=True, exist_ok=True)
 
-    def add(self, uid: str, split: str, wav: np.ndarray, text: str, speaker: str,
+    def add(self, uid: str, split: str, wav: np.ndarray, text: Optional[str], speaker: str,
             source: Optional[Path] = None) -> bool:
-        """Write ``wav`` and record it, or record why not; returns whether it was accepted."""
+        """Write ``wav`` and record it, or record why not; returns whether it was accepted.
+
+        Transfer-set rows are written without a transcript, whatever ``text`` holds.
+        """
+        if split == TRANSFER:
+            text = None
         reason = self.duplicate(uid) or check_utterance(wav, self.cfg.sample_rate, text, self.cfg)
         if reason:
             self.rejects.append(reject(uid, split, reason, source))
@@ -242,9 +257,11 @@ class SplitWriter:
         sf.write(self.audio_tmp / split / f"{uid}.wav", wav, self.cfg.sample_rate,
                  subtype="PCM_16")
         self.seen[uid] = split
-        self.rows[split].append({
-            "id": uid, "audio": str(self.audio_final / split / f"{uid}.wav"), "text": text,
-            "duration": round(len(wav) / self.cfg.sample_rate, 4), "speaker": speaker})
+        row = {"id": uid, "audio": str(self.audio_final / split / f"{uid}.wav"), "text": text,
+               "duration": round(len(wav) / self.cfg.sample_rate, 4), "speaker": speaker}
+        if text is None:
+            del row["text"]
+        self.rows[split].append(row)
         return True
 
     def duplicate(self, uid: str) -> Optional[str]:
@@ -254,10 +271,10 @@ class SplitWriter:
         return None
 
     def add_candidate(self, cand: Candidate) -> None:
-        """Read, fix and check one imported utterance."""
-        reason = self.duplicate(cand.id) or text_problem(cand.text)
-        text = "" if reason else normalize(cand.text, self.cfg.normalize)
-        if not reason and not text:
+        """Read, fix and check one imported utterance (transfer set: its audio only)."""
+        reason = self.duplicate(cand.id) or (text_problem(cand.text) if cand.labelled else None)
+        text = normalize(cand.text, self.cfg.normalize) if cand.labelled and not reason else ""
+        if cand.labelled and not reason and not text:
             reason = f"empty transcript (nothing left after normalizing {cand.text[:30]!r})"
         if not reason:
             try:
@@ -325,7 +342,7 @@ def check_rejects(rows: dict[str, list[dict[str, Any]]], rejects: list[dict[str,
             raise TooManyRejects(
                 f"{name}: {len(bad)}/{total} utterances rejected ({len(bad) / total:.1%}), above "
                 f"data.max_reject_fraction={cfg.max_reject_fraction}: {reject_summary(bad)}")
-    empty = [split for split in SPLITS if not rows[split]]
+    empty = [split for split in LABELLED_SPLITS if not rows[split]]
     if empty:
         detail = f" ({reject_summary(rejects)})" if rejects else ""
         raise TooManyRejects(f"no usable utterances in split(s) {', '.join(empty)}{detail}")
@@ -336,13 +353,15 @@ def corpus_stats(manifests: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
     stats: dict[str, Any] = {}
     train_vocab = {w for r in manifests["train"] for w in r["text"].split()}
     for split, rows in manifests.items():
-        words = Counter(w for r in rows for w in r["text"].split())
         stats[split] = {
             "utterances": len(rows),
             "hours": round(sum(r["duration"] for r in rows) / 3600, 4),
             "speakers": len({r["speaker"] for r in rows}),
-            "vocabulary": len(words),
         }
+        if split == TRANSFER:  # no transcripts: no vocabulary, no OOV
+            continue
+        words = Counter(w for r in rows for w in r["text"].split())
+        stats[split]["vocabulary"] = len(words)
         if split != "train":
             total = sum(words.values())
             oov = sum(c for w, c in words.items() if w not in train_vocab)

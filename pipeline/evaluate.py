@@ -7,11 +7,12 @@ frame agreement with the ensemble's argmax (our analog of Hinton et al.'s
 frame accuracy) and parameters.
 
 Comparisons are paired (every system is scored on the same resamples):
-each distilled student against its comparison model (``wer_diff``,
-``wer_diff_ci``), the ensemble against the best single teacher
-(``ensemble_vs_best_teacher``), and ``gap_recovered = (WER_baseline -
-WER_distilled) / (WER_baseline - WER_ensemble)``, null when the denominator is
-not positive. ``distilled_beats_baseline`` and ``ensemble_beats_best_teacher``
+each distilled student against its twin, the directly trained model named by
+``students.<name>.twin`` (``comparison_model``, ``wer_diff``, ``wer_diff_ci``),
+the ensemble against the best single teacher (``ensemble_vs_best_teacher``),
+and, per distilled student, ``gap_recovered = (WER_twin - WER_student) /
+(WER_twin - WER_ensemble)``, null when the denominator is not positive.
+``beats_twin``, ``distilled_beats_baseline`` and ``ensemble_beats_best_teacher``
 mean *significantly* better: the interval of the difference lies below 0.
 
 Where the errors are: WER per accent (synthetic speakers ``accent+variant``)
@@ -125,15 +126,13 @@ def gap_recovered(baseline: float, distilled: float, ensemble: float) -> Optiona
 
 
 def comparison_model(name: str, params: Params) -> str:
-    """The model a distilled student is compared with: today the directly trained
-    ``student.baseline`` for every student (``params`` lets a student get its own twin)."""
-    return "student.baseline"
+    """The directly trained twin a distilled student is compared with (``students.<name>.twin``)."""
+    return params.twin_model(name.removeprefix("student."))
 
 
 def compared_students(params: Params) -> list[str]:
-    """Students compared with their comparison model: every one with alpha > 0, and always
-    ``student.distilled`` (``gap_recovered`` and ``distilled_beats_baseline`` read it)."""
-    return [f"student.{n}" for n, s in params.students.items() if s.alpha > 0 or n == "distilled"]
+    """Every distilled student (alpha > 0), each compared with its twin."""
+    return [f"student.{n}" for n, s in params.students.items() if s.alpha > 0]
 
 
 def named_models(teachers: Mapping[str, ConformerCTC],
@@ -210,22 +209,21 @@ def student_comparisons(params: Params, wer: Mapping[str, float],
     """Each compared student against its comparison model: WER difference (negative:
     the student is better) with its interval, and gap_recovered with its interval."""
     confidence = params.evaluate.confidence
-    keys = ("comparison_model", "wer_diff", "wer_diff_ci", "gap_recovered_by_student",
-            "gap_recovered_ci", "gap_recovered_skipped")
+    keys = ("comparison_model", "wer_diff", "wer_diff_ci", "gap_recovered",
+            "gap_recovered_ci", "gap_recovered_skipped", "beats_twin")
     out: dict[str, dict[str, Any]] = {k: {} for k in keys}
     for name in compared_students(params):
         twin = out["comparison_model"][name] = comparison_model(name, params)
         out["wer_diff"][name] = round(wer[name] - wer[twin], INTERVAL_DECIMALS)
         out["wer_diff_ci"][name] = rounded(percentile_interval(draws[name] - draws[twin], confidence))
-        out["gap_recovered_by_student"][name] = gap_recovered(wer[twin], wer[name], wer["ensemble"])
+        out["gap_recovered"][name] = gap_recovered(wer[twin], wer[name], wer["ensemble"])
+        out["beats_twin"][name] = bool(out["wer_diff_ci"][name][1] < 0)
         ci, skipped = gap_interval(draws[twin], draws[name], draws["ensemble"], confidence)
         out["gap_recovered_ci"][name], out["gap_recovered_skipped"][name] = rounded(ci), skipped
         if skipped:
             log.info("gap_recovered of %s: %d of %d bootstrap draws skipped (ensemble not better "
                      "than %s)", name, skipped, len(draws[name]), twin)
-    diff_ci = out["wer_diff_ci"]["student.distilled"]
-    return {**out, "gap_recovered": out["gap_recovered_by_student"]["student.distilled"],
-            "distilled_beats_baseline": bool(diff_ci[1] < 0)}
+    return {**out, "distilled_beats_baseline": out["beats_twin"]["student.distilled"]}
 
 
 def ensemble_comparison(params: Params, wer: Mapping[str, float],
@@ -355,7 +353,7 @@ def comparison_sentence(system: str, other: str, diff: float, ci: Sequence[float
 
 def gap_sentence(metrics: dict[str, Any], name: str) -> str:
     """gap_recovered of one student with its interval and any skipped bootstrap draws."""
-    gap, twin = metrics["gap_recovered_by_student"][name], metrics["comparison_model"][name]
+    gap, twin = metrics["gap_recovered"][name], metrics["comparison_model"][name]
     skipped = metrics["gap_recovered_skipped"][name]
     value = f"n/a (ensemble not better than {twin})" if gap is None else f"{gap:.4f}"
     note = (f"; {skipped} of {metrics['bootstrap']['samples']} draws skipped (ensemble not "
@@ -447,8 +445,10 @@ def corpus_markdown(prepare: dict[str, Any]) -> list[str]:
              "|---|---|---|---|---|---|"]
     for split, c in prepare["corpus"].items():
         oov = c.get("oov_rate")
+        vocab = c.get("vocabulary")  # none for the transfer set: it has no transcripts
         lines.append(f"| {split} | {c['utterances']:,} | {c['hours']:.3f} | {c['speakers']} | "
-                     f"{c['vocabulary']:,} | {'-' if oov is None else f'{oov:.2%}'} |")
+                     f"{'-' if vocab is None else f'{vocab:,}'} | "
+                     f"{'-' if oov is None else f'{oov:.2%}'} |")
     rejects = prepare.get("rejects", {})
     reasons = ", ".join(f"{k}: {v}" for k, v in rejects.items() if k != "total")
     lines += ["", f"rejected utterances: {rejects.get('total', 0)}" +
@@ -467,12 +467,13 @@ def soft_targets_markdown(soft: dict[str, Any]) -> list[str]:
              f"{soft.get('bytes_per_frame')} bytes/frame over {soft.get('frames', 0):,} frames",
              f"retained probability mass in the top-k: mean {soft.get('retained_mass_mean')}, "
              f"min {soft.get('retained_mass_min')}", "",
-             "| split | ensemble WER (averaged posteriors) | teacher spike agreement (mean) |",
-             "|---|---|---|"]
-    for split in ("train", "dev"):
+             "| split | utterances | ensemble WER (averaged posteriors) | "
+             "teacher spike agreement (mean) |", "|---|---|---|---|"]
+    for split in ("train", "dev", "transfer"):
         if split in soft:
             s = soft[split]
-            lines.append(f"| {split} | {fmt(s.get('ensemble_wer'))} | "
+            wer = "- (no transcripts)" if split == "transfer" else fmt(s.get("ensemble_wer"))
+            lines.append(f"| {split} | {fmt(s.get('utterances'))} | {wer} | "
                          f"{fmt(s.get('spike_agreement', {}).get('mean'))} |")
     return lines
 
@@ -491,13 +492,45 @@ def read_timings(reports_dir: Path, names: Sequence[str]) -> dict[str, dict[str,
 def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
     """Training time and final numbers per model (``teacher.guide`` -> its report)."""
     lines = ["## Training", "",
-             "| model | epochs | steps | seconds | final train loss | final dev WER |",
-             "|---|---|---|---|---|---|"]
+             "| model | budget (epochs of train) | updates | passes over its data | "
+             "transcribed utterances | untranscribed utterances | seconds | final train loss | "
+             "final dev WER (greedy) |", "|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(value: Any) -> str:
+        return "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value}"
+
     for name, t in timings.items():
-        lines.append(f"| {name} | {t.get('epochs')} | {t.get('steps')} | {t.get('seconds')} | "
+        lines.append(f"| {name} | {cell(t.get('epochs'))} | {cell(t.get('steps'))} | "
+                     f"{cell(t.get('passes'))} | {cell(t.get('labelled_utterances'))} | "
+                     f"{cell(t.get('unlabelled_utterances'))} | {cell(t.get('seconds'))} | "
                      f"{t.get('train_loss', float('nan')):.3f} | {t.get('dev_wer', float('nan')):.4f} |")
     total = sum(float(t.get("seconds") or 0.0) for t in timings.values())
-    return lines + ["", f"total training time: {total:.1f} s"]
+    return lines + ["", f"total training time: {total:.1f} s. Twins share architecture, seed and "
+                    "number of updates; a distilled student spends them on more audio when it "
+                    "reads the transfer set (its advantage), the teachers' guide on transcribed "
+                    "train only."]
+
+
+def distillation_markdown(metrics: dict[str, Any],
+                          timings: Optional[dict[str, dict[str, Any]]] = None) -> list[str]:
+    """One row per distilled student beside its directly trained twin and the ensemble."""
+    wer, params, level = metrics["wer"]["test"], metrics["params"], interval_level(metrics)
+    timings = timings or {}
+    lines = ["## Distillation: each student against its twin", "",
+             f"| student | parameters | twin | student WER | twin WER | ensemble WER | "
+             f"difference [{level}] | gap recovered [{level}] | student s | twin s |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for name, twin in metrics["comparison_model"].items():
+        gap = metrics["gap_recovered"][name]
+        seconds = [timings.get(n, {}).get("seconds", "-") for n in (name, twin)]
+        lines.append(
+            f"| {name} | {params.get(name, 0):,} | {twin} | {wer[name]:.4f} | {wer[twin]:.4f} | "
+            f"{wer['ensemble']:.4f} | {metrics['wer_diff'][name]:+.4f} "
+            f"{fmt_interval(metrics['wer_diff_ci'][name])} | "
+            f"{'n/a' if gap is None else f'{gap:.3f}'} "
+            f"{fmt_interval(metrics['gap_recovered_ci'][name])} | {seconds[0]} | {seconds[1]} |")
+    return lines + ["", "gap recovered = (twin WER - student WER) / (twin WER - ensemble WER): "
+                    "0 is no better than the twin, 1 is as good as the ensemble."]
 
 
 def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
@@ -533,6 +566,7 @@ def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
     by model name; ``plot_files``: PNG paths relative to the report.
     """
     lines = ["# asr-distill results (test split)", "", *results_markdown(metrics),
+             "", *distillation_markdown(metrics, timings),
              "", *groups_markdown(metrics), "", *substitutions_markdown(metrics)]
     if corpus is not None:
         lines += ["", *corpus_markdown(corpus)]

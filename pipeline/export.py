@@ -256,19 +256,19 @@ def write_artifacts(model: ConformerCTC, out_dir: Path, tokenizer: Path,
 
 def check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarray],
                  refs: Sequence[str], sp: spm.SentencePieceProcessor,
-                 cfg: ExportConfig) -> dict[str, Any]:
+                 cfg: ExportConfig, label: str = "student.distilled") -> dict[str, Any]:
     """Compare the exported files in ``out_dir`` with eager ``model`` on ``examples``.
 
-    Returns ``{"parity": {...}, "wer": {...}}``; raises :class:`ExportParityError`
-    naming the file and the measured gap when a check fails.
+    Returns ``{"parity": {...}, "wer": {"<label>.<format>": ...}}``; raises
+    :class:`ExportParityError` naming the file and the measured gap when a check fails.
     """
     with single_thread():
-        return _check_parity(model, out_dir, examples, refs, sp, cfg)
+        return _check_parity(model, out_dir, examples, refs, sp, cfg, label)
 
 
 def _check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarray],
                   refs: Sequence[str], sp: spm.SentencePieceProcessor,
-                  cfg: ExportConfig) -> dict[str, Any]:
+                  cfg: ExportConfig, label: str) -> dict[str, Any]:
     model.eval()
     eager = torch_runner(model)
     scripted = torchscript_runner(out_dir / TORCHSCRIPT)
@@ -290,7 +290,7 @@ def _check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndar
             f"{out_dir / ONNX_INT8}: int8 test WER {wer['onnx_int8']:.4f} differs from eager "
             f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}")
     log.info("export parity: %s; test WER %s", parity, wer)
-    return {"parity": parity, "wer": {f"student.distilled.{k}": v for k, v in wer.items()}}
+    return {"parity": parity, "wer": {f"{label}.{k}": v for k, v in wer.items()}}
 
 
 def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:

@@ -63,13 +63,13 @@ import torchaudio.functional as AF
 from tqdm import tqdm
 
 from pipeline.config import FeaturesConfig
+from pipeline.importers import SPLITS, TRANSFER
 from pipeline.io import atomic_path, read_jsonl, write_json
 from pipeline.store import write_index
 
 log = logging.getLogger(__name__)
 
 SHARD_FORMAT = "asr-distill-features-shard/1"
-SPLITS = ("train", "dev", "test")
 FIELD = "fbank"
 TASK_SECONDS = 30.0  # audio per worker task: scheduling only, the output does not depend on it
 
@@ -382,7 +382,9 @@ def extract_features(manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sam
         _init_worker(cfg, sample_rate)
     try:
         for split in SPLITS:
-            rows = read_jsonl(manifest_dir / f"{split}.jsonl")
+            manifest = manifest_dir / f"{split}.jsonl"
+            # The transfer set is optional: no manifest is an empty split.
+            rows = read_jsonl(manifest) if split != TRANSFER or manifest.exists() else []
             results[split] = extract_split(rows, work_dir / split, cfg, sample_rate,
                                            f"fbank {split}", pool)
     finally:

@@ -47,7 +47,10 @@ import torchaudio.functional as AF
 from pipeline.config import (CommonVoiceConfig, DataConfig, LibriSpeechConfig,
                              ManifestImportConfig)
 
-SPLITS = ("train", "dev", "test")
+# Transcribed splits, and the transfer set: audio only, labelled by the teachers alone.
+LABELLED_SPLITS = ("train", "dev", "test")
+TRANSFER = "transfer"
+SPLITS = (*LABELLED_SPLITS, TRANSFER)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -60,6 +63,11 @@ class Candidate:
     audio: Path
     text: Any  # raw transcript as found (a manifest may hold a non-string), not yet normalized
     speaker: str
+
+    @property
+    def labelled(self) -> bool:
+        """Whether the transcript is used: not for the transfer set (audio only)."""
+        return self.split != TRANSFER
 
 
 class AudioProblem(Exception):
@@ -201,8 +209,14 @@ def librispeech_subset(root: Path, subset: str, split: str
     return cands, rejects
 
 
+def librispeech_audio_only(root: Path, subset: str) -> list[Candidate]:
+    """Every FLAC of a subset as a transfer-set candidate; transcripts are not read."""
+    return [Candidate(safe_id(flac.stem), TRANSFER, flac, None, flac.stem.split("-")[0])
+            for flac in sorted(_subset_dir(root, subset).glob("*/*/*.flac"))]
+
+
 def librispeech_candidates(cfg: LibriSpeechConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
-    """All candidates of the subsets chosen for train, dev and test."""
+    """All candidates of the subsets chosen for train, dev, test and the transfer set."""
     root = Path(cfg.root or "")
     cands: list[Candidate] = []
     rejects: list[dict[str, Any]] = []
@@ -212,6 +226,8 @@ def librispeech_candidates(cfg: LibriSpeechConfig) -> tuple[list[Candidate], lis
             c, r = librispeech_subset(root, subset, split)
             cands += c
             rejects += r
+    for subset in cfg.transfer_subsets:
+        cands += librispeech_audio_only(root, subset)
     return cands, rejects
 
 
@@ -234,10 +250,13 @@ def _require_columns(path: Path, rows: list[dict[str, str]], columns: list[str])
 
 
 def commonvoice_candidates(cfg: CommonVoiceConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
-    """Candidates from ``clips/`` and the three split TSVs."""
+    """Candidates from ``clips/`` and the split TSVs (``transfer_tsv``: audio only)."""
     root = Path(cfg.root or "")
     cands: list[Candidate] = []
-    for split, name in (("train", cfg.train_tsv), ("dev", cfg.dev_tsv), ("test", cfg.test_tsv)):
+    tables = [("train", cfg.train_tsv), ("dev", cfg.dev_tsv), ("test", cfg.test_tsv)]
+    if cfg.transfer_tsv:
+        tables.append((TRANSFER, cfg.transfer_tsv))
+    for split, name in tables:
         tsv = root / name
         if not tsv.is_file():
             raise FileNotFoundError(f"data.commonvoice: {tsv} does not exist")
@@ -287,7 +306,10 @@ def assign_split(key: str, seed: int, dev_fraction: float, test_fraction: float)
 
 def manifest_candidates(cfg: ManifestImportConfig, seed: int
                         ) -> tuple[list[Candidate], list[dict[str, Any]]]:
-    """Candidates from a user manifest; rows lacking audio or with an unknown split are rejected."""
+    """Candidates from a user manifest; rows lacking audio or with an unknown split are rejected.
+
+    A row with split ``transfer``, or with neither a split nor a transcript, joins the
+    transfer set (audio only)."""
     path = Path(cfg.path or "")
     if not path.is_file():
         raise FileNotFoundError(f"data.manifest.path: {path} does not exist")
@@ -298,6 +320,8 @@ def manifest_candidates(cfg: ManifestImportConfig, seed: int
         cand_id = safe_id(str(row.get(cfg.id_field) or Path(audio).stem or f"row-{i}"))
         speaker = str(row.get(cfg.speaker_field) or "").strip()
         split = str(row.get(cfg.split_field) or "").strip().lower()
+        if not split and row.get(cfg.text_field) in (None, ""):
+            split = TRANSFER  # no transcript and no split: audio for the transfer set
         if not split:
             split = assign_split(speaker or cand_id, seed, cfg.dev_fraction, cfg.test_fraction)
         if split not in SPLITS:

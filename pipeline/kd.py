@@ -16,7 +16,11 @@ the ordinary dense KL (tested against a brute-force reference).
 
 from __future__ import annotations
 
+from typing import Optional
+
 import torch
+
+from pipeline.tokenizer import BLANK
 
 EPS = 1e-8
 
@@ -34,8 +38,22 @@ def coarsened_student_log_probs(student_logits: torch.Tensor, ids: torch.Tensor,
     return log_p_top, log_p_rest
 
 
+def nonblank_frames(top_ids: torch.Tensor, lengths: torch.Tensor, context: int = 1) -> torch.Tensor:
+    """``(N, T)`` bool: frames whose teacher top token is not blank, and ``context`` neighbours.
+
+    Blank frames dominate CTC posteriors; keeping only the frames around the teacher's
+    spikes (Hilmes et al. 2025) lets the KD term teach tokens rather than silence.
+    """
+    valid = torch.arange(top_ids.shape[1], device=lengths.device)[None, :] < lengths[:, None]
+    spikes = ((top_ids != BLANK) & valid).float()[:, None]  # (N, 1, T)
+    kernel = torch.ones(1, 1, 2 * context + 1, device=top_ids.device)
+    near = torch.nn.functional.conv1d(spikes, kernel, padding=context)[:, 0] > 0
+    return near & valid
+
+
 def kd_loss(student_logits: torch.Tensor, lengths: torch.Tensor, ids: torch.Tensor,
-            probs: torch.Tensor, rest: torch.Tensor, temperature: float) -> torch.Tensor:
+            probs: torch.Tensor, rest: torch.Tensor, temperature: float,
+            frames: Optional[torch.Tensor] = None) -> torch.Tensor:
     """Mean over valid frames of ``KL(teacher_T || student_T)`` on the (k+1)-way distribution.
 
     Args:
@@ -45,12 +63,16 @@ def kd_loss(student_logits: torch.Tensor, lengths: torch.Tensor, ids: torch.Tens
         probs: ``(N, T, k)`` teacher probabilities of those ids (softened, averaged).
         rest: ``(N, T)`` teacher mass outside the top-k.
         temperature: the softening temperature T used for the teacher.
+        frames: optional ``(N, T)`` bool selecting the frames that count (see
+            :func:`nonblank_frames`); default every valid frame.
 
     The caller multiplies by ``T**2`` (Hinton et al.) so gradient magnitudes stay
     comparable across temperatures.
     """
     n, t, _ = student_logits.shape
     mask = torch.arange(t, device=lengths.device)[None, :] < lengths[:, None]  # (N, T)
+    if frames is not None:
+        mask = mask & frames
     log_p_top, log_p_rest = coarsened_student_log_probs(student_logits, ids, temperature)
     q_top = probs.float().clamp(min=0)
     # With k = V nothing lies outside the stored ids: any stored rest is fp16 round-off.

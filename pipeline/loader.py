@@ -27,14 +27,14 @@ import logging
 import multiprocessing as mp
 import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Collection, Iterator, Optional, Sequence
 
 import numpy as np
 import sentencepiece as spm
 import torch
 
 from pipeline.model import subsampled_lengths
-from pipeline.store import Store
+from pipeline.store import Store, StoreUnion
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,8 @@ class Batch:
     target_lengths: torch.Tensor  # (N,)
     texts: list[str]
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # (N, T', ...)
+    # (N,) bool: which utterances have a transcript (the CTC term); None: all of them.
+    labelled: Optional[torch.Tensor] = None
 
     def to(self, device: torch.device) -> "Batch":
         """The same batch with every tensor on ``device``."""
@@ -59,7 +61,8 @@ class Batch:
         move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
         return Batch(self.ids, move(self.feats), move(self.lengths), move(self.targets),
                      move(self.target_lengths), self.texts,
-                     {k: move(v) for k, v in self.extras.items()})
+                     {k: move(v) for k, v in self.extras.items()},
+                     None if self.labelled is None else move(self.labelled))
 
 
 def make_buckets(frames: dict[str, int], batch_frames: int) -> list[list[str]]:
@@ -141,19 +144,24 @@ def _init_worker(_: int) -> None:
 class BatchLoader:
     """Iterates length-bucketed :class:`Batch` objects over a split."""
 
-    def __init__(self, store: Store, texts: dict[str, str], sp: spm.SentencePieceProcessor,
-                 batch_frames: int, extras: Optional[Extra] = None, *, workers: int = 0,
-                 speed_perturb: Sequence[float] = ()) -> None:
+    def __init__(self, store: Store | StoreUnion, texts: dict[str, str],
+                 sp: spm.SentencePieceProcessor, batch_frames: int,
+                 extras: Optional[Extra] = None, *, workers: int = 0,
+                 speed_perturb: Sequence[float] = (),
+                 unlabelled: Collection[str] = ()) -> None:
         """``workers``: DataLoader processes (0: in-process).
 
         ``speed_perturb``: speed factors (``train.speed_perturb``), see the module doc.
+        ``unlabelled``: ids of ``texts`` without a transcript (their text is ignored);
+        batches then carry a ``labelled`` mask.
         """
         missing = [u for u in texts if u not in store]
         if missing:
             raise KeyError(f"{len(missing)} manifest utterances have no features in "
                            f"{store.dir}, e.g. {missing[:3]}")
         self.store = store
-        self.texts = texts
+        self.unlabelled = frozenset(unlabelled)
+        self.texts = {u: "" if u in self.unlabelled else t for u, t in texts.items()}
         self.sp = sp
         self.extras = extras
         self.workers = workers
@@ -192,6 +200,8 @@ class BatchLoader:
         batch = Batch(ids, padded, lengths, targets,
                       torch.tensor([len(t) for t in tokens], dtype=torch.int32),
                       [self.texts[u] for u in ids])
+        if self.unlabelled:
+            batch.labelled = torch.tensor([u not in self.unlabelled for u in ids])
         if self.extras is not None:
             batch.extras = self._collate_extras(ids, subsampled_lengths(lengths))
         return batch

@@ -3,15 +3,18 @@
 Teachers are Conformer-CTC models. The guide teacher trains with plain CTC;
 with ``ensemble.align: guide`` every other teacher adds the guided-CTC term
 (Kurata & Audhkhasi 2019) that pulls its spikes onto the guide's frames.
-Students share one small architecture (``student:``) and train on
-``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``.
+Students use the shared ``student:`` architecture unless they set their own
+``model`` and train on ``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``,
+the CTC term only on utterances with a transcript (see :func:`student_data`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import numpy as np
 import sentencepiece as spm
@@ -19,11 +22,12 @@ import torch
 
 from pipeline.config import ModelConfig, Params, TrainConfig
 from pipeline.ctc import ctc_loss, guided_ctc_loss
+from pipeline.importers import TRANSFER
 from pipeline.io import file_digest, read_json, read_jsonl
-from pipeline.kd import distillation_loss, kd_loss
-from pipeline.loader import Batch, BatchLoader, Extra
+from pipeline.kd import distillation_loss, kd_loss, nonblank_frames
+from pipeline.loader import Batch, BatchLoader, Extra, make_buckets
 from pipeline.model import ConformerCTC, count_parameters, load_model
-from pipeline.store import Store
+from pipeline.store import Store, StoreUnion
 from pipeline.tokenizer import load_tokenizer
 from pipeline.train import TrainJob, train
 
@@ -31,7 +35,8 @@ log = logging.getLogger(__name__)
 
 
 def split_texts(manifest_dir: Path, split: str) -> dict[str, str]:
-    return {r["id"]: r["text"] for r in read_jsonl(Path(manifest_dir) / f"{split}.jsonl")}
+    """``id -> transcript`` of a split ("" for the transfer set's untranscribed rows)."""
+    return {r["id"]: r.get("text", "") for r in read_jsonl(Path(manifest_dir) / f"{split}.jsonl")}
 
 
 def make_loader(features_dir: Path, manifest_dir: Path, split: str, sp: spm.SentencePieceProcessor,
@@ -120,41 +125,116 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> Optional
                                 "guide": file_digest(paths["guide"]) if guided else None})
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
     return None if metrics is None else {**metrics, "params": count_parameters(model),
-                                         "guided": guided}
+                                         "guided": guided,
+                                         "labelled_utterances": len(plain.texts),
+                                         "unlabelled_utterances": 0}
+
+
+def labelled_ids(ids: Sequence[str], fraction: float, seed: int) -> set[str]:
+    """The ``round(fraction * len(ids))`` utterances (at least one) whose transcripts students
+    may use: ranked by a seeded hash of the id, so every student at the same share gets the
+    same ones, and a smaller share is a subset of a larger one."""
+    if fraction >= 1.0:
+        return set(ids)
+    rank = sorted(ids, key=lambda u: hashlib.sha256(f"{seed}:{u}".encode()).hexdigest())
+    return set(rank[:max(1, round(fraction * len(ids)))])
+
+
+@dataclass
+class StudentData:
+    """What one student trains on: stores, texts, which utterances lack a transcript."""
+
+    stores: list[Store]
+    texts: dict[str, str]
+    unlabelled: set[str]
+    soft: list[Store]  # soft-target stores covering every id (distilled students only)
+
+    def summary(self) -> dict[str, int]:
+        return {"labelled_utterances": len(self.texts) - len(self.unlabelled),
+                "unlabelled_utterances": len(self.unlabelled)}
+
+
+def student_data(params: Params, name: str, paths: dict[str, Path]) -> StudentData:
+    """Labelled part of train for every student; a distilled student adds the rest of train and,
+    with ``transfer``, the transfer set, labelled by the soft targets alone (or, with
+    ``pseudo_labels``, also by the ensemble's greedy transcripts)."""
+    scfg = params.students[name]
+    features, soft_dir = Path(paths["features"]), Path(paths.get("soft_targets") or "")
+    train_texts = split_texts(paths["manifests"], "train")
+    keep = labelled_ids(list(train_texts), scfg.labelled_fraction, params.data.seed)
+    if scfg.alpha == 0:
+        return StudentData([Store(features / "train")], {u: train_texts[u] for u in keep}, set(), [])
+    texts = dict(train_texts)
+    splits = ["train"]
+    if scfg.transfer and (features / TRANSFER / "index.json").exists():
+        transfer = Store(features / TRANSFER)
+        if len(transfer):
+            splits.append(TRANSFER)
+            texts.update({u: "" for u in transfer.ids()})
+    unlabelled = set(texts) - keep
+    if scfg.pseudo_labels:
+        hyps = {}
+        for split in splits:
+            hyps.update(read_json(soft_dir / f"{split}.hyps.json"))
+        for u in unlabelled:
+            texts[u] = hyps[u]
+        unlabelled = {u for u in unlabelled if not texts[u]}  # an empty hypothesis stays KD-only
+    return StudentData([Store(features / s) for s in splits], texts, unlabelled,
+                       [Store(soft_dir / s) for s in splits])
 
 
 def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional[dict[str, Any]]:
-    """Train student ``name`` on hard labels and, if ``alpha > 0``, the soft targets; None off rank 0."""
+    """Train student ``name`` on hard labels and, if ``alpha > 0``, the soft targets; None off rank 0.
+
+    The budget is ``epochs`` passes' worth of updates over the whole train split, whatever
+    the student reads, so twins are compared at equal optimizer updates.
+    """
     scfg = params.students[name]
     sp = load_tokenizer(paths["tokenizer"])
     bf = params.train.batch_frames
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
     alpha, temperature = scfg.alpha, params.distill.temperature
-    extras, soft = None, None
+    data = student_data(params, name, paths)
+    extras, soft_meta = None, None
     if alpha > 0:
-        soft = Store(Path(paths["soft_targets"]) / "train")
+        soft = StoreUnion(data.soft)
+        soft_meta = soft.meta
         temperature = float(soft.meta["temperature"])
         extras = soft_target_extras(soft)
-    train_loader = make_loader(paths["features"], paths["manifests"], "train", sp, bf, extras,
-                               train=params.train)
+    train_loader = BatchLoader(StoreUnion(data.stores), data.texts, sp, bf, extras,
+                               workers=params.train.loader_workers,
+                               speed_perturb=params.train.speed_perturb,
+                               unlabelled=data.unlabelled)
+    full_train = Store(Path(paths["features"]) / "train")
+    epoch_steps = len(make_buckets({u: full_train.frames(u) for u in full_train.ids()}, bf))
+    nonblank = scfg.kd_frames == "nonblank"
 
     def loss_fn(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
-        ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
+        ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths,
+                       batch.labelled)
         if alpha == 0:
             return ctc, {"ctc": ctc.item()}
-        kd = kd_loss(logits, lengths, batch.extras["ids"], batch.extras["probs"],
-                     batch.extras["rest"], temperature)
+        ids = batch.extras["ids"]
+        frames = nonblank_frames(ids[..., 0], lengths) if nonblank else None
+        kd = kd_loss(logits, lengths, ids, batch.extras["probs"], batch.extras["rest"],
+                     temperature, frames)
         return distillation_loss(ctc, kd, alpha, temperature), {"ctc": ctc.item(), "kd": kd.item()}
 
-    model = build_model(params.student, paths["features"], sp.get_piece_size(), scfg.seed)
-    job = TrainJob(name=f"student.{name}", cfg=params.train, epochs=params.train.epochs,
+    model_cfg = params.student_model(name)
+    model = build_model(model_cfg, paths["features"], sp.get_piece_size(), scfg.seed)
+    epochs = params.student_epochs(name)
+    job = TrainJob(name=f"student.{name}", cfg=params.train, epochs=epochs,
                    seed=scfg.seed, loss_fn=loss_fn, checkpoint_dir=paths["checkpoints"],
-                   live_dir=paths["live"],
-                   fingerprint={"student": params.student.model_dump(), "alpha": alpha,
+                   live_dir=paths["live"], epoch_steps=epoch_steps,
+                   fingerprint={"student": model_cfg.model_dump(),
+                                "recipe": scfg.model_dump(exclude={"model", "epochs", "twin"}),
                                 "temperature": temperature if alpha > 0 else None,
-                                "train": params.train.model_dump(),
-                                "data": data_digest(paths),
-                                "soft_targets": soft.meta if alpha > 0 else None})
+                                "epochs": epochs, "train": params.train.model_dump(),
+                                "data": data_digest(paths), **data.summary(),
+                                "stores": [file_digest(st.dir / "index.json") for st in data.stores],
+                                "soft_targets": soft_meta})
+    log.info("student.%s: %d labelled and %d untranscribed utterances, %d updates", name,
+             len(data.texts) - len(data.unlabelled), len(data.unlabelled), epochs * epoch_steps)
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
     return None if metrics is None else {**metrics, "params": count_parameters(model),
-                                         "alpha": alpha}
+                                         "alpha": alpha, **data.summary()}

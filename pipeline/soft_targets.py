@@ -4,7 +4,10 @@ For every frame, each teacher's logits are softened with temperature T and
 turned into probabilities; the ensemble distribution is their arithmetic mean
 (``ensemble.combine: mean``) or normalized geometric mean (``geometric``).
 We store, per utterance, the top-k token ids (uint16), their probabilities
-(fp16) and the rest mass outside the top-k (fp16): ``4k + 2`` bytes per frame.
+(fp16) and the rest mass outside the top-k (fp16): ``4k + 2`` bytes per frame,
+for train, dev and the transfer set (``<out>/<split>/``), and the ensemble's
+greedy transcripts of train and the transfer set (``<out>/<split>.hyps.json``)
+for sequence-level KD.
 
 Store metadata: teachers, temperature, top_k, align, combine, teacher file digests.
 """
@@ -24,7 +27,8 @@ from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
-from pipeline.io import atomic_path
+from pipeline.importers import LABELLED_SPLITS
+from pipeline.io import atomic_path, write_json
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC
 from pipeline.store import Store, write_store
@@ -129,7 +133,7 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
         tmp.mkdir()
         for split, loader in loaders.items():
             meter = AgreementMeter(names)
-            refs, hyps = [], []
+            refs, hyps, ids = [], [], []
 
             def items() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
                 for u, text, logits in teacher_logits(list(models.values()), loader,
@@ -143,12 +147,17 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
                     hyp = sp.decode(greedy_decode(hard[None], torch.tensor([len(hard)]))[0])
                     refs.append(text)
                     hyps.append(hyp or "<empty>")
+                    ids.append(u)
                     yield u, {"ids": ids, "probs": probs, "rest": rest}
 
             write_store(tmp / split, items(), fields, params.features.shard_frames, meta)
             frames += sum(v[2] for v in Store(tmp / split).index.values())
-            metrics[split] = {"ensemble_wer": round(float(jiwer.wer(refs, hyps)), 4),
-                              "spike_agreement": meter.result()}
+            metrics[split] = {"utterances": len(hyps), "spike_agreement": meter.result()}
+            if split in LABELLED_SPLITS:
+                metrics[split]["ensemble_wer"] = round(float(jiwer.wer(refs, hyps)), 4)
+            if split != "dev":  # sequence-level KD reads them (students.<name>.pseudo_labels)
+                write_json(tmp / f"{split}.hyps.json",
+                           {u: "" if h == "<empty>" else h for u, h in zip(ids, hyps)})
         disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
     kept = np.concatenate(retained) if retained else np.zeros(1)
     metrics.update(bytes_per_frame=round(disk / max(frames, 1), 2),

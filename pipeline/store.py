@@ -173,6 +173,39 @@ class Store:
         return state
 
 
+class StoreUnion:
+    """Several stores read as one (train plus the transfer set); ids must be distinct."""
+
+    def __init__(self, stores: Iterable[Store]) -> None:
+        self.stores = list(stores)
+        if not self.stores:
+            raise ValueError("StoreUnion needs at least one store")
+        self.dir = self.stores[0].dir
+        self.meta = self.stores[0].meta
+        self._where: dict[str, Store] = {}
+        for store in self.stores:
+            for utt_id in store.index:
+                if utt_id in self._where:
+                    raise ValueError(f"utterance '{utt_id}' is in both {self._where[utt_id].dir} "
+                                     f"and {store.dir}")
+                self._where[utt_id] = store
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, utt_id: str) -> bool:
+        return utt_id in self._where
+
+    def frames(self, utt_id: str) -> int:
+        return self._where[utt_id].frames(utt_id)
+
+    def get(self, utt_id: str, name: str) -> np.ndarray:
+        store = self._where.get(utt_id)
+        if store is None:
+            raise KeyError(f"utterance '{utt_id}' is in none of {[str(s.dir) for s in self.stores]}")
+        return store.get(utt_id, name)
+
+
 def write_store(directory: Path, items: Iterable[tuple[str, dict[str, np.ndarray]]],
                 fields: dict[str, tuple[str, tuple[int, ...]]], shard_frames: int,
                 meta: dict[str, Any] | None = None) -> int:

@@ -1,11 +1,12 @@
 """A short, direct training loop for CTC teachers and distilled students.
 
-Resumable: every ``train.checkpoint_every_steps`` steps and at each epoch end
-the model, optimizer, scheduler, RNG state, position in the epoch and the
-curve history are written atomically to ``<checkpoint_dir>/last.pt``. A
-restarted run with the same config (checked by hash) continues from there;
-batch order is a function of ``seed + epoch`` so the skipped batches are
-exactly those already trained on.
+The budget is ``epochs`` times ``epoch_steps`` optimizer updates; the dev set is
+scored after every ``epoch_steps`` updates. Resumable: every
+``train.checkpoint_every_steps`` steps and at each budget epoch's end the model,
+optimizer, RNG state, position in the loader and the curve history are written
+atomically to ``<checkpoint_dir>/last.pt``. A restarted run with the same config
+(checked by hash) continues from there; batch order is a function of
+``seed + pass`` so the skipped batches are exactly those already trained on.
 """
 
 from __future__ import annotations
@@ -42,12 +43,16 @@ class TrainJob:
 
     name: str
     cfg: TrainConfig
-    epochs: int
+    epochs: int  # the update budget, in epochs of ``epoch_steps`` batches
     seed: int
     loss_fn: LossFn
     checkpoint_dir: Path
     live_dir: Path
     fingerprint: dict[str, Any]
+    # Batches of one budget epoch (one pass over the train split); default: one pass of the
+    # training loader. A student that also reads the transfer set, or only part of train,
+    # makes more or fewer passes over its own data in the same number of updates.
+    epoch_steps: Optional[int] = None
 
 
 def config_hash(fingerprint: dict[str, Any]) -> str:
@@ -145,20 +150,22 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
         torch.set_num_threads(job.cfg.threads)
     model.to(ctx.device)
     opt = torch.optim.AdamW(model.parameters(), lr=job.cfg.lr, weight_decay=job.cfg.weight_decay)
-    steps_per_epoch = len(train_loader)
-    total_steps = steps_per_epoch * job.epochs
+    batches_per_pass = len(train_loader)
+    epoch_steps = job.epoch_steps or batches_per_pass
+    total_steps = epoch_steps * job.epochs
     ckpt = Checkpointer(job.checkpoint_dir, config_hash(job.fingerprint))
-    start_epoch, skip, step, history = 0, 0, 0, []
+    # (pass_, skip): where the next batch is in the loader's own passes over its data.
+    pass_, skip, step, history = 0, 0, 0, []
     state = ckpt.load()
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         if ctx.is_main:
             torch.set_rng_state(state["rng"])
-        start_epoch, skip, step = state["epoch"], state["batch"], state["step"]
+        pass_, skip, step = state["epoch"], state["batch"], state["step"]
         history = json.loads(state["history"])
-        log.info("%s: resuming at epoch %d, batch %d (step %d)", job.name, start_epoch + 1,
-                 skip, step)
+        log.info("%s: resuming at pass %d, batch %d (step %d of %d)", job.name, pass_ + 1,
+                 skip, step, total_steps)
     net = wrap(model, ctx, job.cfg)
 
     live = None
@@ -172,11 +179,11 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
                     live.log_metric(key, value)
             live.next_step()
 
-    t_start = time.time()
-    for epoch in range(start_epoch, job.epochs):
+    t_start = t_round = time.time()
+    loss_sum, parts_sum, n = 0.0, {}, 0
+    while step < total_steps:
         net.train()
-        t_epoch, loss_sum, parts_sum, n = time.time(), 0.0, {}, 0
-        batches = train_loader.iterate(job.seed, epoch, skip, ctx.rank, ctx.world)
+        batches = train_loader.iterate(job.seed, pass_, skip, ctx.rank, ctx.world)
         for i, batch in enumerate(batches, start=skip):
             batch = batch.to(ctx.device)
             for group in opt.param_groups:
@@ -199,29 +206,35 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
             loss_sum += float(all_reduce_sum(loss.detach() * frames, ctx) / total)
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v
-            if ctx.is_main and ((i + 1) % 20 == 0 or i + 1 == steps_per_epoch):
-                rate = n / (time.time() - t_epoch)
+            epoch = -(-step // epoch_steps)  # the budget epoch this step belongs to
+            position = (pass_, i + 1) if i + 1 < batches_per_pass else (pass_ + 1, 0)
+            if ctx.is_main and (step % 20 == 0 or step % epoch_steps == 0):
+                rate = n / (time.time() - t_round)
                 eta = (total_steps - step) / max(rate, 1e-9)
-                log.info("%s epoch %d/%d batch %d/%d loss %.3f lr %.2e | %.2f batch/s, ETA %.0fs",
-                         job.name, epoch + 1, job.epochs, i + 1, steps_per_epoch,
-                         loss_sum / n, opt.param_groups[0]["lr"], rate, eta)
-            if (ctx.is_main and (i + 1) % job.cfg.checkpoint_every_steps == 0
-                    and i + 1 < steps_per_epoch):
-                ckpt.save(model, opt, epoch, i + 1, step, history)
-        skip = 0
-        row = {"epoch": epoch + 1, "train_loss": loss_sum / max(n, 1),
-               **{f"train_{k}": v / max(n, 1) for k, v in parts_sum.items()}}
-        if ctx.is_main:
-            row["dev_wer"] = evaluate_wer(model, dev_loader, sp, ctx.device)
-            history.append(row)
-            for key, value in row.items():
-                if key != "epoch":
-                    live.log_metric(key, value)
-            live.next_step()
-            log.info("%s epoch %d: train loss %.3f, dev WER %.3f (%.0fs)", job.name, epoch + 1,
-                     row["train_loss"], row["dev_wer"], time.time() - t_epoch)
-            ckpt.save(model, opt, epoch + 1, 0, step, history)
-        barrier(ctx)
+                log.info("%s epoch %d/%d step %d/%d loss %.3f lr %.2e | %.2f batch/s, ETA %.0fs",
+                         job.name, epoch, job.epochs, step, total_steps, loss_sum / n,
+                         opt.param_groups[0]["lr"], rate, eta)
+            if step % epoch_steps == 0:
+                row = {"epoch": epoch, "train_loss": loss_sum / max(n, 1),
+                       **{f"train_{k}": v / max(n, 1) for k, v in parts_sum.items()}}
+                if ctx.is_main:
+                    row["dev_wer"] = evaluate_wer(model, dev_loader, sp, ctx.device)
+                    history.append(row)
+                    for key, value in row.items():
+                        if key != "epoch":
+                            live.log_metric(key, value)
+                    live.next_step()
+                    log.info("%s epoch %d: train loss %.3f, dev WER %.3f (%.0fs)", job.name,
+                             epoch, row["train_loss"], row["dev_wer"], time.time() - t_round)
+                    ckpt.save(model, opt, *position, step, history)
+                barrier(ctx)
+                net.train()
+                t_round, loss_sum, parts_sum, n = time.time(), 0.0, {}, 0
+            elif ctx.is_main and step % job.cfg.checkpoint_every_steps == 0:
+                ckpt.save(model, opt, *position, step, history)
+            if step == total_steps:
+                break
+        pass_, skip = pass_ + 1, 0
     teardown(ctx)
     if not ctx.is_main:
         return None
@@ -231,5 +244,6 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
         save_model(model, tmp, extra={"history": json.dumps(history)})
     final = history[-1] if history else {}
     return {"dev_wer": final.get("dev_wer"), "train_loss": final.get("train_loss"),
-            "epochs": job.epochs, "steps": step, "world_size": ctx.world,
+            "epochs": job.epochs, "steps": step,
+            "passes": round(step / batches_per_pass, 2), "world_size": ctx.world,
             "device": str(ctx.device), "seconds": round(time.time() - t_start, 1)}

@@ -7,7 +7,7 @@ same functions as the ``features`` stage, so the model sees what it saw in train
 
 Usage::
 
-    model = ExportedModel.load(Path("export/student.onnx"))
+    model = ExportedModel.load(Path("export/distilled/student.onnx"))
     result = model.transcribe(Path("speech.flac"))
     result.text, result.rtf
 """

@@ -1,7 +1,7 @@
-"""Stage ``export``: the distilled student as TorchScript, ONNX fp32 and ONNX int8, with
-parity checks (logits against eager PyTorch, test WER of every format), then the
-single-thread CPU real-time-factor benchmark of the ensemble, the students in PyTorch
-and the exported student, side by side in one run.
+"""Stage ``export``: every distilled student (``export/<name>/``) as TorchScript, ONNX fp32
+and ONNX int8, with parity checks (logits against eager PyTorch, test WER of every format),
+then the single-thread CPU real-time-factor benchmark of the ensemble, the students in
+PyTorch and the exported students, side by side in one run.
 
 Writes ``export/`` (see :mod:`pipeline.export`) and ``reports/export.json``
 (``parity``, ``wer``, ``rtf``, ``sizes``, ``goals``); ``evaluate`` copies the
@@ -33,16 +33,26 @@ def main(args, params):
     files = model_files(params, args.teachers, args.students)
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     test = ex.load_split(Path(args.features) / "test", Path(args.manifests) / "test.jsonl")
+    distilled = params.distilled_students()
+    twins = sorted({params.twin_model(n) for n in distilled if
+                    params.twin_model(n).startswith("teacher.")})  # timed beside their students
+    report: dict = {"parity": {}, "wer": {}}
     with atomic_path(args.out) as out:
         out.mkdir()
-        ex.write_artifacts(students["distilled"], out, Path(args.tokenizer),
-                           Store(Path(args.features) / "test").meta, params.export.opset)
-        report = ex.check_parity(students["distilled"], out, [u["feats"] for u in test],
-                                 [u["text"] for u in test], sp, params.export)
+        for name in distilled:  # export/<name>/: every student that learned from the teachers
+            log.info("export: student.%s", name)
+            (out / name).mkdir()
+            ex.write_artifacts(students[name], out / name, Path(args.tokenizer),
+                               Store(Path(args.features) / "test").meta, params.export.opset)
+            checked = ex.check_parity(students[name], out / name, [u["feats"] for u in test],
+                                      [u["text"] for u in test], sp, params.export,
+                                      f"student.{name}")
+            report["parity"][f"student.{name}"] = checked["parity"]
+            report["wer"].update(checked["wer"])
         teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
-        report.update(run_benchmark(teachers, students, files, out,
+        report.update(run_benchmark(teachers, students, files, {n: out / n for n in distilled},
                                     test[:params.export.rtf_utterances], params.ensemble.combine,
-                                    params.export.rtf_repeats))
+                                    params.export.rtf_repeats, twins))
     write_json(args.metrics, report)
     log.info("int8 student vs ensemble: %sx faster, RTF %s (goals: 50x, RTF <= 0.01)",
              report["goals"]["int8_speedup_vs_ensemble"],

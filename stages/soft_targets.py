@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from pipeline.importers import TRANSFER
 from pipeline.io import file_digest, write_json
 from pipeline.model import load_model
 from pipeline.recipes import make_loader
@@ -23,7 +24,7 @@ def main(args, params):
     models = {n: load_model(f) for n, f in files.items()}
     digests = {n: file_digest(f) for n, f in files.items()}
     loaders = {s: make_loader(Path(args.features), Path(args.manifests), s, sp,
-                              params.train.batch_frames) for s in ("train", "dev")}
+                              params.train.batch_frames) for s in ("train", "dev", TRANSFER)}
     write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
 
 

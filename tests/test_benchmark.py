@@ -73,7 +73,8 @@ def test_run_benchmark_times_every_runtime_and_sizes_every_file(tiny_export, tmp
     rng = np.random.default_rng(0)
     examples = [{"feats": rng.normal(8, 3, size=(t, 40)).astype(np.float16), "duration": t / 100}
                 for t in (120, 300)]
-    report = run_benchmark(teachers, students, files, out, examples, "mean", repeats=1)
+    report = run_benchmark(teachers, students, files, {"distilled": out}, examples, "mean",
+                           repeats=1)
     names = {"ensemble", "student.baseline.torch", "student.distilled.torch",
              "student.distilled.torchscript", "student.distilled.onnx", "student.distilled.onnx_int8"}
     assert set(report["rtf"]) == set(report["sizes"]) == names

@@ -97,3 +97,35 @@ def test_a_teacher_without_epochs_is_rejected(tiny):
     del tiny["teachers"]["t1"]["epochs"]
     with pytest.raises(ParamsError, match="teachers.t1.epochs"):
         parse_params(tiny)
+
+
+def test_a_distilled_student_needs_a_twin_with_its_recipe(tiny):
+    del tiny["students"]["distilled"]["twin"]
+    with pytest.raises(ParamsError, match=r"students.distilled.twin is required"):
+        parse_params(copy.deepcopy(tiny))
+    tiny["students"]["distilled"]["twin"] = "t1"  # a guided teacher is not a twin
+    with pytest.raises(ParamsError, match=r"'t1' is neither guide nor a student with alpha 0"):
+        parse_params(copy.deepcopy(tiny))
+    tiny["students"]["distilled"].update(twin="baseline", epochs=7)
+    with pytest.raises(ParamsError, match=r"'baseline' differs in epochs"):
+        parse_params(copy.deepcopy(tiny))
+    tiny["students"]["distilled"].update(epochs=None, labelled_fraction=0.2)
+    with pytest.raises(ParamsError, match=r"'baseline' differs in labelled_fraction"):
+        parse_params(copy.deepcopy(tiny))
+
+
+def test_the_member_student_takes_the_guide_as_twin(tiny):
+    params = parse_params(copy.deepcopy(tiny))
+    assert params.twin_model("member") == "teacher.guide"
+    assert params.student_model("member") == params.guide.model
+    assert params.student_model("distilled") == params.student
+    assert params.distilled_students() == ["distilled", "member"]
+    tiny["students"]["member"]["model"]["d_model"] = 32
+    with pytest.raises(ParamsError, match=r"'guide' differs in model"):
+        parse_params(tiny)
+
+
+def test_student_names_do_not_clash_with_teachers(tiny):
+    tiny["students"]["t1"] = {"alpha": 0.0}
+    with pytest.raises(ParamsError, match=r"t1 is also a teacher's name"):
+        parse_params(tiny)

@@ -60,7 +60,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
     outputs = ["data/manifests/train.jsonl", "data/manifests/rejects.jsonl",
                "data/features/train/index.json", "data/features/cmvn.json",
                "data/tokenizer/spm.model", "data/soft_targets/train/index.json",
-               "reports/metrics.json", "reports/summary.md", "export/student.onnx",
+               "reports/metrics.json", "reports/summary.md", "export/distilled/student.onnx", "export/member/student.int8.onnx",
                *(f"models/teachers/{t}.pt" for t in teachers),
                *(f"models/students/{s}.pt" for s in params.students),
                *(f"dvclive/teachers/{t}/metrics.json" for t in teachers)]

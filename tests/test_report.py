@@ -29,7 +29,8 @@ METRICS = {
     "test_utterances": 150, "test_words": 1_234, "oov_rate": {"dev": 0.031, "test": 0.0331},
     "comparison_model": {"student.distilled": "student.baseline"},
     "wer_diff": {"student.distilled": -0.08}, "wer_diff_ci": {"student.distilled": [-0.1201, -0.0405]},
-    "gap_recovered": 0.4444, "gap_recovered_by_student": {"student.distilled": 0.4444},
+    "gap_recovered": {"student.distilled": 0.4444},
+    "beats_twin": {"student.distilled": True},
     "gap_recovered_ci": {"student.distilled": [0.21, 0.69]},
     "gap_recovered_skipped": {"student.distilled": 0},
     "ensemble_vs_best_teacher": {"best": "teacher.t1", "diff": -0.03, "ci": [-0.061, 0.0042]},
@@ -44,13 +45,16 @@ METRICS = {
 }
 SOFT = {"temperature": 2.0, "top_k": 8, "teachers": ["guide", "t1"], "bytes_per_frame": 34.1,
         "frames": 7348, "retained_mass_mean": 0.91, "retained_mass_min": 0.62,
-        "train": {"ensemble_wer": 0.31, "spike_agreement": {"mean": 0.973}},
+        "train": {"utterances": 1200, "ensemble_wer": 0.31, "spike_agreement": {"mean": 0.973}},
+        "transfer": {"utterances": 400, "spike_agreement": {"mean": 0.95}},
         "dev": {"ensemble_wer": 0.36, "spike_agreement": {"mean": None}}}
 CORPUS = {"corpus": {"train": {"utterances": 1200, "hours": 1.234, "speakers": 80, "vocabulary": 900},
                      "test": {"utterances": 150, "hours": 0.15, "speakers": 8, "vocabulary": 300,
-                              "oov_rate": 0.0331}},
+                              "oov_rate": 0.0331},
+                     "transfer": {"utterances": 300, "hours": 0.31, "speakers": 2}},
           "rejects": {"total": 3, "too_long": 2, "empty_transcript": 1}}
-TIMINGS = {"teacher.guide": {"epochs": 10, "steps": 600, "seconds": 812.5, "train_loss": 0.91,
+TIMINGS = {"teacher.guide": {"epochs": 10, "steps": 600, "passes": 1.0, "labelled_utterances": 1200,
+                             "unlabelled_utterances": 0, "seconds": 812.5, "train_loss": 0.91,
                              "dev_wer": 0.44},
            "student.distilled": {"epochs": 10, "steps": 600, "seconds": 120.0, "train_loss": 1.2,
                                  "dev_wer": 0.5}}
@@ -68,9 +72,13 @@ def test_report_has_results_corpus_soft_targets_and_timings():
     assert "| train | 1,200 | 1.234 | 80 | 900 | - |" in md
     assert "| test | 150 | 0.150 | 8 | 300 | 3.31% |" in md
     assert "rejected utterances: 3 (too_long: 2, empty_transcript: 1)" in md
-    assert "| train | 0.31 | 0.973 |" in md and "| dev | 0.36 | n/a |" in md
+    assert "| train | 1200 | 0.31 | 0.973 |" in md and "| dev | n/a | 0.36 | n/a |" in md
+    assert "| transfer | 400 | - (no transcripts) | 0.95 |" in md
+    assert "| transfer | 300 | 0.310 | 2 | - | - |" in md
     assert "34.1 bytes/frame over 7,348 frames" in md
-    assert "| teacher.guide | 10 | 600 | 812.5 | 0.910 | 0.4400 |" in md
+    assert "| teacher.guide | 10 | 600 | 1.0 | 1,200 | 0 | 812.5 | 0.910 | 0.4400 |" in md
+    assert ("| student.distilled | 300,000 | student.baseline | 0.4700 | 0.5500 | 0.3700 | "
+            "-0.0800 [-0.1201, -0.0405] | 0.444 [0.2100, 0.6900] | 120.0 | - |") in md
     assert "total training time: 932.5 s" in md
     assert "![wer per model](plots/wer_per_model.png)" in md
 
@@ -245,25 +253,33 @@ def comparisons(params, hyps):
 def test_paired_comparisons_of_the_evaluate_stage(tiny_params):
     worse = ["the cat sat on a rug", "a dog ran away", "there house red"]
     m = comparisons(tiny_params, {"teacher.guide": worse, "teacher.t1": HYPS, "ensemble": HYPS,
-                                  "student.baseline": worse, "student.distilled": HYPS})
+                                  "student.baseline": worse, "student.distilled": HYPS,
+                                  "student.member": worse})
     assert set(m["wer_ci"]["test"]) == set(m["cer_ci"]["test"]) == set(m["wer"])
     lo, hi = m["wer_ci"]["test"]["ensemble"]
     assert lo < m["wer"]["ensemble"] < hi
     # distilled makes one error fewer than baseline in every repeat: significantly better
-    assert m["comparison_model"] == {"student.distilled": "student.baseline"}
+    # each distilled student against its own twin: the member-size one against the guide
+    assert m["comparison_model"] == {"student.distilled": "student.baseline",
+                                     "student.member": "teacher.guide"}
+    assert m["wer_diff"]["student.member"] == 0.0 and not m["beats_twin"]["student.member"]
+    assert m["gap_recovered"]["student.member"] == 0.0
     assert m["wer_diff"]["student.distilled"] == pytest.approx(-1 / 13, abs=1e-6)
     assert m["wer_diff_ci"]["student.distilled"][1] < 0 and m["distilled_beats_baseline"]
     # ensemble = best teacher on every utterance: a paired difference of exactly 0, a tie
     assert m["ensemble_vs_best_teacher"] == {"best": "teacher.t1", "diff": 0.0, "ci": [0.0, 0.0]}
     assert not m["ensemble_beats_best_teacher"] and not m["ensemble_better_point"]
     # the distilled student matches the ensemble: the whole gap recovered, in every draw
-    assert m["gap_recovered"] == 1.0 and m["gap_recovered_ci"]["student.distilled"] == [1.0, 1.0]
-    assert m["gap_recovered_skipped"] == {"student.distilled": 0}
+    assert m["gap_recovered"]["student.distilled"] == 1.0
+    assert m["gap_recovered_ci"]["student.distilled"] == [1.0, 1.0]
+    assert m["gap_recovered_skipped"] == {"student.distilled": 0, "student.member": 0}
 
 
 def test_gap_recovered_is_null_when_the_ensemble_is_no_better(tiny_params):
     m = comparisons(tiny_params, {"teacher.guide": HYPS, "teacher.t1": HYPS, "ensemble": HYPS,
-                                  "student.baseline": HYPS, "student.distilled": HYPS})
-    assert m["gap_recovered"] is None and m["gap_recovered_ci"]["student.distilled"] is None
+                                  "student.baseline": HYPS, "student.distilled": HYPS,
+                                  "student.member": HYPS})
+    assert m["gap_recovered"]["student.distilled"] is None
+    assert m["gap_recovered_ci"]["student.distilled"] is None
     assert m["gap_recovered_skipped"]["student.distilled"] == 500
     assert m["wer_diff_ci"]["student.distilled"] == [0.0, 0.0] and not m["distilled_beats_baseline"]

@@ -76,3 +76,21 @@ def test_checkpoint_is_used_only_for_the_same_config(tmp_path, corpus, same_conf
     weight = model.output.weight
     # A finished checkpoint of the same config is taken as is; another config's is ignored.
     assert bool((weight == 0).all()) is same_config
+
+
+def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus):
+    """A student reading more (or less) audio than train gets the same number of updates."""
+    loader, sp = corpus
+    torch.manual_seed(0)
+    model = ConformerCTC(ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64,
+                                     conv_kernel=7, subsampling_channels=8, dropout=0.1), 80, 24)
+    cfg = TrainConfig(epochs=2, lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)
+    epoch_steps = len(loader) + 2  # e.g. train's batches, while this loader holds fewer
+    job = TrainJob(name="s", cfg=cfg, epochs=2, seed=3, loss_fn=_ctc_only,
+                   checkpoint_dir=tmp_path / "ck", live_dir=tmp_path / "live",
+                   fingerprint={}, epoch_steps=epoch_steps)
+    metrics = train(model, loader, loader, sp, job, tmp_path / "s.pt")
+    assert metrics["steps"] == 2 * epoch_steps
+    assert metrics["passes"] == round(2 * epoch_steps / len(loader), 2)
+    history = json.loads(torch.load(tmp_path / "s.pt", weights_only=True)["extra"]["history"])
+    assert [row["epoch"] for row in history] == [1, 2]  # dev scored once per budget epoch
