@@ -194,3 +194,24 @@ def wer_by_group(wer: dict[str, dict[str, float]], groups: Sequence[str], group_
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     save(fig, path)
+
+
+def size_ladder(rows: Sequence[dict[str, Any]], path: Path, ensemble: float | None = None) -> None:
+    """Test WER against parameters (log scale) for directly trained twins and distilled
+    students; ``rows``: ``{"params", "twin": [wer, lo, hi], "distilled": [wer, lo, hi]}``."""
+    rows = sorted(rows, key=lambda r: r["params"])
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for key, label, c in (("twin", "directly trained (twin)", "#7f7f7f"),
+                          ("distilled", "distilled from the ensemble", COLOURS["student"])):
+        x = [r["params"] for r in rows]
+        y = [r[key][0] for r in rows]
+        err = [[r[key][0] - r[key][1] for r in rows], [r[key][2] - r[key][0] for r in rows]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, color=c, label=label)
+    if ensemble is not None:
+        ax.axhline(ensemble, color=COLOURS["ensemble"], linestyle="--", label="teacher ensemble")
+    ax.set_xscale("log")
+    ax.set_xlabel("student parameters")
+    ax.set_ylabel("test WER (95 % interval)")
+    ax.set_title("What distillation buys at each size")
+    ax.legend(fontsize=8)
+    save(fig, path)

@@ -133,7 +133,7 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
         tmp.mkdir()
         for split, loader in loaders.items():
             meter = AgreementMeter(names)
-            refs, hyps, ids = [], [], []
+            refs, hyps, utt_ids = [], [], []
 
             def items() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
                 for u, text, logits in teacher_logits(list(models.values()), loader,
@@ -147,7 +147,7 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
                     hyp = sp.decode(greedy_decode(hard[None], torch.tensor([len(hard)]))[0])
                     refs.append(text)
                     hyps.append(hyp or "<empty>")
-                    ids.append(u)
+                    utt_ids.append(u)
                     yield u, {"ids": ids, "probs": probs, "rest": rest}
 
             write_store(tmp / split, items(), fields, params.features.shard_frames, meta)
@@ -157,7 +157,7 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
                 metrics[split]["ensemble_wer"] = round(float(jiwer.wer(refs, hyps)), 4)
             if split != "dev":  # sequence-level KD reads them (students.<name>.pseudo_labels)
                 write_json(tmp / f"{split}.hyps.json",
-                           {u: "" if h == "<empty>" else h for u, h in zip(ids, hyps)})
+                           {u: "" if h == "<empty>" else h for u, h in zip(utt_ids, hyps)})
         disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
     kept = np.concatenate(retained) if retained else np.zeros(1)
     metrics.update(bytes_per_frame=round(disk / max(frames, 1), 2),
