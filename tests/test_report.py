@@ -171,6 +171,13 @@ def test_wer_vs_rtf_plot(tmp_path):
     assert plt.imread(str(tmp_path / "wer_vs_rtf.png")).shape[2] in (3, 4)
 
 
+def test_size_ladder_plot(tmp_path):
+    rows = [{"params": 191_472, "twin": [0.57, 0.56, 0.58], "distilled": [0.43, 0.42, 0.44]},
+            {"params": 2_165_008, "twin": [0.25, 0.24, 0.26], "distilled": [0.17, 0.16, 0.18]}]
+    plots.size_ladder(rows, tmp_path / "ladder.png", ensemble=0.18)
+    assert plt.imread(str(tmp_path / "ladder.png")).shape[2] in (3, 4)
+
+
 def test_coincident_points_share_one_label():
     merged = plots.merge_coincident([("student.baseline", 3e5, 0.5), ("student.distilled", 3e5, 0.5),
                                      ("ensemble", 5e6, 0.37)])
