@@ -1,0 +1,56 @@
+"""experiments/sweep.py: parameter overrides, the sweep table and the size-ladder rows."""
+import importlib.util
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pipeline.config import ParamsError, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("sweep", ROOT / "experiments" / "sweep.py")
+sweep = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(sweep)
+RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def test_every_variant_is_valid_params():
+    for name, variants in sweep.SWEEPS.items():
+        for variant, (student, changes, twin) in variants.items():
+            params = parse_params(sweep.override(RAW, changes), f"{name}.{variant}")
+            if student != "guide":
+                assert student in params.students
+            assert twin is None or twin in variants
+
+
+def test_override_copies_and_sets_dotted_keys():
+    out = sweep.override(RAW, {"students.distilled.alpha": 0.9, "train.epochs": 30})
+    assert out["students"]["distilled"]["alpha"] == 0.9 and out["train"]["epochs"] == 30
+    assert RAW["students"]["distilled"]["alpha"] == 0.5  # the original is untouched
+
+
+def test_mismatched_twins_are_refused():
+    with pytest.raises(ParamsError, match="labelled_fraction"):
+        parse_params(sweep.override(RAW, {"students.distilled.labelled_fraction": 0.2}))
+
+
+def result():
+    test = {"baseline": {"wer": 0.5, "wer_ci": [0.49, 0.51]},
+            "distilled": {"wer": 0.45, "wer_ci": [0.44, 0.46], "twin": "baseline",
+                          "wer_diff": -0.05, "wer_diff_ci": [-0.06, -0.04],
+                          "gap_recovered": 0.5, "gap_recovered_ci": [0.4, 0.6]},
+            "ensemble": {"wer": 0.4, "wer_ci": [0.39, 0.41]}}
+    return {"date": "2026-01-01", "test": test, "dev": test,
+            "variants": {"baseline": {"params": 100, "changes": {}, "seconds": 10.0},
+                         "distilled": {"params": 100, "changes": {"students.distilled.alpha": 0.9},
+                                       "seconds": 12.0}}}
+
+
+def test_markdown_rows_and_ladder():
+    md = sweep.markdown(result())
+    assert "| distilled | `students.distilled.alpha=0.9` | 100 | 0.4500 |" in md
+    assert "[-0.0600, -0.0400]" in md and md.count("\n") == 5
+    ladder = sweep.ladder_json(result())
+    assert ladder["rows"] == [{"params": 100, "twin": [0.5, 0.49, 0.51],
+                               "distilled": [0.45, 0.44, 0.46], "name": "distilled"}]
+    assert ladder["ensemble"] == 0.4
