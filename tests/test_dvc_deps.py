@@ -1,0 +1,64 @@
+"""dvc.yaml lists, for every stage, exactly the pipeline modules its script imports.
+
+A stage's code is its script plus every ``pipeline`` module the script imports, directly or
+through other modules (at module level or inside a function). A module missing from the
+stage's ``deps`` would let a change there leave ``dvc status`` clean and the results stale;
+a module listed but never imported re-runs the stage for nothing.
+"""
+import ast
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+
+
+def pipeline_imports(path: Path) -> set[str]:
+    """``pipeline/<module>.py`` paths imported anywhere in ``path``."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "pipeline":
+                found |= {f"pipeline/{a.name}.py" for a in node.names}
+            elif node.module.startswith("pipeline."):
+                found.add(node.module.replace(".", "/") + ".py")
+        elif isinstance(node, ast.Import):
+            found |= {a.name.replace(".", "/") + ".py" for a in node.names
+                      if a.name.startswith("pipeline.")}
+    return {m for m in found if (ROOT / m).exists()}
+
+
+def closure(script: str) -> set[str]:
+    """The script and every pipeline module it reaches through imports."""
+    seen, todo = set(), [script]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        todo += sorted(pipeline_imports(ROOT / path) - seen)
+    return seen
+
+
+def stage_definition(stage: dict) -> dict:
+    return stage["do"] if "foreach" in stage else stage
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_stage_deps_are_its_imports(name):
+    stage = stage_definition(STAGES[name])
+    script = re.search(r"python (stages/\w+\.py)", stage["cmd"]).group(1)
+    code = {d for d in stage["deps"] if d.startswith(("stages/", "pipeline/"))}
+    expected = closure(script)
+    missing, extra = sorted(expected - code), sorted(code - expected)
+    assert not missing, f"dvc.yaml stage {name}: deps miss {missing} (imported by {script})"
+    assert not extra, f"dvc.yaml stage {name}: deps list {extra}, which {script} never imports"
+
+
+def test_closure_follows_imports_through_modules():
+    # stages/train_student.py imports pipeline.recipes, which imports pipeline.kd
+    assert {"pipeline/recipes.py", "pipeline/kd.py", "pipeline/config.py"} <= closure(
+        "stages/train_student.py")
