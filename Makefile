@@ -1,6 +1,6 @@
 # Two commands do all set-up on a fresh machine with Python 3.10+:
 #   make run    create .venv if missing, install, dvc repro on params.yaml
-#   make test   create .venv if missing, install, run the test suite
+#   make test   create .venv if missing, install, lint and format check (ruff), run the test suite
 VENV ?= .venv
 PYTHON ?= python3
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
@@ -18,4 +18,6 @@ run: $(VENV)/.installed
 	dvc repro
 
 test: $(VENV)/.installed
+	ruff check .
+	ruff format --check .
 	python -m pytest -q

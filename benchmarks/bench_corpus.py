@@ -4,6 +4,7 @@ Prints figures; not a timed test. Runs in well under two minutes on one core.
 
 Usage: .venv/bin/python benchmarks/bench_corpus.py [--utterances 60] [--files 60]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,15 +40,19 @@ def bench_synthesis(n: int) -> None:
     t0 = time.perf_counter()
     total = sum(len(u.audio) for _, u in synthesize({"train": plans}, s, cfg.sample_rate))
     full_s = time.perf_counter() - t0
-    print(f"  + fresh process, 16 kHz, noise:    {total / cfg.sample_rate / full_s:6.0f}x real time "
-          f"(1 worker)")
+    print(
+        f"  + fresh process, 16 kHz, noise:    {total / cfg.sample_rate / full_s:6.0f}x real time (1 worker)"
+    )
 
 
 def make_librispeech(root: Path, files: int) -> float:
     """A LibriSpeech-layout tree of ``files`` 3 s FLACs (a quarter 44.1 kHz stereo); returns seconds."""
     rng = np.random.default_rng(0)
-    per_split = {"train-clean-100": files * 3 // 5, "dev-clean": files // 5,
-                 "test-clean": files - files * 3 // 5 - files // 5}
+    per_split = {
+        "train-clean-100": files * 3 // 5,
+        "dev-clean": files // 5,
+        "test-clean": files - files * 3 // 5 - files // 5,
+    }
     seconds = 0.0
     for speaker, (subset, count) in enumerate(per_split.items(), 100):
         folder = root / subset / str(speaker) / "200"
@@ -56,8 +61,9 @@ def make_librispeech(root: Path, files: int) -> float:
         for i in range(count):
             sr, channels = (44100, 2) if i % 4 == 0 else (16000, 1)
             t = np.arange(3 * sr) / sr
-            x = (0.2 * np.sin(2 * np.pi * rng.uniform(100, 300) * t)
-                 + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+            x = (
+                0.2 * np.sin(2 * np.pi * rng.uniform(100, 300) * t) + 0.01 * rng.standard_normal(len(t))
+            ).astype(np.float32)
             utt = f"{speaker}-200-{i:04d}"
             sf.write(folder / f"{utt}.flac", np.stack([x] * channels, 1), sr)
             lines.append(f"{utt} THE {i} TH UTTERANCE OF {subset.upper()}")
@@ -74,8 +80,10 @@ def bench_import(files: int) -> None:
         t0 = time.perf_counter()
         metrics = prepare(cfg, Path(tmp) / "audio", Path(tmp) / "manifests")
         wall = time.perf_counter() - t0
-    print(f"import (librispeech layout): {files} FLAC files, {audio_s:.0f} s of audio, "
-          f"{metrics['fixes']['resampled']} resampled + downmixed")
+    print(
+        f"import (librispeech layout): {files} FLAC files, {audio_s:.0f} s of audio, "
+        f"{metrics['fixes']['resampled']} resampled + downmixed"
+    )
     print(f"  {files / wall:6.1f} files/s, {audio_s / wall:6.0f}x real time (1 core)")
 
 
@@ -88,9 +96,11 @@ def text_stats(cfg: DataConfig, name: str) -> None:
     for split, lines in splits.items():
         words = [w for line in lines for w in line.split()]
         oov = sum(w not in train for w in words) / len(words)
-        print(f"  {split:5s} {len(lines):5d} sentences, {len(words):6d} words, "
-              f"{len(set(words)):5d} distinct, mean {len(words) / len(lines):.1f} words/sentence"
-              + ("" if split == "train" else f", OOV vs train {oov:.1%}"))
+        print(
+            f"  {split:5s} {len(lines):5d} sentences, {len(words):6d} words, "
+            f"{len(set(words)):5d} distinct, mean {len(words) / len(lines):.1f} words/sentence"
+            + ("" if split == "train" else f", OOV vs train {oov:.1%}")
+        )
 
 
 def main() -> None:
@@ -100,13 +110,16 @@ def main() -> None:
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
     s = DataConfig().synthetic
-    print(f"default voices: {len(s.accents)} accents, {len(s.train_variants)} train + "
-          f"{len(s.eval_variants)} dev/test variants; rate {s.rate_wpm} wpm, pitch {s.pitch}, "
-          f"SNR {s.snr_db} dB")
-    print(f"generator: {len(_TEMPLATES)} templates, "
-          f"{sum(len(v) for v in lexicon().values())} slot fillers")
-    text_stats(load_params(Path(__file__).resolve().parents[1] / "params.yaml").data,
-               "the default profile (params.yaml)")
+    print(
+        f"default voices: {len(s.accents)} accents, {len(s.train_variants)} train + "
+        f"{len(s.eval_variants)} dev/test variants; rate {s.rate_wpm} wpm, pitch {s.pitch}, "
+        f"SNR {s.snr_db} dB"
+    )
+    print(f"generator: {len(_TEMPLATES)} templates, {sum(len(v) for v in lexicon().values())} slot fillers")
+    text_stats(
+        load_params(Path(__file__).resolve().parents[1] / "params.yaml").data,
+        "the default profile (params.yaml)",
+    )
     text_stats(DataConfig(), "the DataConfig defaults")
     bench_synthesis(args.utterances)
     bench_import(args.files)

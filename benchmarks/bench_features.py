@@ -44,9 +44,11 @@ from pipeline.loader import BatchLoader  # noqa: E402
 from pipeline.store import Store, write_index  # noqa: E402
 
 SR = 16000
-WORDS = ("the a red blue green old new warm cold big small tall long dark car sky tree house "
-         "book tea rain dog cat man road night runs sees takes finds over under near after "
-         "before quickly slowly today seven eight nine twenty morning evening station").split()
+WORDS = (
+    "the a red blue green old new warm cold big small tall long dark car sky tree house "
+    "book tea rain dog cat man road night runs sees takes finds over under near after "
+    "before quickly slowly today seven eight nine twenty morning evening station"
+).split()
 
 
 def make_corpus(work: Path, minutes: float) -> tuple[Path, list[str]]:
@@ -63,8 +65,15 @@ def make_corpus(work: Path, minutes: float) -> tuple[Path, list[str]]:
         path = work / "audio" / f"u{len(rows):05d}.wav"
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, wav, SR, subtype="PCM_16")
-        rows.append({"id": path.stem, "audio": str(path), "text": text,
-                     "duration": round(len(wav) / SR, 4), "speaker": "s"})
+        rows.append(
+            {
+                "id": path.stem,
+                "audio": str(path),
+                "text": text,
+                "duration": round(len(wav) / SR, 4),
+                "speaker": "s",
+            }
+        )
         texts.append(text)
         seconds += len(wav) / SR
     for split, part in (("train", rows[:-4]), ("dev", rows[-4:-2]), ("test", rows[-2:])):
@@ -74,14 +83,23 @@ def make_corpus(work: Path, minutes: float) -> tuple[Path, list[str]]:
 
 def naive_loop(manifest_dir: Path, cfg: FeaturesConfig) -> float:
     """Seconds for soundfile + kaldi.fbank per file over every manifest row, one thread."""
-    rows = [json.loads(line) for split in ("train", "dev", "test")
-            for line in (manifest_dir / f"{split}.jsonl").read_text().splitlines()]
+    rows = [
+        json.loads(line)
+        for split in ("train", "dev", "test")
+        for line in (manifest_dir / f"{split}.jsonl").read_text().splitlines()
+    ]
     t0 = time.perf_counter()
     for row in rows:
         wav, sr = sf.read(row["audio"], dtype="float32")
-        kaldi.fbank(torch.from_numpy(wav).unsqueeze(0) * 32768.0, num_mel_bins=cfg.n_mels,
-                    frame_shift=cfg.frame_shift_ms, frame_length=cfg.frame_length_ms,
-                    dither=cfg.dither, sample_frequency=sr, energy_floor=0.0).half()
+        kaldi.fbank(
+            torch.from_numpy(wav).unsqueeze(0) * 32768.0,
+            num_mel_bins=cfg.n_mels,
+            frame_shift=cfg.frame_shift_ms,
+            frame_length=cfg.frame_length_ms,
+            dither=cfg.dither,
+            sample_frequency=sr,
+            energy_floor=0.0,
+        ).half()
     return time.perf_counter() - t0
 
 
@@ -89,8 +107,11 @@ def extraction(work: Path, manifest_dir: Path, params: Params) -> dict:
     from pipeline.features import extract_features
 
     cfg = params.features.model_copy(update={"num_workers": 1})
-    seconds = sum(json.loads(line)["duration"] for split in ("train", "dev", "test")
-                  for line in (manifest_dir / f"{split}.jsonl").read_text().splitlines())
+    seconds = sum(
+        json.loads(line)["duration"]
+        for split in ("train", "dev", "test")
+        for line in (manifest_dir / f"{split}.jsonl").read_text().splitlines()
+    )
     torch.set_num_threads(1)
     naive_loop(manifest_dir, cfg)  # warm the page cache and torch for both contenders
     naive = naive_loop(manifest_dir, cfg)
@@ -98,17 +119,30 @@ def extraction(work: Path, manifest_dir: Path, params: Params) -> dict:
     metrics = extract_features(manifest_dir, work / "features", cfg, SR)
     ours = time.perf_counter() - t0
     print(f"audio: {seconds / 60:.1f} min of espeak-ng speech at {SR} Hz")
-    print(f"extraction, x real time per core: naive per-file loop {seconds / naive:7.0f}x | "
-          f"features stage (1 worker, incl. shard writes, index, CMVN) {seconds / ours:7.0f}x")
-    print(f"bytes per frame on disk: {metrics['bytes_per_frame']} "
-          f"({cfg.n_mels} mels x 2 bytes fp16 = {cfg.n_mels * 2} + npy headers)")
+    print(
+        f"extraction, x real time per core: naive per-file loop {seconds / naive:7.0f}x | "
+        f"features stage (1 worker, incl. shard writes, index, CMVN) {seconds / ours:7.0f}x"
+    )
+    print(
+        f"bytes per frame on disk: {metrics['bytes_per_frame']} "
+        f"({cfg.n_mels} mels x 2 bytes fp16 = {cfg.n_mels * 2} + npy headers)"
+    )
     return metrics
 
 
 def tokenizer(work: Path, texts: list[str]) -> spm.SentencePieceProcessor:
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_prefix=str(work / "spm"),
-                                   vocab_size=40, model_type="char", pad_id=0, pad_piece="<blk>",
-                                   unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2)
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(texts),
+        model_prefix=str(work / "spm"),
+        vocab_size=40,
+        model_type="char",
+        pad_id=0,
+        pad_piece="<blk>",
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        minloglevel=2,
+    )
     return spm.SentencePieceProcessor(model_file=str(work / "spm.model"))
 
 
@@ -147,8 +181,10 @@ def training_rate(loader: BatchLoader, params: Params, vocab: int, steps: int = 
 def loader_vs_training(work: Path, texts: list[str], params: Params) -> None:
     store = Store(work / "features" / "train")
     sp = tokenizer(work, texts)
-    utt_texts = {r["id"]: r["text"] for r in map(
-        json.loads, (work / "manifests" / "train.jsonl").read_text().splitlines())}
+    utt_texts = {
+        r["id"]: r["text"]
+        for r in map(json.loads, (work / "manifests" / "train.jsonl").read_text().splitlines())
+    }
     bf, workers = params.train.batch_frames, params.train.loader_workers
     torch.set_num_threads(1)
     in_process = loader_rate(BatchLoader(store, utt_texts, sp, bf))
@@ -156,12 +192,16 @@ def loader_vs_training(work: Path, texts: list[str], params: Params) -> None:
     speed = loader_rate(BatchLoader(store, utt_texts, sp, bf, speed_perturb=[0.9, 1.0, 1.1]))
     train = training_rate(BatchLoader(store, utt_texts, sp, bf), params, sp.get_piece_size())
     m = params.guide.model
-    print(f"loader, frames/s at batch_frames={bf}: in-process {in_process:,.0f} | "
-          f"{max(workers, 1)} worker(s) {with_workers:,.0f} | in-process with speed perturbation "
-          f"{speed:,.0f}")
-    print(f"one training step of the guide teacher (d_model {m.d_model}, {m.num_layers} layers, "
-          f"{params.train.threads} threads) consumes {train:,.0f} frames/s: the loader "
-          f"(in-process) is {in_process / train:,.0f}x faster")
+    print(
+        f"loader, frames/s at batch_frames={bf}: in-process {in_process:,.0f} | "
+        f"{max(workers, 1)} worker(s) {with_workers:,.0f} | in-process with speed perturbation "
+        f"{speed:,.0f}"
+    )
+    print(
+        f"one training step of the guide teacher (d_model {m.d_model}, {m.num_layers} layers, "
+        f"{params.train.threads} threads) consumes {train:,.0f} frames/s: the loader "
+        f"(in-process) is {in_process / train:,.0f}x faster"
+    )
 
 
 INDEX_SCRIPT = """
@@ -200,21 +240,22 @@ def fake_store(directory: Path, hours: float, shard_frames: int, seed: int = 0) 
     directory.mkdir(parents=True)
     total = int(hours * 3600 * 100)
     lengths = rng.integers(200, 1000, size=int(total / 600) + 10)  # 2-10 s utterances
-    lengths = lengths[:np.searchsorted(np.cumsum(lengths), total)]
+    lengths = lengths[: np.searchsorted(np.cumsum(lengths), total)]
     utterances, shard, offset = {}, 0, 0
     for i, n in enumerate(lengths.tolist()):
         utterances[f"fake-{i:07d}"] = [shard, offset, n]
         offset += n
         if offset >= shard_frames:
-            np.lib.format.open_memmap(directory / f"fbank-{shard:05d}.npy", "w+", np.float16,
-                                      (offset, 80)).flush()
+            np.lib.format.open_memmap(
+                directory / f"fbank-{shard:05d}.npy", "w+", np.float16, (offset, 80)
+            ).flush()
             shard, offset = shard + 1, 0
     if offset:
-        np.lib.format.open_memmap(directory / f"fbank-{shard:05d}.npy", "w+", np.float16,
-                                  (offset, 80)).flush()
+        np.lib.format.open_memmap(
+            directory / f"fbank-{shard:05d}.npy", "w+", np.float16, (offset, 80)
+        ).flush()
         shard += 1
-    write_index(directory, {"fbank": ("float16", (80,))}, shard, utterances,
-                {"sample_rate": SR})
+    write_index(directory, {"fbank": ("float16", (80,))}, shard, utterances, {"sample_rate": SR})
 
 
 def index_memory(work: Path, params: Params) -> None:
@@ -222,13 +263,26 @@ def index_memory(work: Path, params: Params) -> None:
     for hours in (10, 100):
         directory = work / f"fake-{hours}h"
         fake_store(directory, hours, params.features.shard_frames)
-        out = subprocess.run([sys.executable, "-c", INDEX_SCRIPT, str(directory),
-                              str(work / "spm.model"), str(params.train.batch_frames)],
-                             cwd=root, capture_output=True, text=True, check=True).stdout.split()
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                INDEX_SCRIPT,
+                str(directory),
+                str(work / "spm.model"),
+                str(params.train.batch_frames),
+            ],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
         before, after, utts, frames, batches, secs = out
-        print(f"indexing a {hours}-hour store ({int(utts):,} utterances, {int(frames):,} frames, "
-              f"{batches} batches) + 50 batches: peak RSS {int(after) / 1024:.0f} MiB "
-              f"({int(before) / 1024:.0f} MiB after imports; {secs} s)")
+        print(
+            f"indexing a {hours}-hour store ({int(utts):,} utterances, {int(frames):,} frames, "
+            f"{batches} batches) + 50 batches: peak RSS {int(after) / 1024:.0f} MiB "
+            f"({int(before) / 1024:.0f} MiB after imports; {secs} s)"
+        )
 
 
 def main() -> None:
@@ -237,8 +291,10 @@ def main() -> None:
     p.add_argument("--params", default="params.yaml")
     args = p.parse_args()
     params = load_params(args.params)
-    print(f"CPU cores: {len(__import__('os').sched_getaffinity(0))}; "
-          f"load average {__import__('os').getloadavg()[0]:.1f} at start")
+    print(
+        f"CPU cores: {len(__import__('os').sched_getaffinity(0))}; "
+        f"load average {__import__('os').getloadavg()[0]:.1f} at start"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-features-") as tmp:
         work = Path(tmp)
         manifest_dir, texts = make_corpus(work, args.minutes)

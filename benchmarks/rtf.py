@@ -5,6 +5,7 @@ What is timed is documented in :mod:`pipeline.benchmark`.
 
 Usage: python benchmarks/rtf.py [--params params.yaml] [--utterances N] [--repeats N]
 """
+
 import argparse
 import json
 import sys
@@ -26,16 +27,25 @@ def main() -> None:
     args = p.parse_args()
     params = load_params(args.params)
     test = load_split(Path("data/features/test"), Path("data/manifests/test.jsonl"))
-    bench = test[:args.utterances or params.export.rtf_utterances]
+    bench = test[: args.utterances or params.export.rtf_utterances]
     files = model_files(params, Path("models/teachers"), Path("models/students"))
     teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     exported = {n: Path("export") / n for n in params.distilled_students()}
-    twins = sorted({params.twin_model(n) for n in params.distilled_students()} - {
-        f"student.{n}" for n in params.students})
-    report = run_benchmark(teachers, students, files, exported, bench,
-                           params.ensemble.combine, args.repeats or params.export.rtf_repeats,
-                           twins)
+    twins = sorted(
+        {params.twin_model(n) for n in params.distilled_students()}
+        - {f"student.{n}" for n in params.students}
+    )
+    report = run_benchmark(
+        teachers,
+        students,
+        files,
+        exported,
+        bench,
+        params.ensemble.combine,
+        args.repeats or params.export.rtf_repeats,
+        twins,
+    )
     print(json.dumps(report, indent=2))
 
 

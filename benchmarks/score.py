@@ -41,8 +41,7 @@ def main() -> None:
     params = load_params(w / "params.yaml")
     torch.set_num_threads(params.train.threads)
     sp = load_tokenizer(w / "data/tokenizer/spm.model")
-    loader = make_loader(w / "data/features", w / "data/manifests", args.split, sp,
-                         params.train.batch_frames)
+    loader = make_loader(w / "data/features", w / "data/manifests", args.split, sp, params.train.batch_frames)
     models = {f"teacher.{n}": load_model(w / f"models/teachers/{n}.pt") for n in args.teachers}
     models.update({f"student.{n}": load_model(w / f"models/students/{n}.pt") for n in args.students})
     hyps = {name: [] for name in models}
@@ -65,9 +64,19 @@ def main() -> None:
     result = {name: dict(zip(("wer", "cer"), score(refs, h))) for name, h in hyps.items()}
     if len(args.teachers) > 1:
         result["spike_agreement"] = meter.result()["mean"]
-    print(json.dumps({"split": args.split, "align": params.ensemble.align,
-                      "temperature": params.distill.temperature, "top_k": params.distill.top_k,
-                      "alpha": params.students["distilled"].alpha, **result}, indent=1))
+    print(
+        json.dumps(
+            {
+                "split": args.split,
+                "align": params.ensemble.align,
+                "temperature": params.distill.temperature,
+                "top_k": params.distill.top_k,
+                "alpha": params.students["distilled"].alpha,
+                **result,
+            },
+            indent=1,
+        )
+    )
 
 
 if __name__ == "__main__":

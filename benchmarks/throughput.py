@@ -77,8 +77,11 @@ def main() -> None:
     ctx = Context(device=device)
     if device.type == "cpu":
         torch.set_num_threads(params.train.threads)
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
     sp = load_tokenizer(w / "data/tokenizer/spm.model")
     feats, mans = w / "data/features", w / "data/manifests"
     bf = params.train.batch_frames
@@ -97,8 +100,10 @@ def main() -> None:
         opt.step()
 
     hours, minutes = timed(loader.iterate(0, 0), teacher_step, device, args.warmup, args.steps)
-    print(f"teacher training ({sum(p.numel() for p in teacher.parameters()):,} params): "
-          f"{hours / minutes:.3f} audio hours per minute")
+    print(
+        f"teacher training ({sum(p.numel() for p in teacher.parameters()):,} params): "
+        f"{hours / minutes:.3f} audio hours per minute"
+    )
 
     teachers = [load_model(w / f"models/teachers/{n}.pt", device) for n in params.teacher_names()]
     T, k = params.distill.temperature, params.distill.top_k
@@ -113,12 +118,13 @@ def main() -> None:
             top_k_with_rest(row[:n].cpu(), k)
 
     hours, minutes = timed(iter(loader), soft_step, device, args.warmup, args.steps)
-    print(f"soft-target inference ({len(teachers)} teachers, T={T}, top-{k}): "
-          f"{hours / minutes:.3f} audio hours per minute")
+    print(
+        f"soft-target inference ({len(teachers)} teachers, T={T}, top-{k}): "
+        f"{hours / minutes:.3f} audio hours per minute"
+    )
 
     soft = Store(w / "data/soft_targets/train")
-    kd_loader = make_loader(feats, mans, "train", sp, bf, soft_target_extras(soft),
-                            train=params.train)
+    kd_loader = make_loader(feats, mans, "train", sp, bf, soft_target_extras(soft), train=params.train)
     student = build_model(params.student, feats, sp.get_piece_size(), 0).to(device).train()
     opt_s = torch.optim.AdamW(student.parameters(), lr=1e-4)
     alpha = params.students["distilled"].alpha
@@ -128,16 +134,24 @@ def main() -> None:
             logits, lengths = student(batch.feats, batch.lengths)
         logits = logits.float()
         ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
-        kd = kd_loss(logits, lengths, batch.extras["ids"], batch.extras["probs"],
-                     batch.extras["rest"], float(soft.meta["temperature"]))
+        kd = kd_loss(
+            logits,
+            lengths,
+            batch.extras["ids"],
+            batch.extras["probs"],
+            batch.extras["rest"],
+            float(soft.meta["temperature"]),
+        )
         loss = distillation_loss(ctc, kd, alpha, float(soft.meta["temperature"]))
         opt_s.zero_grad()
         loss.backward()
         opt_s.step()
 
     hours, minutes = timed(kd_loader.iterate(0, 0), student_step, device, args.warmup, args.steps)
-    print(f"student training, KD ({sum(p.numel() for p in student.parameters()):,} params): "
-          f"{hours / minutes:.3f} audio hours per minute")
+    print(
+        f"student training, KD ({sum(p.numel() for p in student.parameters()):,} params): "
+        f"{hours / minutes:.3f} audio hours per minute"
+    )
 
 
 if __name__ == "__main__":

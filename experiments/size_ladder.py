@@ -6,6 +6,7 @@ the default run's `student.member` against `teacher.guide`).
 
 Usage: python experiments/size_ladder.py [experiments/size_ladder.json] [docs/size_ladder.png]
 """
+
 import json
 import sys
 from pathlib import Path

@@ -25,6 +25,7 @@ Usage (in a checkout where ``make run`` finished; results under ``experiments/ru
     python experiments/sweep.py levers --only alpha0.9 --threads 1   # train one variant
     python experiments/sweep.py ladder --score-only
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,8 +55,15 @@ from pipeline.tokenizer import load_tokenizer  # noqa: E402
 
 log = logging.getLogger("asr_distill.sweep")
 
-THIRD = {"d_model": 128, "num_layers": 3, "num_heads": 4, "ffn_dim": 384, "conv_kernel": 15,
-         "subsampling_channels": 32, "dropout": 0.1}
+THIRD = {
+    "d_model": 128,
+    "num_layers": 3,
+    "num_heads": 4,
+    "ffn_dim": 384,
+    "conv_kernel": 15,
+    "subsampling_channels": 32,
+    "dropout": 0.1,
+}
 SCARCE = {"students.baseline.labelled_fraction": 0.2, "students.distilled.labelled_fraction": 0.2}
 THIRD_PAIR = {"students.baseline.model": THIRD, "students.distilled.model": THIRD}
 
@@ -67,16 +75,22 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
         "alpha0.9": ("distilled", {"students.distilled.alpha": 0.9}, "baseline"),
         "temperature1": ("distilled", {"distill.temperature": 1.0}, "baseline"),
         "nonblank": ("distilled", {"students.distilled.kd_frames": "nonblank"}, "baseline"),
-        "kd_only_nonblank": ("distilled", {"students.distilled.alpha": 1.0,
-                                           "students.distilled.kd_frames": "nonblank"}, "baseline"),
+        "kd_only_nonblank": (
+            "distilled",
+            {"students.distilled.alpha": 1.0, "students.distilled.kd_frames": "nonblank"},
+            "baseline",
+        ),
         "pseudo_labels": ("distilled", {"students.distilled.pseudo_labels": True}, "baseline"),
         "no_transfer": ("distilled", {"students.distilled.transfer": False}, "baseline"),
     },
     "scarce": {
         "baseline_fifth": ("baseline", SCARCE, None),
         "distilled_fifth": ("distilled", SCARCE, "baseline_fifth"),
-        "pseudo_labels_fifth": ("distilled", {**SCARCE, "students.distilled.pseudo_labels": True},
-                                "baseline_fifth"),
+        "pseudo_labels_fifth": (
+            "distilled",
+            {**SCARCE, "students.distilled.pseudo_labels": True},
+            "baseline_fifth",
+        ),
     },
     "ladder": {
         "baseline": ("baseline", {}, None),
@@ -113,8 +127,10 @@ def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
     if not (run / "data/soft_targets/train/index.json").exists():
         return run / "data/soft_targets"  # a twin reads none (and the run has not made them yet)
     meta = read_json(run / "data/soft_targets/train/index.json").get("meta", {})
-    same = (float(meta.get("temperature", -1)) == params.distill.temperature
-            and int(meta.get("top_k", -1)) == params.distill.top_k)
+    same = (
+        float(meta.get("temperature", -1)) == params.distill.temperature
+        and int(meta.get("top_k", -1)) == params.distill.top_k
+    )
     if same:
         return run / "data/soft_targets"
     target = out / f"soft_targets_T{params.distill.temperature:g}_k{params.distill.top_k}"
@@ -122,10 +138,11 @@ def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
         sp = load_tokenizer(run / "data/tokenizer/spm.model")
         files = {n: run / "models/teachers" / f"{n}.pt" for n in params.teacher_names()}
         models = {n: load_model(f) for n, f in files.items()}
-        loaders = {s: make_loader(run / "data/features", run / "data/manifests", s, sp,
-                                  params.train.batch_frames) for s in ("train", "dev", TRANSFER)}
-        build_soft_targets(params, models, loaders, sp, target,
-                           {n: file_digest(f) for n, f in files.items()})
+        loaders = {
+            s: make_loader(run / "data/features", run / "data/manifests", s, sp, params.train.batch_frames)
+            for s in ("train", "dev", TRANSFER)
+        }
+        build_soft_targets(params, models, loaders, sp, target, {n: file_digest(f) for n, f in files.items()})
     return target
 
 
@@ -144,20 +161,26 @@ def train_variants(run: Path, out: Path, raw: dict[str, Any], variants: dict, th
             continue
         if not changes:
             raise FileNotFoundError(f"{target}: the run's own model is missing (run `make run` first)")
-        params = parse_params(override(raw, {**changes, "train.threads": threads}),
-                              f"params.yaml with {changes}")
-        paths = {"features": run / "data/features", "manifests": run / "data/manifests",
-                 "tokenizer": run / "data/tokenizer/spm.model",
-                 "soft_targets": soft_targets_for(run, params, out),
-                 "model": target, "checkpoints": out / "checkpoints" / name,
-                 "live": out / "live" / name}
+        params = parse_params(
+            override(raw, {**changes, "train.threads": threads}), f"params.yaml with {changes}"
+        )
+        paths = {
+            "features": run / "data/features",
+            "manifests": run / "data/manifests",
+            "tokenizer": run / "data/tokenizer/spm.model",
+            "soft_targets": soft_targets_for(run, params, out),
+            "model": target,
+            "checkpoints": out / "checkpoints" / name,
+            "live": out / "live" / name,
+        }
         log.info("training %s (%s) with %s", name, student, changes)
         metrics = train_student(params, student, paths)
         write_json(out / "train" / f"{name}.json", {**metrics, "changes": changes})
 
 
-def decoded(run: Path, out: Path, params: Params, split: str, models: dict[str, Path]
-            ) -> tuple[list[str], dict[str, list[str]]]:
+def decoded(
+    run: Path, out: Path, params: Params, split: str, models: dict[str, Path]
+) -> tuple[list[str], dict[str, list[str]]]:
     """References and transcripts of ``split`` per model and the ensemble, cached by file digest."""
     cache = out / "hyps" / f"{split}.json"
     store = read_json(cache) if cache.exists() else {}
@@ -167,14 +190,13 @@ def decoded(run: Path, out: Path, params: Params, split: str, models: dict[str, 
     missing = {n: p for n, p in models.items() if digests[n] not in store}
     if missing or ens_key not in store:
         sp = load_tokenizer(run / "data/tokenizer/spm.model")
-        loader = make_loader(run / "data/features", run / "data/manifests", split, sp,
-                             params.train.batch_frames)
-        train_words = (w for r in read_jsonl(run / "data/manifests/train.jsonl")
-                       for w in r["text"].split())
+        loader = make_loader(
+            run / "data/features", run / "data/manifests", split, sp, params.train.batch_frames
+        )
+        train_words = (w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split())
         decode = make_decoder(params.evaluate, sp, train_words)
         if ens_key not in store:
-            result = decode_test(params, {n: load_model(p) for n, p in teachers.items()}, {},
-                                 loader, decode)
+            result = decode_test(params, {n: load_model(p) for n, p in teachers.items()}, {}, loader, decode)
             store["refs"], store[ens_key] = result.refs, result.hyps["ensemble"]
         store.update({digests[n]: h for n, h in decode_models(missing, loader, decode).items()})
         write_json(cache, store)
@@ -193,27 +215,36 @@ def decode_models(models: dict[str, Path], loader, decode) -> dict[str, list[str
 
 
 def score(run: Path, out: Path, params: Params, variants: dict, split: str) -> dict[str, Any]:
-    models = {name: model_path(run, out, name, student, changes)
-              for name, (student, changes, _) in variants.items()}
+    models = {
+        name: model_path(run, out, name, student, changes) for name, (student, changes, _) in variants.items()
+    }
     refs, hyps = decoded(run, out, params, split, models)
     errors = {n: utterance_errors(refs, h) for n, h in hyps.items()}
     cfg = params.evaluate
     first = errors["ensemble"]
-    draws = paired_bootstrap({n: e.words for n, e in errors.items()}, first.ref_words,
-                             cfg.bootstrap_samples, cfg.bootstrap_seed)
+    draws = paired_bootstrap(
+        {n: e.words for n, e in errors.items()}, first.ref_words, cfg.bootstrap_samples, cfg.bootstrap_seed
+    )
     rows = {}
     for name in [*variants, "ensemble"]:
         e = errors[name]
-        row = {"wer": round(e.wer, 4),
-               "wer_ci": [round(v, 4) for v in percentile_interval(draws[name], cfg.confidence)]}
+        row = {
+            "wer": round(e.wer, 4),
+            "wer_ci": [round(v, 4) for v in percentile_interval(draws[name], cfg.confidence)],
+        }
         twin = variants.get(name, (None, None, None))[2]
         if twin is not None:
             diff = draws[name] - draws[twin]
             ci, _ = gap_interval(draws[twin], draws[name], draws["ensemble"], cfg.confidence)
-            row.update({"twin": twin, "wer_diff": round(e.wer - errors[twin].wer, 4),
-                        "wer_diff_ci": [round(v, 4) for v in percentile_interval(diff, cfg.confidence)],
-                        "gap_recovered": gap_recovered(errors[twin].wer, e.wer, errors["ensemble"].wer),
-                        "gap_recovered_ci": None if ci is None else [round(v, 3) for v in ci]})
+            row.update(
+                {
+                    "twin": twin,
+                    "wer_diff": round(e.wer - errors[twin].wer, 4),
+                    "wer_diff_ci": [round(v, 4) for v in percentile_interval(diff, cfg.confidence)],
+                    "gap_recovered": gap_recovered(errors[twin].wer, e.wer, errors["ensemble"].wer),
+                    "gap_recovered_ci": None if ci is None else [round(v, 3) for v in ci],
+                }
+            )
         rows[name] = row
     return rows
 
@@ -223,38 +254,64 @@ def describe(run: Path, out: Path, variants: dict) -> dict[str, dict[str, Any]]:
     info = {}
     for name, (student, changes, _) in variants.items():
         path = model_path(run, out, name, student, changes)
-        report = (out / "train" / f"{name}.json" if changes else
-                  run / ("reports/teachers/guide.json" if student == "guide"
-                         else f"reports/students/{student}.json"))
+        report = (
+            out / "train" / f"{name}.json"
+            if changes
+            else run
+            / ("reports/teachers/guide.json" if student == "guide" else f"reports/students/{student}.json")
+        )
         seconds = read_json(report).get("seconds") if report.exists() else None
-        info[name] = {"student": student, "changes": changes,
-                      "params": count_parameters(load_model(path)), "seconds": seconds}
+        info[name] = {
+            "student": student,
+            "changes": changes,
+            "params": count_parameters(load_model(path)),
+            "seconds": seconds,
+        }
     return info
 
 
 def fmt(ci: list[float] | None) -> str:
-    return "n/a" if ci is None else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci[0] < 0 else \
-        f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+    return (
+        "n/a"
+        if ci is None
+        else f"[{ci[0]:+.4f}, {ci[1]:+.4f}]"
+        if ci[0] < 0
+        else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
+    )
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| variant | changes | params | dev WER | test WER | 95 % interval | vs twin | "
-             "diff interval | gap_recovered | gap interval | train s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | changes | params | dev WER | test WER | 95 % interval | vs twin | "
+        "diff interval | gap_recovered | gap interval | train s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, info in result["variants"].items():
         dev, test = result["dev"][name], result["test"][name]
-        changes = ", ".join(f"`{k}={v}`" for k, v in info["changes"].items()
-                            if not k.endswith(".model")) or "(run's own)"
+        changes = (
+            ", ".join(f"`{k}={v}`" for k, v in info["changes"].items() if not k.endswith(".model"))
+            or "(run's own)"
+        )
         if any(k.endswith(".model") for k in info["changes"]):
             changes = "third-size model" + ("" if changes == "(run's own)" else ", " + changes)
         twin = dev.get("twin")
-        vs = (f"{twin} | {test['wer_diff']:+.4f} | {fmt(test['wer_diff_ci'])} | "
-              f"{test['gap_recovered']} | {fmt(test['gap_recovered_ci'])}") if twin else " | | | |"
-        lines.append(f"| {name} | {changes} | {info['params']:,} | {dev['wer']:.4f} | "
-                     f"{test['wer']:.4f} | {fmt(test['wer_ci'])} | {vs} | {info['seconds'] or ''} |")
+        vs = (
+            (
+                f"{twin} | {test['wer_diff']:+.4f} | {fmt(test['wer_diff_ci'])} | "
+                f"{test['gap_recovered']} | {fmt(test['gap_recovered_ci'])}"
+            )
+            if twin
+            else " | | | |"
+        )
+        lines.append(
+            f"| {name} | {changes} | {info['params']:,} | {dev['wer']:.4f} | "
+            f"{test['wer']:.4f} | {fmt(test['wer_ci'])} | {vs} | {info['seconds'] or ''} |"
+        )
     ens = result["test"]["ensemble"]
-    lines.append(f"| ensemble | | | {result['dev']['ensemble']['wer']:.4f} | {ens['wer']:.4f} | "
-                 f"{fmt(ens['wer_ci'])} | | | | | | |")
+    lines.append(
+        f"| ensemble | | | {result['dev']['ensemble']['wer']:.4f} | {ens['wer']:.4f} | "
+        f"{fmt(ens['wer_ci'])} | | | | | | |"
+    )
     return "\n".join(lines) + "\n"
 
 
@@ -265,11 +322,21 @@ def ladder_json(result: dict[str, Any]) -> dict[str, Any]:
         twin = result["test"][name].get("twin")
         if twin:
             t, d = result["test"][twin], result["test"][name]
-            rows.append({"params": info["params"], "twin": [t["wer"], *t["wer_ci"]],
-                         "distilled": [d["wer"], *d["wer_ci"]], "name": name})
+            rows.append(
+                {
+                    "params": info["params"],
+                    "twin": [t["wer"], *t["wer_ci"]],
+                    "distilled": [d["wer"], *d["wer_ci"]],
+                    "name": name,
+                }
+            )
     ens = result["test"]["ensemble"]
-    return {"rows": sorted(rows, key=lambda r: r["params"]),
-            "ensemble": ens["wer"], "ensemble_ci": ens["wer_ci"], "date": result["date"]}
+    return {
+        "rows": sorted(rows, key=lambda r: r["params"]),
+        "ensemble": ens["wer"],
+        "ensemble_ci": ens["wer_ci"],
+        "date": result["date"],
+    }
 
 
 def main() -> None:
@@ -298,9 +365,12 @@ def main() -> None:
     if not args.score_only:
         train_variants(run, out, raw, variants, threads)
     t0 = time.time()
-    result = {"sweep": args.sweep, "date": time.strftime("%Y-%m-%d"),
-              "variants": describe(run, out, variants),
-              **{split: score(run, out, params, variants, split) for split in ("dev", "test")}}
+    result = {
+        "sweep": args.sweep,
+        "date": time.strftime("%Y-%m-%d"),
+        "variants": describe(run, out, variants),
+        **{split: score(run, out, params, variants, split) for split in ("dev", "test")},
+    }
     log.info("scored %d variants on dev and test in %.0fs", len(variants), time.time() - t0)
     write_json(out / f"{args.sweep}.json", result)
     (out / f"{args.sweep}.md").write_text(markdown(result))

@@ -30,15 +30,25 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
 from pipeline.config import Params
-from pipeline.export import (ONNX_FP32, ONNX_INT8, TORCHSCRIPT, Runner, as_batch, file_sizes,
-                             onnx_runner, single_thread, torch_runner, torchscript_runner)
+from pipeline.export import (
+    ONNX_FP32,
+    ONNX_INT8,
+    TORCHSCRIPT,
+    Runner,
+    as_batch,
+    file_sizes,
+    onnx_runner,
+    single_thread,
+    torch_runner,
+    torchscript_runner,
+)
 from pipeline.model import ConformerCTC
 from pipeline.soft_targets import combine_posteriors
 
@@ -47,12 +57,14 @@ log = logging.getLogger(__name__)
 
 def ensemble_runner(teachers: Sequence[ConformerCTC], combine: str) -> Runner:
     """Every teacher's forward pass plus posterior averaging, as one :data:`Runner`."""
+
     def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x, n = torch.from_numpy(feats), torch.from_numpy(lengths)
         with torch.no_grad():
             outs = [t(x, n) for t in teachers]
             probs = combine_posteriors([logits for logits, _ in outs], 1.0, combine)
         return probs.log().numpy(), outs[0][1].numpy()
+
     return run
 
 
@@ -64,8 +76,9 @@ def time_pass(runner: Runner, batches: Sequence[tuple[np.ndarray, np.ndarray]]) 
     return time.perf_counter() - start
 
 
-def measure_rtf(runners: dict[str, Runner], examples: Sequence[np.ndarray],
-                audio_seconds: float, repeats: int) -> dict[str, float]:
+def measure_rtf(
+    runners: dict[str, Runner], examples: Sequence[np.ndarray], audio_seconds: float, repeats: int
+) -> dict[str, float]:
     """Real-time factor per runner name over ``examples`` (each ``(T, F)`` fbank).
 
     ``audio_seconds``: total duration of the audio the examples were computed from.
@@ -85,32 +98,50 @@ def measure_rtf(runners: dict[str, Runner], examples: Sequence[np.ndarray],
     return rtf
 
 
-def all_runners(teachers: Sequence[ConformerCTC], students: dict[str, ConformerCTC],
-                exported: dict[str, Path], combine: str,
-                twins: Optional[dict[str, ConformerCTC]] = None) -> dict[str, Runner]:
+def all_runners(
+    teachers: Sequence[ConformerCTC],
+    students: dict[str, ConformerCTC],
+    exported: dict[str, Path],
+    combine: str,
+    twins: dict[str, ConformerCTC] | None = None,
+) -> dict[str, Runner]:
     """The benchmark's line-up: the ensemble, teachers that are a student's twin
     (``twins``, e.g. ``{"teacher.guide": model}``), every student in PyTorch, and every
     exported student (``exported``: student name -> its export folder) in each format."""
-    runners = {"ensemble": ensemble_runner(teachers, combine),
-               **{f"{n}.torch": torch_runner(m.eval()) for n, m in (twins or {}).items()},
-               **{f"student.{n}.torch": torch_runner(m.eval()) for n, m in students.items()}}
+    runners = {
+        "ensemble": ensemble_runner(teachers, combine),
+        **{f"{n}.torch": torch_runner(m.eval()) for n, m in (twins or {}).items()},
+        **{f"student.{n}.torch": torch_runner(m.eval()) for n, m in students.items()},
+    }
     for name, folder in exported.items():
-        runners.update({f"student.{name}.torchscript": torchscript_runner(folder / TORCHSCRIPT),
-                        f"student.{name}.onnx": onnx_runner(folder / ONNX_FP32),
-                        f"student.{name}.onnx_int8": onnx_runner(folder / ONNX_INT8)})
+        runners.update(
+            {
+                f"student.{name}.torchscript": torchscript_runner(folder / TORCHSCRIPT),
+                f"student.{name}.onnx": onnx_runner(folder / ONNX_FP32),
+                f"student.{name}.onnx_int8": onnx_runner(folder / ONNX_INT8),
+            }
+        )
     return runners
 
 
 def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[str, Path]:
     """Every model file the params name, keyed ``teacher.<name>`` / ``student.<name>``."""
-    return {**{f"teacher.{n}": Path(teachers_dir) / f"{n}.pt" for n in params.teacher_names()},
-            **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.students}}
+    return {
+        **{f"teacher.{n}": Path(teachers_dir) / f"{n}.pt" for n in params.teacher_names()},
+        **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.students},
+    }
 
 
-def run_benchmark(teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
-                  model_files: dict[str, Path], exported: dict[str, Path],
-                  examples: Sequence[dict], combine: str, repeats: int,
-                  twins: Sequence[str] = ()) -> dict[str, object]:
+def run_benchmark(
+    teachers: dict[str, ConformerCTC],
+    students: dict[str, ConformerCTC],
+    model_files: dict[str, Path],
+    exported: dict[str, Path],
+    examples: Sequence[dict],
+    combine: str,
+    repeats: int,
+    twins: Sequence[str] = (),
+) -> dict[str, object]:
     """The export stage's benchmark: RTF and file size of every runtime, and the speed goals.
 
     ``teachers`` / ``students``: the loaded models by name; ``model_files``: their files
@@ -120,18 +151,32 @@ def run_benchmark(teachers: dict[str, ConformerCTC], students: dict[str, Conform
     """
     seconds = sum(u["duration"] for u in examples)
     twin_models = {n: teachers[n.removeprefix("teacher.")] for n in twins}
-    rtf = measure_rtf(all_runners(list(teachers.values()), students, exported, combine,
-                                  twin_models),
-                      [u["feats"] for u in examples], seconds, repeats)
-    files = {"ensemble": [model_files[f"teacher.{n}"] for n in teachers],
-             **{f"{n}.torch": [model_files[n]] for n in twins},
-             **{f"student.{n}.torch": [model_files[f"student.{n}"]] for n in students}}
+    rtf = measure_rtf(
+        all_runners(list(teachers.values()), students, exported, combine, twin_models),
+        [u["feats"] for u in examples],
+        seconds,
+        repeats,
+    )
+    files = {
+        "ensemble": [model_files[f"teacher.{n}"] for n in teachers],
+        **{f"{n}.torch": [model_files[n]] for n in twins},
+        **{f"student.{n}.torch": [model_files[f"student.{n}"]] for n in students},
+    }
     for name, folder in exported.items():
-        files.update({f"student.{name}.{fmt}": [folder / f] for fmt, f in
-                      (("torchscript", TORCHSCRIPT), ("onnx", ONNX_FP32), ("onnx_int8", ONNX_INT8))})
+        files.update(
+            {
+                f"student.{name}.{fmt}": [folder / f]
+                for fmt, f in (("torchscript", TORCHSCRIPT), ("onnx", ONNX_FP32), ("onnx_int8", ONNX_INT8))
+            }
+        )
     sizes = file_sizes(files)
-    return {"rtf": rtf, "sizes": sizes, "goals": speed_goals(rtf),
-            "rtf_utterances": len(examples), "rtf_audio_seconds": round(seconds, 3)}
+    return {
+        "rtf": rtf,
+        "sizes": sizes,
+        "goals": speed_goals(rtf),
+        "rtf_utterances": len(examples),
+        "rtf_audio_seconds": round(seconds, 3),
+    }
 
 
 # What evaluate copies from the export stage's report into reports/metrics.json.
@@ -149,16 +194,21 @@ def deployment_metrics(export_report: dict[str, object], wer: dict[str, float]) 
     if missing:
         raise KeyError(f"export report lacks {missing}: re-run the export stage")
     rtf = export_report["rtf"]
-    known = {**{f"{n}.torch": v for n, v in wer.items() if n != "ensemble"},
-             "ensemble": wer.get("ensemble"), **export_report["wer"]}
-    return {**{k: export_report[k] for k in BENCHMARK_KEYS},
-            "runtime_wer": {n: known.get(n) for n in rtf}}
+    known = {
+        **{f"{n}.torch": v for n, v in wer.items() if n != "ensemble"},
+        "ensemble": wer.get("ensemble"),
+        **export_report["wer"],
+    }
+    return {**{k: export_report[k] for k in BENCHMARK_KEYS}, "runtime_wer": {n: known.get(n) for n in rtf}}
 
 
-def speed_goals(rtf: dict[str, float], fast: str = "student.distilled.onnx_int8",
-                slow: str = "ensemble") -> dict[str, object]:
+def speed_goals(
+    rtf: dict[str, float], fast: str = "student.distilled.onnx_int8", slow: str = "ensemble"
+) -> dict[str, object]:
     """The issue's deployment goal: ``fast`` at least 50x faster than ``slow``, RTF <= 0.01."""
     speedup = rtf[slow] / rtf[fast] if rtf[fast] > 0 else float("inf")
-    return {"int8_speedup_vs_ensemble": round(speedup, 2),
-            "int8_at_least_50x_faster": bool(speedup >= 50.0),
-            "int8_rtf_at_most_0.01": bool(rtf[fast] <= 0.01)}
+    return {
+        "int8_speedup_vs_ensemble": round(speedup, 2),
+        "int8_at_least_50x_faster": bool(speedup >= 50.0),
+        "int8_rtf_at_most_0.01": bool(rtf[fast] <= 0.01),
+    }

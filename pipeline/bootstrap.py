@@ -19,7 +19,7 @@ Usage::
 
 from __future__ import annotations
 
-from typing import Mapping, Optional
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -39,8 +39,9 @@ def resample_counts(num_items: int, samples: int, seed: int) -> np.ndarray:
     return rng.multinomial(num_items, np.full(num_items, 1.0 / num_items), size=samples)
 
 
-def paired_bootstrap(errors: Mapping[str, np.ndarray], lengths: np.ndarray, samples: int,
-                     seed: int) -> dict[str, np.ndarray]:
+def paired_bootstrap(
+    errors: Mapping[str, np.ndarray], lengths: np.ndarray, samples: int, seed: int
+) -> dict[str, np.ndarray]:
     """Corpus error rate of every system on the same ``samples`` resamples of the utterances.
 
     ``errors``: per system, ``(N,)`` edit counts per utterance (substitutions +
@@ -65,8 +66,9 @@ def percentile_interval(draws: np.ndarray, confidence: float) -> Interval:
     return float(lo), float(hi)
 
 
-def gap_fraction(baseline: np.ndarray | float, distilled: np.ndarray | float,
-                 ensemble: np.ndarray | float) -> np.ndarray:
+def gap_fraction(
+    baseline: np.ndarray | float, distilled: np.ndarray | float, ensemble: np.ndarray | float
+) -> np.ndarray:
     """``(baseline - distilled) / (baseline - ensemble)`` elementwise; NaN where the
     denominator is not positive (the ensemble is no better than the baseline)."""
     b, d, e = (np.asarray(x, dtype=np.float64) for x in (baseline, distilled, ensemble))
@@ -75,8 +77,9 @@ def gap_fraction(baseline: np.ndarray | float, distilled: np.ndarray | float,
     return np.where(denominator > 0, (b - d) / safe, np.nan)
 
 
-def gap_interval(baseline: np.ndarray, distilled: np.ndarray, ensemble: np.ndarray,
-                 confidence: float) -> tuple[Optional[Interval], int]:
+def gap_interval(
+    baseline: np.ndarray, distilled: np.ndarray, ensemble: np.ndarray, confidence: float
+) -> tuple[Interval | None, int]:
     """Percentile interval of the gap fraction over paired draws, and the draws skipped.
 
     Draws whose denominator is not positive are skipped; with more than half

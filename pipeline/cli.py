@@ -16,8 +16,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional, Sequence
 
 DEFAULT_MODEL = Path("export/distilled/student.onnx")
 
@@ -26,13 +26,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asr-distill", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("transcribe", help="turn audio files into text with the exported student")
-    t.add_argument("files", nargs="+", type=Path, metavar="FILE",
-                   help="audio files (wav, flac, ogg, mp3, ...; any sample rate, any channels)")
-    t.add_argument("--model", type=Path, default=DEFAULT_MODEL,
-                   help="ONNX model; config.json and tokenizer.model are read from its "
-                        f"directory (default {DEFAULT_MODEL}; int8: export/distilled/student.int8.onnx)")
-    t.add_argument("--json", action="store_true",
-                   help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf")
+    t.add_argument(
+        "files",
+        nargs="+",
+        type=Path,
+        metavar="FILE",
+        help="audio files (wav, flac, ogg, mp3, ...; any sample rate, any channels)",
+    )
+    t.add_argument(
+        "--model",
+        type=Path,
+        default=DEFAULT_MODEL,
+        help="ONNX model; config.json and tokenizer.model are read from its "
+        f"directory (default {DEFAULT_MODEL}; int8: export/distilled/student.int8.onnx)",
+    )
+    t.add_argument(
+        "--json",
+        action="store_true",
+        help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf",
+    )
     t.add_argument("--threads", type=int, default=1, help="CPU threads for fbank and the model (default 1)")
     return p
 
@@ -66,17 +78,17 @@ def transcribe(args: argparse.Namespace) -> int:
             error(f"{path}: transcription failed ({type(e).__name__}: {e})")
             failed += 1
             continue
-        print(json.dumps(result.as_dict(), ensure_ascii=False) if args.json else result.text,
-              flush=True)
+        print(json.dumps(result.as_dict(), ensure_ascii=False) if args.json else result.text, flush=True)
     if failed:
         error(f"{failed} of {len(args.files)} files failed")
     return 1 if failed else 0
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
     if args.command == "transcribe":
         return transcribe(args)
     return 2

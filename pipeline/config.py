@@ -14,7 +14,7 @@ Usage::
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -35,27 +35,54 @@ class SyntheticConfig(Strict):
     # The transfer set: extra utterances (new sentences, training voices) whose transcripts
     # are never written; only the teachers' soft targets label them.
     transfer_utterances: int = Field(0, ge=0)
-    accents: list[str] = Field(default_factory=lambda: [
-        "en-US", "en", "en-GB-x-rp", "en-GB-scotland", "en-029", "en-US-nyc",
-        "en-GB-x-gbclan", "en-GB-x-gbcwmd"])
-    train_variants: list[str] = Field(default_factory=lambda: [
-        "m1", "m2", "m3", "m5", "m6", "m8", "f1", "f2", "f4", "f5", "klatt", "klatt3",
-        "Alex", "Annie", "Michael", "david", "linda", "robert"])
-    eval_variants: list[str] = Field(default_factory=lambda: [
-        "m4", "m7", "f3", "klatt2", "Andy", "steph"])
+    accents: list[str] = Field(
+        default_factory=lambda: [
+            "en-US",
+            "en",
+            "en-GB-x-rp",
+            "en-GB-scotland",
+            "en-029",
+            "en-US-nyc",
+            "en-GB-x-gbclan",
+            "en-GB-x-gbcwmd",
+        ]
+    )
+    train_variants: list[str] = Field(
+        default_factory=lambda: [
+            "m1",
+            "m2",
+            "m3",
+            "m5",
+            "m6",
+            "m8",
+            "f1",
+            "f2",
+            "f4",
+            "f5",
+            "klatt",
+            "klatt3",
+            "Alex",
+            "Annie",
+            "Michael",
+            "david",
+            "linda",
+            "robert",
+        ]
+    )
+    eval_variants: list[str] = Field(default_factory=lambda: ["m4", "m7", "f3", "klatt2", "Andy", "steph"])
     rate_wpm: tuple[int, int] = (140, 190)
     pitch: tuple[int, int] = (35, 65)
     snr_db: tuple[float, float] = (15.0, 40.0)
     min_words: int = Field(3, ge=1)
     max_words: int = Field(12, ge=1)
-    text_file: Optional[str] = None
+    text_file: str | None = None
     # closed: a few hundred everyday words (pipeline/closed_lexicon.py), test OOV near 0;
     # open: thousands of names, cities and words, many of them unseen in training.
     vocabulary: Literal["closed", "open"] = "closed"
     num_workers: int = Field(2, ge=1)  # espeak-ng processes; the audio does not depend on it
 
     @model_validator(mode="after")
-    def _ranges(self) -> "SyntheticConfig":
+    def _ranges(self) -> SyntheticConfig:
         for name in ("rate_wpm", "pitch", "snr_db"):
             lo, hi = getattr(self, name)
             if lo > hi:
@@ -63,8 +90,9 @@ class SyntheticConfig(Strict):
         if self.min_words > self.max_words:
             raise ValueError("min_words exceeds max_words")
         if set(self.train_variants) & set(self.eval_variants):
-            raise ValueError("train_variants and eval_variants must be disjoint "
-                             "(test speakers are unseen in training)")
+            raise ValueError(
+                "train_variants and eval_variants must be disjoint (test speakers are unseen in training)"
+            )
         return self
 
 
@@ -79,7 +107,7 @@ class NormalizeConfig(Strict):
 class LibriSpeechConfig(Strict):
     """A local root in LibriSpeech layout (``data.source: librispeech``)."""
 
-    root: Optional[str] = None
+    root: str | None = None
     train_subsets: list[str] = Field(default_factory=lambda: ["train-clean-100"])
     dev_subsets: list[str] = Field(default_factory=lambda: ["dev-clean"])
     test_subsets: list[str] = Field(default_factory=lambda: ["test-clean"])
@@ -87,9 +115,8 @@ class LibriSpeechConfig(Strict):
     transfer_subsets: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _disjoint(self) -> "LibriSpeechConfig":
-        subsets = [*self.train_subsets, *self.dev_subsets, *self.test_subsets,
-                   *self.transfer_subsets]
+    def _disjoint(self) -> LibriSpeechConfig:
+        subsets = [*self.train_subsets, *self.dev_subsets, *self.test_subsets, *self.transfer_subsets]
         if len(set(subsets)) != len(subsets):
             raise ValueError(f"a subset is listed twice across train/dev/test/transfer: {subsets}")
         return self
@@ -98,11 +125,11 @@ class LibriSpeechConfig(Strict):
 class CommonVoiceConfig(Strict):
     """A local Common Voice release: ``clips/`` plus one TSV per split (``data.source: commonvoice``)."""
 
-    root: Optional[str] = None
+    root: str | None = None
     train_tsv: str = "train.tsv"
     dev_tsv: str = "dev.tsv"
     test_tsv: str = "test.tsv"
-    transfer_tsv: Optional[str] = None  # read as audio only (its sentences are ignored)
+    transfer_tsv: str | None = None  # read as audio only (its sentences are ignored)
 
 
 class ManifestImportConfig(Strict):
@@ -114,7 +141,7 @@ class ManifestImportConfig(Strict):
     audio only (any text is ignored): the transfer set.
     """
 
-    path: Optional[str] = None
+    path: str | None = None
     audio_field: str = "audio"
     text_field: str = "text"
     id_field: str = "id"
@@ -138,16 +165,19 @@ class DataConfig(Strict):
     manifest: ManifestImportConfig = Field(default_factory=ManifestImportConfig)
 
     @model_validator(mode="after")
-    def _source(self) -> "DataConfig":
+    def _source(self) -> DataConfig:
         if self.min_duration >= self.max_duration:
-            raise ValueError(f"min_duration {self.min_duration} must be below "
-                             f"max_duration {self.max_duration}")
-        section = {"librispeech": self.librispeech.root, "commonvoice": self.commonvoice.root,
-                   "manifest": self.manifest.path}
+            raise ValueError(
+                f"min_duration {self.min_duration} must be below max_duration {self.max_duration}"
+            )
+        section = {
+            "librispeech": self.librispeech.root,
+            "commonvoice": self.commonvoice.root,
+            "manifest": self.manifest.path,
+        }
         if self.source in section and not section[self.source]:
             key = "path" if self.source == "manifest" else "root"
-            raise ValueError(f"data.{self.source}.{key} is required when data.source is "
-                             f"{self.source}")
+            raise ValueError(f"data.{self.source}.{key} is required when data.source is {self.source}")
         return self
 
 
@@ -178,7 +208,7 @@ class ModelConfig(Strict):
     dropout: float = Field(0.1, ge=0, lt=1)
 
     @model_validator(mode="after")
-    def _heads(self) -> "ModelConfig":
+    def _heads(self) -> ModelConfig:
         if self.d_model % self.num_heads:
             raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
         if self.conv_kernel % 2 == 0:
@@ -214,7 +244,7 @@ class TrainConfig(Strict):
     compile: bool = False
 
     @model_validator(mode="after")
-    def _speeds(self) -> "TrainConfig":
+    def _speeds(self) -> TrainConfig:
         bad = [f for f in self.speed_perturb if not 0.5 <= f <= 2.0]
         if bad:
             raise ValueError(f"speed_perturb factors must lie in [0.5, 2.0], got {bad}")
@@ -258,12 +288,12 @@ class StudentConfig(Strict):
 
     alpha: float = Field(0.0, ge=0, le=1)
     seed: int = 0
-    model: Optional[ModelConfig] = None  # default: the shared ``student:`` block
-    epochs: Optional[int] = Field(None, ge=1)  # default: train.epochs
+    model: ModelConfig | None = None  # default: the shared ``student:`` block
+    epochs: int | None = Field(None, ge=1)  # default: train.epochs
     # The directly trained model this one is compared with (required when alpha > 0): a
     # student with alpha 0, or ``guide`` (a teacher trained with plain CTC). Same
     # architecture, seed, budget and labelled share are checked.
-    twin: Optional[str] = None
+    twin: str | None = None
     # Share of train whose transcripts this student may use (seeded, the same utterances
     # for every student at the same share); the rest of train joins the transfer set.
     labelled_fraction: float = Field(1.0, gt=0, le=1)
@@ -277,7 +307,7 @@ class StudentConfig(Strict):
     pseudo_labels: bool = False
 
     @model_validator(mode="after")
-    def _distilled_only(self) -> "StudentConfig":
+    def _distilled_only(self) -> StudentConfig:
         if self.alpha == 0 and self.pseudo_labels:
             raise ValueError("pseudo_labels needs alpha > 0 (a twin learns from transcripts only)")
         return self
@@ -328,7 +358,7 @@ class Params(Strict):
     evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
 
     @model_validator(mode="after")
-    def _names(self) -> "Params":
+    def _names(self) -> Params:
         if len(self.teachers) < 1:
             raise ValueError("teachers: at least one teacher besides the guide is required")
         if "guide" in self.teachers:
@@ -352,8 +382,10 @@ class Params(Strict):
         """A distilled student's twin exists, trains without a teacher, and matches its recipe."""
         where = f"students.{name}.twin"
         if s.twin is None:
-            raise ValueError(f"{where} is required when alpha > 0: name the directly trained "
-                             f"model it is compared with (a student with alpha 0, or guide)")
+            raise ValueError(
+                f"{where} is required when alpha > 0: name the directly trained "
+                f"model it is compared with (a student with alpha 0, or guide)"
+            )
         if s.twin == "guide":
             recipe = (self.guide.model, self.guide.epochs, self.guide.seed, 1.0)
         elif s.twin in self.students and self.students[s.twin].alpha == 0:
@@ -363,8 +395,10 @@ class Params(Strict):
         mine = self.student_recipe(name)
         for label, a, b in zip(("model", "epochs", "seed", "labelled_fraction"), mine, recipe):
             if a != b:
-                raise ValueError(f"{where}: '{s.twin}' differs in {label} ({b} vs {a}); twins "
-                                 f"share architecture, update budget, seed and labels")
+                raise ValueError(
+                    f"{where}: '{s.twin}' differs in {label} ({b} vs {a}); twins "
+                    f"share architecture, update budget, seed and labels"
+                )
 
     def distilled_students(self) -> list[str]:
         """Students that learn from the teachers (alpha > 0): each is exported and compared."""
@@ -404,7 +438,7 @@ class ParamsError(ValueError):
     """``params.yaml`` is malformed; the message names every bad key."""
 
 
-def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> Optional[list[str]]:
+def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
     """Valid field names of the sub-model reached by ``loc`` (minus its last part)."""
     current: Any = model
     for part in loc[:-1]:

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 import torch.nn.functional as F
 
 from pipeline.tokenizer import BLANK
 
 
-def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tensor,
-             target_lengths: torch.Tensor,
-             labelled: Optional[torch.Tensor] = None) -> torch.Tensor:
+def ctc_loss(
+    log_probs: torch.Tensor,
+    lengths: torch.Tensor,
+    targets: torch.Tensor,
+    target_lengths: torch.Tensor,
+    labelled: torch.Tensor | None = None,
+) -> torch.Tensor:
     """CTC summed over the batch and divided by the number of valid frames.
 
     Per-frame normalization puts CTC on the same scale as the per-frame KD
@@ -21,18 +23,33 @@ def ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor, targets: torch.Tens
     batch without any gives 0.
     """
     if labelled is None:
-        loss = F.ctc_loss(log_probs.transpose(0, 1).float(), targets, lengths, target_lengths,
-                          blank=BLANK, reduction="sum", zero_infinity=True)
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1).float(),
+            targets,
+            lengths,
+            target_lengths,
+            blank=BLANK,
+            reduction="sum",
+            zero_infinity=True,
+        )
         return loss / lengths.sum().clamp(min=1)
     if not labelled.any():
         return log_probs.sum() * 0.0
-    per_utt = F.ctc_loss(log_probs.transpose(0, 1).float(), targets, lengths, target_lengths,
-                         blank=BLANK, reduction="none", zero_infinity=True)
+    per_utt = F.ctc_loss(
+        log_probs.transpose(0, 1).float(),
+        targets,
+        lengths,
+        target_lengths,
+        blank=BLANK,
+        reduction="none",
+        zero_infinity=True,
+    )
     return (per_utt * labelled).sum() / (lengths * labelled).sum().clamp(min=1)
 
 
-def guided_ctc_loss(log_probs: torch.Tensor, lengths: torch.Tensor,
-                    guide_tokens: torch.Tensor) -> torch.Tensor:
+def guided_ctc_loss(
+    log_probs: torch.Tensor, lengths: torch.Tensor, guide_tokens: torch.Tensor
+) -> torch.Tensor:
     """``-mean log p(guide's argmax token)`` over the guide's non-blank frames.
 
     Kurata & Audhkhasi (2019): rewards spikes on the frames where the guide

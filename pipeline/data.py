@@ -54,9 +54,10 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Optional
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -66,8 +67,16 @@ from scipy.signal import lfilter
 from tqdm import tqdm
 
 from pipeline.config import DataConfig, SyntheticConfig
-from pipeline.importers import (LABELLED_SPLITS, SPLITS, TRANSFER, AudioProblem, Candidate,
-                                list_candidates, read_audio, reject)
+from pipeline.importers import (
+    LABELLED_SPLITS,
+    SPLITS,
+    TRANSFER,
+    AudioProblem,
+    Candidate,
+    list_candidates,
+    read_audio,
+    reject,
+)
 from pipeline.io import atomic_path, write_jsonl
 from pipeline.synth import available_variants, speak_batches
 from pipeline.text import normalize, sentence_pool, transcript_problem
@@ -76,10 +85,22 @@ log = logging.getLogger(__name__)
 SILENCE_PEAK = 1e-4  # below this peak amplitude (about -80 dBFS) audio counts as silent
 
 # Reject reasons, worst first: corrupt files before content problems before length limits.
-SEVERITY = ("missing file", "unreadable audio", "truncated audio", "empty audio",
-            "non-finite samples", "silent audio", "non-text transcript", "empty transcript",
-            "no transcript", "malformed manifest line", "unknown split", "duplicate id",
-            "too long", "too short")
+SEVERITY = (
+    "missing file",
+    "unreadable audio",
+    "truncated audio",
+    "empty audio",
+    "non-finite samples",
+    "silent audio",
+    "non-text transcript",
+    "empty transcript",
+    "no transcript",
+    "malformed manifest line",
+    "unknown split",
+    "duplicate id",
+    "too long",
+    "too short",
+)
 
 
 @dataclass
@@ -94,8 +115,7 @@ class TooManyRejects(RuntimeError):
     """More than ``data.max_reject_fraction`` of a split was rejected."""
 
 
-def check_utterance(wav: np.ndarray, sample_rate: int, text: Optional[str],
-                    cfg: DataConfig) -> Optional[str]:
+def check_utterance(wav: np.ndarray, sample_rate: int, text: str | None, cfg: DataConfig) -> str | None:
     """Reason to reject an utterance, or ``None`` if it is usable (``text`` None: audio only)."""
     if text is not None and not text.strip():
         return "empty transcript"
@@ -121,13 +141,14 @@ def reason_kind(reason: str) -> str:
 # ---------------------------------------------------------------------------
 # Synthetic corpus.
 
+
 def add_noise(wav: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
     """Add coloured Gaussian noise at ``snr_db`` relative to the speech power."""
     white = rng.standard_normal(len(wav)).astype(np.float32)
     # A one-pole low-pass with a random tilt: from white to brown-ish noise.
     colored = lfilter([1.0], [1.0, -rng.uniform(0.0, 0.95)], white).astype(np.float32)
-    noise = colored / (np.sqrt(np.mean(colored ** 2)) + 1e-9)
-    speech_power = float(np.mean(wav ** 2)) + 1e-12
+    noise = colored / (np.sqrt(np.mean(colored**2)) + 1e-9)
+    speech_power = float(np.mean(wav**2)) + 1e-12
     noise *= np.sqrt(speech_power / (10 ** (snr_db / 10)))
     mixed = wav + noise
     peak = float(np.abs(mixed).max())
@@ -140,8 +161,10 @@ def check_voices(cfg: SyntheticConfig) -> None:
     for key in ("train_variants", "eval_variants"):
         unknown = [v for v in getattr(cfg, key) if v not in known]
         if unknown:
-            raise ValueError(f"data.synthetic.{key}: espeak-ng has no variant "
-                             f"{', '.join(unknown)}; available: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"data.synthetic.{key}: espeak-ng has no variant "
+                f"{', '.join(unknown)}; available: {', '.join(sorted(known))}"
+            )
 
 
 SYNTH_BATCH = 50  # utterances per fresh espeak-ng process; fixed, so audio never depends on workers
@@ -160,31 +183,44 @@ class SpeechPlan:
     noise_seed: int
 
 
-def plan_split(split: str, sentences: list[str], variants: list[str], cfg: SyntheticConfig,
-               seed: int) -> list[SpeechPlan]:
+def plan_split(
+    split: str, sentences: list[str], variants: list[str], cfg: SyntheticConfig, seed: int
+) -> list[SpeechPlan]:
     """Seeded voice, rate, pitch and SNR for every sentence of a split."""
     plans = []
     for i, text in enumerate(sentences):
         rng = random.Random(f"{seed}-{split}-{i}")
         voice = f"{rng.choice(cfg.accents)}+{rng.choice(variants)}"
-        plans.append(SpeechPlan(f"{split}-{i:06d}", text, voice, rng.randint(*cfg.rate_wpm),
-                                rng.randint(*cfg.pitch), rng.uniform(*cfg.snr_db),
-                                rng.getrandbits(32)))
+        plans.append(
+            SpeechPlan(
+                f"{split}-{i:06d}",
+                text,
+                voice,
+                rng.randint(*cfg.rate_wpm),
+                rng.randint(*cfg.pitch),
+                rng.uniform(*cfg.snr_db),
+                rng.getrandbits(32),
+            )
+        )
     return plans
 
 
-def synthesize(plans: dict[str, list[SpeechPlan]], cfg: SyntheticConfig,
-               sample_rate: int) -> Iterator[tuple[str, Utterance]]:
+def synthesize(
+    plans: dict[str, list[SpeechPlan]], cfg: SyntheticConfig, sample_rate: int
+) -> Iterator[tuple[str, Utterance]]:
     """Speak every planned utterance, resample, add noise at its SNR; yields (split, utterance)."""
-    batches = [(split, split_plans[i:i + SYNTH_BATCH]) for split, split_plans in plans.items()
-               for i in range(0, len(split_plans), SYNTH_BATCH)]
-    requests = [[(p.text, p.voice, p.rate, p.pitch, p.noise_seed & 0x7FFFFFFF) for p in batch]
-                for _, batch in batches]
+    batches = [
+        (split, split_plans[i : i + SYNTH_BATCH])
+        for split, split_plans in plans.items()
+        for i in range(0, len(split_plans), SYNTH_BATCH)
+    ]
+    requests = [
+        [(p.text, p.voice, p.rate, p.pitch, p.noise_seed & 0x7FFFFFFF) for p in batch] for _, batch in batches
+    ]
     total = sum(map(len, plans.values()))
     resamplers: dict[int, T.Resample] = {}  # the sinc kernel is built once, not per utterance
     with tqdm(total=total, desc="synthesize", unit="utt", mininterval=2.0) as bar:
-        for (split, batch), (synth_rate, wavs) in zip(batches,
-                                                      speak_batches(requests, cfg.num_workers)):
+        for (split, batch), (synth_rate, wavs) in zip(batches, speak_batches(requests, cfg.num_workers)):
             resample = resamplers.setdefault(synth_rate, T.Resample(synth_rate, sample_rate))
             for plan, wav in zip(batch, wavs):
                 with torch.no_grad():
@@ -200,14 +236,25 @@ def synthetic_sentences(cfg: DataConfig) -> dict[str, list[str]]:
     The pool is prefix-stable, so adding transfer utterances leaves the other splits unchanged.
     """
     s = cfg.synthetic
-    counts = {"test": s.test_utterances, "dev": s.dev_utterances, "train": s.train_utterances,
-              TRANSFER: s.transfer_utterances}
-    pool = sentence_pool(sum(counts.values()), cfg.seed, s.min_words, s.max_words, s.text_file,
-                         normalizer=cfg.normalize, vocabulary=s.vocabulary)
+    counts = {
+        "test": s.test_utterances,
+        "dev": s.dev_utterances,
+        "train": s.train_utterances,
+        TRANSFER: s.transfer_utterances,
+    }
+    pool = sentence_pool(
+        sum(counts.values()),
+        cfg.seed,
+        s.min_words,
+        s.max_words,
+        s.text_file,
+        normalizer=cfg.normalize,
+        vocabulary=s.vocabulary,
+    )
     splits: dict[str, list[str]] = {}
     start = 0
     for split, count in counts.items():
-        splits[split] = pool[start:start + count]
+        splits[split] = pool[start : start + count]
         start += count
     return splits
 
@@ -218,15 +265,22 @@ def synthetic_corpus(cfg: DataConfig) -> Iterator[tuple[str, Utterance]]:
     check_voices(s)
     sentences = synthetic_sentences(cfg)
     # The transfer set speaks with the training voices: more audio of the same speakers.
-    plans = {split: plan_split(split, sentences[split],
-                               s.eval_variants if split in ("dev", "test") else s.train_variants,
-                               s, cfg.seed)
-             for split in SPLITS}
+    plans = {
+        split: plan_split(
+            split,
+            sentences[split],
+            s.eval_variants if split in ("dev", "test") else s.train_variants,
+            s,
+            cfg.seed,
+        )
+        for split in SPLITS
+    }
     return synthesize(plans, s, cfg.sample_rate)
 
 
 # ---------------------------------------------------------------------------
 # Writing: one accepted utterance -> one WAV file and one manifest row.
+
 
 class SplitWriter:
     """Validates utterances and writes accepted ones; collects manifest rows and rejects."""
@@ -242,8 +296,15 @@ class SplitWriter:
         for split in SPLITS:
             (audio_tmp / split).mkdir(parents=True, exist_ok=True)
 
-    def add(self, uid: str, split: str, wav: np.ndarray, text: Optional[str], speaker: str,
-            source: Optional[Path] = None) -> bool:
+    def add(
+        self,
+        uid: str,
+        split: str,
+        wav: np.ndarray,
+        text: str | None,
+        speaker: str,
+        source: Path | None = None,
+    ) -> bool:
         """Write ``wav`` and record it, or record why not; returns whether it was accepted.
 
         Transfer-set rows are written without a transcript, whatever ``text`` holds.
@@ -254,17 +315,21 @@ class SplitWriter:
         if reason:
             self.rejects.append(reject(uid, split, reason, source))
             return False
-        sf.write(self.audio_tmp / split / f"{uid}.wav", wav, self.cfg.sample_rate,
-                 subtype="PCM_16")
+        sf.write(self.audio_tmp / split / f"{uid}.wav", wav, self.cfg.sample_rate, subtype="PCM_16")
         self.seen[uid] = split
-        row = {"id": uid, "audio": str(self.audio_final / split / f"{uid}.wav"), "text": text,
-               "duration": round(len(wav) / self.cfg.sample_rate, 4), "speaker": speaker}
+        row = {
+            "id": uid,
+            "audio": str(self.audio_final / split / f"{uid}.wav"),
+            "text": text,
+            "duration": round(len(wav) / self.cfg.sample_rate, 4),
+            "speaker": speaker,
+        }
         if text is None:
             del row["text"]
         self.rows[split].append(row)
         return True
 
-    def duplicate(self, uid: str) -> Optional[str]:
+    def duplicate(self, uid: str) -> str | None:
         """'duplicate id' when ``uid`` was already accepted (in any split)."""
         if uid in self.seen:
             return f"duplicate id (already accepted in {self.seen[uid]})"
@@ -288,7 +353,7 @@ class SplitWriter:
             self.fixes.update(fixes)
 
 
-def text_problem(raw: Any) -> Optional[str]:
+def text_problem(raw: Any) -> str | None:
     """Why a raw transcript (possibly not even a string) is unusable, or ``None``."""
     if raw is None:
         return "empty transcript (missing)"
@@ -307,14 +372,16 @@ def write_imported(cfg: DataConfig, writer: SplitWriter) -> None:
     """Import every candidate of the real corpus named by ``cfg.source``."""
     cands, listing_rejects = list_candidates(cfg)
     writer.rejects += listing_rejects
-    log.info("%s: %d candidate utterances, %d rejected while listing", cfg.source,
-             len(cands), len(listing_rejects))
+    log.info(
+        "%s: %d candidate utterances, %d rejected while listing", cfg.source, len(cands), len(listing_rejects)
+    )
     for cand in tqdm(cands, desc=f"import {cfg.source}", unit="utt", mininterval=2.0):
         writer.add_candidate(cand)
 
 
 # ---------------------------------------------------------------------------
 # Reject policy and statistics.
+
 
 def worst_first(rejects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rejects sorted by :data:`SEVERITY` (stable within a kind)."""
@@ -325,13 +392,13 @@ def worst_first(rejects: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 def reject_summary(rejects: list[dict[str, Any]], limit: int = 5) -> str:
     """'3 unreadable audio, 1 too short; worst: a.flac: unreadable audio (...); ...'."""
     kinds = Counter(reason_kind(r["reason"]) for r in rejects)
-    files = "; ".join(f"{r['audio'] or r['id']}: {r['reason']}"
-                      for r in worst_first(rejects)[:limit])
+    files = "; ".join(f"{r['audio'] or r['id']}: {r['reason']}" for r in worst_first(rejects)[:limit])
     return f"{', '.join(f'{n} {k}' for k, n in kinds.most_common())}; worst: {files}"
 
 
-def check_rejects(rows: dict[str, list[dict[str, Any]]], rejects: list[dict[str, Any]],
-                  cfg: DataConfig) -> None:
+def check_rejects(
+    rows: dict[str, list[dict[str, Any]]], rejects: list[dict[str, Any]], cfg: DataConfig
+) -> None:
     """Raise :class:`TooManyRejects` if a split, or the corpus, is rejected beyond the limit."""
     groups = {split: [r for r in rejects if r["split"] == split] for split in SPLITS}
     groups["all splits"] = rejects
@@ -341,7 +408,8 @@ def check_rejects(rows: dict[str, list[dict[str, Any]]], rejects: list[dict[str,
         if total and len(bad) / total > cfg.max_reject_fraction:
             raise TooManyRejects(
                 f"{name}: {len(bad)}/{total} utterances rejected ({len(bad) / total:.1%}), above "
-                f"data.max_reject_fraction={cfg.max_reject_fraction}: {reject_summary(bad)}")
+                f"data.max_reject_fraction={cfg.max_reject_fraction}: {reject_summary(bad)}"
+            )
     empty = [split for split in LABELLED_SPLITS if not rows[split]]
     if empty:
         detail = f" ({reject_summary(rejects)})" if rejects else ""
@@ -407,11 +475,17 @@ def prepare(cfg: DataConfig, audio_dir: Path, manifest_dir: Path) -> dict[str, A
         write_jsonl(man_tmp / "rejects.jsonl", writer.rejects)
     stats = corpus_stats(writer.rows)
     reasons = Counter(reason_kind(r["reason"]) for r in writer.rejects)
-    log.info("prepared %s in %.1fs; rejects: %d; fixes: %s",
-             {k: v["hours"] for k, v in stats.items()}, time.time() - t0, len(writer.rejects),
-             dict(writer.fixes))
-    return {"corpus": stats, **voice_stats(writer.rows),
-            "rejects": {"total": len(writer.rejects), **reasons},
-            "fixes": {"resampled": writer.fixes["resampled"],
-                      "downmixed": writer.fixes["downmixed"]},
-            "seconds": round(time.time() - t0, 1)}
+    log.info(
+        "prepared %s in %.1fs; rejects: %d; fixes: %s",
+        {k: v["hours"] for k, v in stats.items()},
+        time.time() - t0,
+        len(writer.rejects),
+        dict(writer.fixes),
+    )
+    return {
+        "corpus": stats,
+        **voice_stats(writer.rows),
+        "rejects": {"total": len(writer.rejects), **reasons},
+        "fixes": {"resampled": writer.fixes["resampled"], "downmixed": writer.fixes["downmixed"]},
+        "seconds": round(time.time() - t0, 1),
+    }

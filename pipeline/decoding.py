@@ -17,8 +17,8 @@ Usage::
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 import sentencepiece as spm
 import torch
@@ -56,22 +56,28 @@ def lexicon_decoder(sp: spm.SentencePieceProcessor, words: Iterable[str], beam_s
         lexicon = Path(tmp) / "lexicon.txt"
         if write_lexicon(words, sp, lexicon) == 0:
             raise ValueError("lexicon decoding needs at least one word in the train transcripts")
-        beam = ctc_decoder(lexicon=str(lexicon), tokens=tokens, lm=None, beam_size=beam_size,
-                           blank_token=sp.id_to_piece(0), sil_token=SILENCE,
-                           unk_word=sp.id_to_piece(sp.unk_id()), word_score=0.0, sil_score=0.0)
+        beam = ctc_decoder(
+            lexicon=str(lexicon),
+            tokens=tokens,
+            lm=None,
+            beam_size=beam_size,
+            blank_token=sp.id_to_piece(0),
+            sil_token=SILENCE,
+            unk_word=sp.id_to_piece(sp.unk_id()),
+            word_score=0.0,
+            sil_score=0.0,
+        )
 
     def decode(logits: torch.Tensor, lengths: torch.Tensor) -> list[str]:
         log_probs = torch.log_softmax(logits.detach().float().cpu(), dim=-1)  # (N, T, V)
         never = torch.full((*log_probs.shape[:2], 1), -1e4)  # the silence token: never emitted
-        results = beam(torch.cat([log_probs, never], dim=-1).contiguous(),
-                       lengths.cpu().to(torch.int32))
+        results = beam(torch.cat([log_probs, never], dim=-1).contiguous(), lengths.cpu().to(torch.int32))
         return [" ".join(r[0].words) if r else "" for r in results]
 
     return decode
 
 
-def make_decoder(cfg: EvaluateConfig, sp: spm.SentencePieceProcessor,
-                 train_words: Iterable[str]) -> Decoder:
+def make_decoder(cfg: EvaluateConfig, sp: spm.SentencePieceProcessor, train_words: Iterable[str]) -> Decoder:
     """The decoder ``evaluate.decoder`` names."""
     if cfg.decoder == "lexicon":
         return lexicon_decoder(sp, train_words, cfg.beam_size)

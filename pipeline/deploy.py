@@ -73,8 +73,8 @@ class _Layer(nn.Module):
         self.ffn1, self.ffn2 = _FeedForward(layer.ffn1), _FeedForward(layer.ffn2)
         self.attn_norm = copy.deepcopy(layer.self_attn_layer_norm)
         w, b = attn.in_proj_weight.detach().clone(), attn.in_proj_bias.detach().clone()
-        w[:d] *= self.head_dim ** -0.5
-        b[:d] *= self.head_dim ** -0.5
+        w[:d] *= self.head_dim**-0.5
+        b[:d] *= self.head_dim**-0.5
         self.qkv = _linear(w, b)
         self.attn_out = _linear(attn.out_proj.weight, attn.out_proj.bias)
         conv = layer.conv_module
@@ -124,8 +124,9 @@ class DeployConformer(nn.Module):
         x = self.subsampling(feats * self.cmvn_scale + self.cmvn_shift)  # (N, T', D)
         out_lengths = subsampled_lengths(lengths).clamp(min=1, max=x.shape[1])
         pad = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]
-        attn_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(
-            pad, float("-inf"))[:, None, None, :]
+        attn_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))[
+            :, None, None, :
+        ]
         keep = (~pad).unsqueeze(-1).to(x.dtype)
         for layer in self.layers:
             x = layer(x, attn_bias, keep)

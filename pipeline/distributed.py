@@ -20,7 +20,6 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
-from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -45,13 +44,12 @@ class Context:
         return self.world > 1
 
 
-def relaunch_under_torchrun(nproc: int, argv: Optional[list[str]] = None) -> None:
+def relaunch_under_torchrun(nproc: int, argv: list[str] | None = None) -> None:
     """Re-exec the current script under torchrun when ``nproc > 1`` (never returns then)."""
     if nproc <= 1 or "LOCAL_RANK" in os.environ:
         return
     argv = list(sys.argv if argv is None else argv)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", *argv]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *argv]
     log.info("relaunching under torchrun: %s", " ".join(cmd))
     sys.stdout.flush()
     sys.stderr.flush()
@@ -85,7 +83,7 @@ def setup(device_name: str) -> Context:
 
 def shard(ids: list[str], ctx: Context) -> list[str]:
     """This rank's part of a global batch."""
-    return ids[ctx.rank::ctx.world] if ctx.distributed else ids
+    return ids[ctx.rank :: ctx.world] if ctx.distributed else ids
 
 
 def all_reduce_sum(value: torch.Tensor, ctx: Context) -> torch.Tensor:

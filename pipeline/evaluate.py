@@ -24,16 +24,16 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any
 
 import jiwer
 import numpy as np
 import torch
 
-from pipeline.bootstrap import (Interval, gap_fraction, gap_interval, paired_bootstrap,
-                                percentile_interval)
+from pipeline.bootstrap import Interval, gap_fraction, gap_interval, paired_bootstrap, percentile_interval
 from pipeline.config import Params
 from pipeline.decoding import Decoder
 from pipeline.io import read_json, read_jsonl
@@ -99,8 +99,7 @@ def substitution_pairs(output: jiwer.WordOutput) -> Counter[tuple[str, str]]:
     for ref, hyp, chunks in zip(output.references, output.hypotheses, output.alignments):
         for c in chunks:
             if c.type == "substitute":
-                pairs.update(zip(ref[c.ref_start_idx:c.ref_end_idx],
-                                 hyp[c.hyp_start_idx:c.hyp_end_idx]))
+                pairs.update(zip(ref[c.ref_start_idx : c.ref_end_idx], hyp[c.hyp_start_idx : c.hyp_end_idx]))
     return pairs
 
 
@@ -118,7 +117,7 @@ def score(refs: list[str], hyps: list[str]) -> tuple[float, float]:
     return round(errors.wer, RATE_DECIMALS), round(errors.cer, RATE_DECIMALS)
 
 
-def gap_recovered(baseline: float, distilled: float, ensemble: float) -> Optional[float]:
+def gap_recovered(baseline: float, distilled: float, ensemble: float) -> float | None:
     """Share of the baseline-to-ensemble WER gap that distillation closed; None when the
     ensemble is not better than the baseline."""
     value = float(gap_fraction(baseline, distilled, ensemble))
@@ -135,11 +134,14 @@ def compared_students(params: Params) -> list[str]:
     return [f"student.{n}" for n, s in params.students.items() if s.alpha > 0]
 
 
-def named_models(teachers: Mapping[str, ConformerCTC],
-                 students: Mapping[str, ConformerCTC]) -> dict[str, ConformerCTC]:
+def named_models(
+    teachers: Mapping[str, ConformerCTC], students: Mapping[str, ConformerCTC]
+) -> dict[str, ConformerCTC]:
     """Models under their report names: ``teacher.<name>`` then ``student.<name>``."""
-    return {**{f"teacher.{n}": m for n, m in teachers.items()},
-            **{f"student.{n}": m for n, m in students.items()}}
+    return {
+        **{f"teacher.{n}": m for n, m in teachers.items()},
+        **{f"student.{n}": m for n, m in students.items()},
+    }
 
 
 @dataclass
@@ -153,8 +155,13 @@ class Decoded:
 
 
 @torch.no_grad()
-def decode_test(params: Params, teachers: dict[str, ConformerCTC], students: dict[str, ConformerCTC],
-                loader: BatchLoader, decode: Decoder) -> Decoded:
+def decode_test(
+    params: Params,
+    teachers: dict[str, ConformerCTC],
+    students: dict[str, ConformerCTC],
+    loader: BatchLoader,
+    decode: Decoder,
+) -> Decoded:
     """Decode ``loader`` with every model and the ensemble of the teachers (``decode``:
     :func:`pipeline.decoding.make_decoder`)."""
     models = named_models(teachers, students)
@@ -181,36 +188,53 @@ def decode_test(params: Params, teachers: dict[str, ConformerCTC], students: dic
     return Decoded(ids, refs, hyps, {n: a / max(t, 1) for n, (a, t) in agree.items()})
 
 
-def rounded(interval: Optional[Interval]) -> Optional[list[float]]:
+def rounded(interval: Interval | None) -> list[float] | None:
     """An interval as a JSON ``[lo, hi]`` list (None stays None)."""
     return None if interval is None else [round(v, INTERVAL_DECIMALS) for v in interval]
 
 
-def error_rate_intervals(params: Params, errors: Mapping[str, UtteranceErrors]
-                         ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def error_rate_intervals(
+    params: Params, errors: Mapping[str, UtteranceErrors]
+) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Paired-bootstrap WER draws per system (``(B,)`` each), and the ``wer_ci``/``cer_ci``
     metrics. WER and CER use the same resamples (same seed)."""
     cfg = params.evaluate
     first = next(iter(errors.values()))
-    wer = paired_bootstrap({n: e.words for n, e in errors.items()}, first.ref_words,
-                           cfg.bootstrap_samples, cfg.bootstrap_seed)
-    cer = paired_bootstrap({n: e.chars for n, e in errors.items()}, first.ref_chars,
-                           cfg.bootstrap_samples, cfg.bootstrap_seed)
-    metrics = {"bootstrap": {"samples": cfg.bootstrap_samples, "seed": cfg.bootstrap_seed,
-                             "confidence": cfg.confidence}}
+    wer = paired_bootstrap(
+        {n: e.words for n, e in errors.items()}, first.ref_words, cfg.bootstrap_samples, cfg.bootstrap_seed
+    )
+    cer = paired_bootstrap(
+        {n: e.chars for n, e in errors.items()}, first.ref_chars, cfg.bootstrap_samples, cfg.bootstrap_seed
+    )
+    metrics = {
+        "bootstrap": {
+            "samples": cfg.bootstrap_samples,
+            "seed": cfg.bootstrap_seed,
+            "confidence": cfg.confidence,
+        }
+    }
     for key, draws in (("wer_ci", wer), ("cer_ci", cer)):
-        metrics[key] = {"test": {n: rounded(percentile_interval(d, cfg.confidence))
-                                 for n, d in draws.items()}}
+        metrics[key] = {
+            "test": {n: rounded(percentile_interval(d, cfg.confidence)) for n, d in draws.items()}
+        }
     return wer, metrics
 
 
-def student_comparisons(params: Params, wer: Mapping[str, float],
-                        draws: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def student_comparisons(
+    params: Params, wer: Mapping[str, float], draws: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
     """Each compared student against its comparison model: WER difference (negative:
     the student is better) with its interval, and gap_recovered with its interval."""
     confidence = params.evaluate.confidence
-    keys = ("comparison_model", "wer_diff", "wer_diff_ci", "gap_recovered",
-            "gap_recovered_ci", "gap_recovered_skipped", "beats_twin")
+    keys = (
+        "comparison_model",
+        "wer_diff",
+        "wer_diff_ci",
+        "gap_recovered",
+        "gap_recovered_ci",
+        "gap_recovered_skipped",
+        "beats_twin",
+    )
     out: dict[str, dict[str, Any]] = {k: {} for k in keys}
     for name in compared_students(params):
         twin = out["comparison_model"][name] = comparison_model(name, params)
@@ -221,20 +245,28 @@ def student_comparisons(params: Params, wer: Mapping[str, float],
         ci, skipped = gap_interval(draws[twin], draws[name], draws["ensemble"], confidence)
         out["gap_recovered_ci"][name], out["gap_recovered_skipped"][name] = rounded(ci), skipped
         if skipped:
-            log.info("gap_recovered of %s: %d of %d bootstrap draws skipped (ensemble not better "
-                     "than %s)", name, skipped, len(draws[name]), twin)
+            log.info(
+                "gap_recovered of %s: %d of %d bootstrap draws skipped (ensemble not better than %s)",
+                name,
+                skipped,
+                len(draws[name]),
+                twin,
+            )
     return {**out, "distilled_beats_baseline": out["beats_twin"]["student.distilled"]}
 
 
-def ensemble_comparison(params: Params, wer: Mapping[str, float],
-                        draws: Mapping[str, np.ndarray]) -> dict[str, Any]:
+def ensemble_comparison(
+    params: Params, wer: Mapping[str, float], draws: Mapping[str, np.ndarray]
+) -> dict[str, Any]:
     """The ensemble against its best single teacher (lowest test WER), paired."""
     best = min((n for n in wer if n.startswith("teacher.")), key=lambda n: wer[n])
     ci = rounded(percentile_interval(draws["ensemble"] - draws[best], params.evaluate.confidence))
     diff = round(wer["ensemble"] - wer[best], INTERVAL_DECIMALS)
-    return {"ensemble_vs_best_teacher": {"best": best, "diff": diff, "ci": ci},
-            "ensemble_beats_best_teacher": bool(ci[1] < 0),
-            "ensemble_better_point": bool(wer["ensemble"] < wer[best])}
+    return {
+        "ensemble_vs_best_teacher": {"best": best, "diff": diff, "ci": ci},
+        "ensemble_beats_best_teacher": bool(ci[1] < 0),
+        "ensemble_better_point": bool(wer["ensemble"] < wer[best]),
+    }
 
 
 def group_labels(speakers: Sequence[str]) -> tuple[str, list[str]]:
@@ -253,9 +285,11 @@ def wer_by_group(errors: Mapping[str, UtteranceErrors], speakers: Sequence[str])
     group_by, labels = group_labels(speakers)
     groups, inverse = np.unique(np.asarray(labels), return_inverse=True)
     ref_words = np.bincount(inverse, weights=next(iter(errors.values())).ref_words)  # (G,)
-    out: dict[str, Any] = {"group_by": group_by,
-                           "utterances": dict(zip(groups.tolist(), np.bincount(inverse).tolist())),
-                           "words": dict(zip(groups.tolist(), ref_words.astype(int).tolist()))}
+    out: dict[str, Any] = {
+        "group_by": group_by,
+        "utterances": dict(zip(groups.tolist(), np.bincount(inverse).tolist())),
+        "words": dict(zip(groups.tolist(), ref_words.astype(int).tolist())),
+    }
     for name, e in errors.items():
         rates = np.bincount(inverse, weights=e.words) / np.maximum(ref_words, 1)
         out[name] = {g: round(float(r), RATE_DECIMALS) for g, r in zip(groups.tolist(), rates)}
@@ -268,9 +302,14 @@ def top_substitutions(pairs: Counter[tuple[str, str]], k: int) -> list[dict[str,
     return [{"ref": r, "hyp": h, "count": c} for (r, h), c in ranked]
 
 
-def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
-                    students: dict[str, ConformerCTC], loader: BatchLoader,
-                    decode: Decoder, speakers: Mapping[str, str]) -> dict[str, Any]:
+def evaluate_models(
+    params: Params,
+    teachers: dict[str, ConformerCTC],
+    students: dict[str, ConformerCTC],
+    loader: BatchLoader,
+    decode: Decoder,
+    speakers: Mapping[str, str],
+) -> dict[str, Any]:
     """Decode test with every model and the ensemble; returns the metrics mapping.
 
     ``decode``: logits -> transcripts (:func:`pipeline.decoding.make_decoder`).
@@ -293,10 +332,13 @@ def evaluate_models(params: Params, teachers: dict[str, ConformerCTC],
         **student_comparisons(params, wer, draws),
         **ensemble_comparison(params, wer, draws),
         "wer_by_group": wer_by_group(errors, speakers_of(decoded.ids, speakers)),
-        "substitutions": {n: top_substitutions(errors[n].substitutions,
-                                               params.evaluate.top_substitutions) for n in shown},
-        "examples": [{"ref": r, **{n: decoded.hyps[n][i] for n in ("ensemble", "student.distilled")}}
-                     for i, r in enumerate(decoded.refs[:5])],
+        "substitutions": {
+            n: top_substitutions(errors[n].substitutions, params.evaluate.top_substitutions) for n in shown
+        },
+        "examples": [
+            {"ref": r, **{n: decoded.hyps[n][i] for n in ("ensemble", "student.distilled")}}
+            for i, r in enumerate(decoded.refs[:5])
+        ],
     }
 
 
@@ -309,8 +351,7 @@ def speakers_of(ids: Sequence[str], speakers: Mapping[str, str]) -> list[str]:
     """The speaker of each utterance in ``ids``; an utterance without one is an error."""
     missing = [u for u in ids if u not in speakers]
     if missing:
-        raise KeyError(f"{len(missing)} test utterances have no speaker in the manifest, "
-                       f"e.g. {missing[:3]}")
+        raise KeyError(f"{len(missing)} test utterances have no speaker in the manifest, e.g. {missing[:3]}")
     return [speakers[u] for u in ids]
 
 
@@ -324,8 +365,11 @@ def oov_rates(prepare: Mapping[str, Any]) -> dict[str, float]:
 
 def model_order(wer: dict[str, Any]) -> list[str]:
     """Report row order: teachers, the ensemble, then students."""
-    return ([n for n in wer if n.startswith("teacher.")] + ["ensemble"] +
-            [n for n in wer if n.startswith("student.")])
+    return (
+        [n for n in wer if n.startswith("teacher.")]
+        + ["ensemble"]
+        + [n for n in wer if n.startswith("student.")]
+    )
 
 
 def ensemble_params(params: dict[str, int]) -> int:
@@ -333,7 +377,7 @@ def ensemble_params(params: dict[str, int]) -> int:
     return sum(v for k, v in params.items() if k.startswith("teacher."))
 
 
-def fmt_interval(ci: Optional[Sequence[float]]) -> str:
+def fmt_interval(ci: Sequence[float] | None) -> str:
     """``[lo, hi]`` with 4 decimals, or ``n/a``."""
     return "n/a" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
 
@@ -343,11 +387,13 @@ def interval_level(metrics: dict[str, Any]) -> str:
     return f"{metrics['bootstrap']['confidence'] * 100:g} %"
 
 
-def comparison_sentence(system: str, other: str, diff: float, ci: Sequence[float],
-                        level: str) -> str:
+def comparison_sentence(system: str, other: str, diff: float, ci: Sequence[float], level: str) -> str:
     """``a vs b: WER difference d [lo, hi]: significant (...)`` or ``...: a tie``."""
-    verdict = (f"significant ({level} interval excludes 0)" if ci[0] > 0 or ci[1] < 0
-               else f"{level} interval includes 0: a tie")
+    verdict = (
+        f"significant ({level} interval excludes 0)"
+        if ci[0] > 0 or ci[1] < 0
+        else f"{level} interval includes 0: a tie"
+    )
     return f"{system} vs {other}: WER difference {diff:+.4f} {fmt_interval(ci)}: {verdict}"
 
 
@@ -356,17 +402,25 @@ def gap_sentence(metrics: dict[str, Any], name: str) -> str:
     gap, twin = metrics["gap_recovered"][name], metrics["comparison_model"][name]
     skipped = metrics["gap_recovered_skipped"][name]
     value = f"n/a (ensemble not better than {twin})" if gap is None else f"{gap:.4f}"
-    note = (f"; {skipped} of {metrics['bootstrap']['samples']} draws skipped (ensemble not "
-            f"better than {twin} in them)" if skipped else "")
-    return (f"gap_recovered of {name}: {value}, {interval_level(metrics)} interval "
-            f"{fmt_interval(metrics['gap_recovered_ci'][name])}{note}")
+    note = (
+        f"; {skipped} of {metrics['bootstrap']['samples']} draws skipped (ensemble not "
+        f"better than {twin} in them)"
+        if skipped
+        else ""
+    )
+    return (
+        f"gap_recovered of {name}: {value}, {interval_level(metrics)} interval "
+        f"{fmt_interval(metrics['gap_recovered_ci'][name])}{note}"
+    )
 
 
 def test_set_sentence(metrics: dict[str, Any]) -> str:
     """Test size and the OOV rates of dev and test against train."""
     rates = ", ".join(f"{s} {r:.2%}" for s, r in metrics.get("oov_rate", {}).items()) or "n/a"
-    return (f"Test set: {metrics['test_utterances']:,} utterances, {metrics['test_words']:,} "
-            f"words; OOV rate against train: {rates}.")
+    return (
+        f"Test set: {metrics['test_utterances']:,} utterances, {metrics['test_words']:,} "
+        f"words; OOV rate against train: {rates}."
+    )
 
 
 def results_table(metrics: dict[str, Any]) -> list[str]:
@@ -374,12 +428,17 @@ def results_table(metrics: dict[str, Any]) -> list[str]:
     wer, cer = metrics["wer"]["test"], metrics["cer"]["test"]
     wer_ci, cer_ci = metrics["wer_ci"]["test"], metrics["cer_ci"]["test"]
     agree, params, level = metrics["frame_agreement"]["test"], metrics["params"], interval_level(metrics)
-    lines = [f"| system | WER | WER {level} interval | CER | CER {level} interval | "
-             "frame agreement with ensemble | parameters |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"| system | WER | WER {level} interval | CER | CER {level} interval | "
+        "frame agreement with ensemble | parameters |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for n in model_order(wer):
         p = ensemble_params(params) if n == "ensemble" else params.get(n)
-        lines.append(f"| {n} | {wer[n]:.4f} | {fmt_interval(wer_ci[n])} | {cer[n]:.4f} | "
-                     f"{fmt_interval(cer_ci[n])} | {agree[n]:.3f} | {p:,} |")
+        lines.append(
+            f"| {n} | {wer[n]:.4f} | {fmt_interval(wer_ci[n])} | {cer[n]:.4f} | "
+            f"{fmt_interval(cer_ci[n])} | {agree[n]:.3f} | {p:,} |"
+        )
     return lines
 
 
@@ -387,16 +446,26 @@ def results_markdown(metrics: dict[str, Any]) -> list[str]:
     """The results table, the test set, and the paired comparisons in plain sentences."""
     boot, level = metrics["bootstrap"], interval_level(metrics)
     ens = metrics["ensemble_vs_best_teacher"]
-    comparisons = [comparison_sentence("ensemble", f"{ens['best']} (best teacher)", ens["diff"],
-                                       ens["ci"], level)]
+    comparisons = [
+        comparison_sentence("ensemble", f"{ens['best']} (best teacher)", ens["diff"], ens["ci"], level)
+    ]
     for name, diff in metrics["wer_diff"].items():
-        comparisons.append(comparison_sentence(name, metrics["comparison_model"][name], diff,
-                                               metrics["wer_diff_ci"][name], level))
+        comparisons.append(
+            comparison_sentence(
+                name, metrics["comparison_model"][name], diff, metrics["wer_diff_ci"][name], level
+            )
+        )
     comparisons += [gap_sentence(metrics, name) for name in metrics["wer_diff"]]
-    return [*results_table(metrics), "", test_set_sentence(metrics),
-            f"Intervals: {level} paired bootstrap over test utterances ({boot['samples']} "
-            f"resamples, seed {boot['seed']}); a WER difference is negative when the first "
-            "system is better.", "", *(f"- {c}" for c in comparisons)]
+    return [
+        *results_table(metrics),
+        "",
+        test_set_sentence(metrics),
+        f"Intervals: {level} paired bootstrap over test utterances ({boot['samples']} "
+        f"resamples, seed {boot['seed']}); a WER difference is negative when the first "
+        "system is better.",
+        "",
+        *(f"- {c}" for c in comparisons),
+    ]
 
 
 def group_systems(metrics: dict[str, Any]) -> list[str]:
@@ -416,9 +485,12 @@ def groups_markdown(metrics: dict[str, Any]) -> list[str]:
     group_by, groups = table["group_by"], shown_groups(metrics)
     total = len(table["ensemble"])
     shown = f" (worst {len(groups)} of {total} by ensemble WER)" if len(groups) < total else ""
-    lines = [f"## WER by {group_by}{shown}", "",
-             f"| {group_by} | utterances | words | {' | '.join(systems)} |",
-             "|---|---|---|" + "---|" * len(systems)]
+    lines = [
+        f"## WER by {group_by}{shown}",
+        "",
+        f"| {group_by} | utterances | words | {' | '.join(systems)} |",
+        "|---|---|---|" + "---|" * len(systems),
+    ]
     for g in groups:
         rates = " | ".join(f"{table[n][g]:.4f}" for n in systems)
         lines.append(f"| {g} | {table['utterances'][g]:,} | {table['words'][g]:,} | {rates} |")
@@ -429,52 +501,68 @@ def substitutions_markdown(metrics: dict[str, Any]) -> list[str]:
     """The most frequent word substitutions (ref -> hyp, count), systems side by side."""
     subs = metrics["substitutions"]
     rows = max((len(v) for v in subs.values()), default=0)
-    lines = ["## Most frequent word substitutions", "",
-             f"| rank | {' | '.join(subs)} |", "|---|" + "---|" * len(subs)]
+    lines = [
+        "## Most frequent word substitutions",
+        "",
+        f"| rank | {' | '.join(subs)} |",
+        "|---|" + "---|" * len(subs),
+    ]
     for i in range(rows):
-        cells = [f"{s[i]['ref']} → {s[i]['hyp']} ({s[i]['count']})" if i < len(s) else ""
-                 for s in subs.values()]
+        cells = [
+            f"{s[i]['ref']} → {s[i]['hyp']} ({s[i]['count']})" if i < len(s) else "" for s in subs.values()
+        ]
         lines.append(f"| {i + 1} | {' | '.join(cells)} |")
     return lines if rows else lines[:2] + ["no substitutions"]
 
 
 def corpus_markdown(prepare: dict[str, Any]) -> list[str]:
     """Per-split corpus statistics from ``reports/prepare.json``."""
-    lines = ["## Corpus", "",
-             "| split | utterances | hours | speakers | vocabulary | OOV rate vs train |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "## Corpus",
+        "",
+        "| split | utterances | hours | speakers | vocabulary | OOV rate vs train |",
+        "|---|---|---|---|---|---|",
+    ]
     for split, c in prepare["corpus"].items():
         oov = c.get("oov_rate")
         vocab = c.get("vocabulary")  # none for the transfer set: it has no transcripts
-        lines.append(f"| {split} | {c['utterances']:,} | {c['hours']:.3f} | {c['speakers']} | "
-                     f"{'-' if vocab is None else f'{vocab:,}'} | "
-                     f"{'-' if oov is None else f'{oov:.2%}'} |")
+        lines.append(
+            f"| {split} | {c['utterances']:,} | {c['hours']:.3f} | {c['speakers']} | "
+            f"{'-' if vocab is None else f'{vocab:,}'} | "
+            f"{'-' if oov is None else f'{oov:.2%}'} |"
+        )
     rejects = prepare.get("rejects", {})
     reasons = ", ".join(f"{k}: {v}" for k, v in rejects.items() if k != "total")
-    lines += ["", f"rejected utterances: {rejects.get('total', 0)}" +
-              (f" ({reasons})" if reasons else "")]
+    lines += ["", f"rejected utterances: {rejects.get('total', 0)}" + (f" ({reasons})" if reasons else "")]
     return lines
 
 
 def soft_targets_markdown(soft: dict[str, Any]) -> list[str]:
     """Soft-target statistics from ``reports/soft_targets.json``."""
+
     def fmt(value: Any) -> str:
         return "n/a" if value is None else f"{value}"
 
-    lines = ["## Soft targets", "",
-             f"teachers: {', '.join(soft.get('teachers', []))}; temperature "
-             f"T={soft.get('temperature')}, top-k={soft.get('top_k')}, "
-             f"{soft.get('bytes_per_frame')} bytes/frame over {soft.get('frames', 0):,} frames",
-             f"retained probability mass in the top-k: mean {soft.get('retained_mass_mean')}, "
-             f"min {soft.get('retained_mass_min')}", "",
-             "| split | utterances | ensemble WER (averaged posteriors) | "
-             "teacher spike agreement (mean) |", "|---|---|---|---|"]
+    lines = [
+        "## Soft targets",
+        "",
+        f"teachers: {', '.join(soft.get('teachers', []))}; temperature "
+        f"T={soft.get('temperature')}, top-k={soft.get('top_k')}, "
+        f"{soft.get('bytes_per_frame')} bytes/frame over {soft.get('frames', 0):,} frames",
+        f"retained probability mass in the top-k: mean {soft.get('retained_mass_mean')}, "
+        f"min {soft.get('retained_mass_min')}",
+        "",
+        "| split | utterances | ensemble WER (averaged posteriors) | teacher spike agreement (mean) |",
+        "|---|---|---|---|",
+    ]
     for split in ("train", "dev", "transfer"):
         if split in soft:
             s = soft[split]
             wer = "- (no transcripts)" if split == "transfer" else fmt(s.get("ensemble_wer"))
-            lines.append(f"| {split} | {fmt(s.get('utterances'))} | {wer} | "
-                         f"{fmt(s.get('spike_agreement', {}).get('mean'))} |")
+            lines.append(
+                f"| {split} | {fmt(s.get('utterances'))} | {wer} | "
+                f"{fmt(s.get('spike_agreement', {}).get('mean'))} |"
+            )
     return lines
 
 
@@ -491,35 +579,48 @@ def read_timings(reports_dir: Path, names: Sequence[str]) -> dict[str, dict[str,
 
 def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
     """Training time and final numbers per model (``teacher.guide`` -> its report)."""
-    lines = ["## Training", "",
-             "| model | budget (epochs of train) | updates | passes over its data | "
-             "transcribed utterances | untranscribed utterances | seconds | final train loss | "
-             "final dev WER (greedy) |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Training",
+        "",
+        "| model | budget (epochs of train) | updates | passes over its data | "
+        "transcribed utterances | untranscribed utterances | seconds | final train loss | "
+        "final dev WER (greedy) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
 
     def cell(value: Any) -> str:
         return "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value}"
 
     for name, t in timings.items():
-        lines.append(f"| {name} | {cell(t.get('epochs'))} | {cell(t.get('steps'))} | "
-                     f"{cell(t.get('passes'))} | {cell(t.get('labelled_utterances'))} | "
-                     f"{cell(t.get('unlabelled_utterances'))} | {cell(t.get('seconds'))} | "
-                     f"{t.get('train_loss', float('nan')):.3f} | {t.get('dev_wer', float('nan')):.4f} |")
+        lines.append(
+            f"| {name} | {cell(t.get('epochs'))} | {cell(t.get('steps'))} | "
+            f"{cell(t.get('passes'))} | {cell(t.get('labelled_utterances'))} | "
+            f"{cell(t.get('unlabelled_utterances'))} | {cell(t.get('seconds'))} | "
+            f"{t.get('train_loss', float('nan')):.3f} | {t.get('dev_wer', float('nan')):.4f} |"
+        )
     total = sum(float(t.get("seconds") or 0.0) for t in timings.values())
-    return lines + ["", f"total training time: {total:.1f} s. Twins share architecture, seed and "
-                    "number of updates; a distilled student spends them on more audio when it "
-                    "reads the transfer set (its advantage), the teachers' guide on transcribed "
-                    "train only."]
+    return lines + [
+        "",
+        f"total training time: {total:.1f} s. Twins share architecture, seed and "
+        "number of updates; a distilled student spends them on more audio when it "
+        "reads the transfer set (its advantage), the teachers' guide on transcribed "
+        "train only.",
+    ]
 
 
-def distillation_markdown(metrics: dict[str, Any],
-                          timings: Optional[dict[str, dict[str, Any]]] = None) -> list[str]:
+def distillation_markdown(
+    metrics: dict[str, Any], timings: dict[str, dict[str, Any]] | None = None
+) -> list[str]:
     """One row per distilled student beside its directly trained twin and the ensemble."""
     wer, params, level = metrics["wer"]["test"], metrics["params"], interval_level(metrics)
     timings = timings or {}
-    lines = ["## Distillation: each student against its twin", "",
-             f"| student | parameters | twin | student WER | twin WER | ensemble WER | "
-             f"difference [{level}] | gap recovered [{level}] | student s | twin s |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "## Distillation: each student against its twin",
+        "",
+        f"| student | parameters | twin | student WER | twin WER | ensemble WER | "
+        f"difference [{level}] | gap recovered [{level}] | student s | twin s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, twin in metrics["comparison_model"].items():
         gap = metrics["gap_recovered"][name]
         seconds = [timings.get(n, {}).get("seconds", "-") for n in (name, twin)]
@@ -528,46 +629,70 @@ def distillation_markdown(metrics: dict[str, Any],
             f"{wer['ensemble']:.4f} | {metrics['wer_diff'][name]:+.4f} "
             f"{fmt_interval(metrics['wer_diff_ci'][name])} | "
             f"{'n/a' if gap is None else f'{gap:.3f}'} "
-            f"{fmt_interval(metrics['gap_recovered_ci'][name])} | {seconds[0]} | {seconds[1]} |")
-    return lines + ["", "gap recovered = (twin WER - student WER) / (twin WER - ensemble WER): "
-                    "0 is no better than the twin, 1 is as good as the ensemble."]
+            f"{fmt_interval(metrics['gap_recovered_ci'][name])} | {seconds[0]} | {seconds[1]} |"
+        )
+    return lines + [
+        "",
+        "gap recovered = (twin WER - student WER) / (twin WER - ensemble WER): "
+        "0 is no better than the twin, 1 is as good as the ensemble.",
+    ]
 
 
 def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
     """Single-thread CPU real-time factor, file size and test WER per runtime."""
     rtf, sizes, wer = metrics["rtf"], metrics["sizes"], metrics["runtime_wer"]
-    lines = ["## Deployment (one CPU thread, batch 1)", "",
-             "| model | runtime RTF | speed-up vs ensemble | file size | test WER |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "## Deployment (one CPU thread, batch 1)",
+        "",
+        "| model | runtime RTF | speed-up vs ensemble | file size | test WER |",
+        "|---|---|---|---|---|",
+    ]
     for name, value in rtf.items():
         speedup = rtf["ensemble"] / value if value > 0 else float("inf")
         w = wer.get(name)
-        lines.append(f"| {name} | {value:.6f} | {speedup:.1f}x | {sizes.get(name, 0) / 1e6:.2f} MB | "
-                     f"{'n/a' if w is None else f'{w:.4f}'} |")
+        lines.append(
+            f"| {name} | {value:.6f} | {speedup:.1f}x | {sizes.get(name, 0) / 1e6:.2f} MB | "
+            f"{'n/a' if w is None else f'{w:.4f}'} |"
+        )
     goals = metrics["goals"]
-    return lines + ["", f"{metrics['rtf_utterances']} test utterances "
-                    f"({metrics['rtf_audio_seconds']} s of audio); int8 speed-up vs ensemble "
-                    f"{goals['int8_speedup_vs_ensemble']}x (goal 50x: "
-                    f"{'met' if goals['int8_at_least_50x_faster'] else 'not met'}), "
-                    f"RTF <= 0.01: {'met' if goals['int8_rtf_at_most_0.01'] else 'not met'}",
-                    "", f"Test WER: the ensemble and PyTorch rows decoded with evaluate.decoder "
-                    f"({metrics.get('decoder', {}).get('name', 'greedy')}); the exported runtimes "
-                    "(TorchScript, ONNX) with greedy decoding, as `asr-distill transcribe` runs them."]
+    return lines + [
+        "",
+        f"{metrics['rtf_utterances']} test utterances "
+        f"({metrics['rtf_audio_seconds']} s of audio); int8 speed-up vs ensemble "
+        f"{goals['int8_speedup_vs_ensemble']}x (goal 50x: "
+        f"{'met' if goals['int8_at_least_50x_faster'] else 'not met'}), "
+        f"RTF <= 0.01: {'met' if goals['int8_rtf_at_most_0.01'] else 'not met'}",
+        "",
+        f"Test WER: the ensemble and PyTorch rows decoded with evaluate.decoder "
+        f"({metrics.get('decoder', {}).get('name', 'greedy')}); the exported runtimes "
+        "(TorchScript, ONNX) with greedy decoding, as `asr-distill transcribe` runs them.",
+    ]
 
 
-def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
-                    corpus: Optional[dict[str, Any]] = None,
-                    timings: Optional[dict[str, dict[str, Any]]] = None,
-                    plot_files: Sequence[str] = ()) -> str:
+def report_markdown(
+    metrics: dict[str, Any],
+    soft: dict[str, Any],
+    corpus: dict[str, Any] | None = None,
+    timings: dict[str, dict[str, Any]] | None = None,
+    plot_files: Sequence[str] = (),
+) -> str:
     """The whole Markdown report: results, WER by accent or speaker, word substitutions,
     corpus, soft targets, training, deployment, plots, examples.
 
     ``corpus``: ``reports/prepare.json``; ``timings``: training reports keyed
     by model name; ``plot_files``: PNG paths relative to the report.
     """
-    lines = ["# asr-distill results (test split)", "", *results_markdown(metrics),
-             "", *distillation_markdown(metrics, timings),
-             "", *groups_markdown(metrics), "", *substitutions_markdown(metrics)]
+    lines = [
+        "# asr-distill results (test split)",
+        "",
+        *results_markdown(metrics),
+        "",
+        *distillation_markdown(metrics, timings),
+        "",
+        *groups_markdown(metrics),
+        "",
+        *substitutions_markdown(metrics),
+    ]
     if corpus is not None:
         lines += ["", *corpus_markdown(corpus)]
     lines += ["", *soft_targets_markdown(soft)]
@@ -581,13 +706,17 @@ def report_markdown(metrics: dict[str, Any], soft: dict[str, Any],
     if metrics.get("examples"):
         lines += ["", "## Examples", ""]
         for ex in metrics["examples"]:
-            lines += [f"- ref: {ex['ref']}", f"  - ensemble: {ex['ensemble']}",
-                      f"  - student.distilled: {ex['student.distilled']}"]
+            lines += [
+                f"- ref: {ex['ref']}",
+                f"  - ensemble: {ex['ensemble']}",
+                f"  - student.distilled: {ex['student.distilled']}",
+            ]
     return "\n".join(lines) + "\n"
 
 
-def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]],
-                plots_dir: Path) -> list[Path]:
+def write_plots(
+    metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]], plots_dir: Path
+) -> list[Path]:
     """WER per model, WER against parameters, training curves, WER by accent (or speaker)
     and (with a benchmark in ``metrics``) WER against CPU real-time factor, as PNGs in
     ``plots_dir``."""
@@ -600,18 +729,21 @@ def write_plots(metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]]
     plots.wer_vs_params(wer, params, paths[1])
     plots.training_curves(runs, paths[2])
     groups = metrics["wer_by_group"]
-    plots.wer_by_group({n: groups[n] for n in group_systems(metrics)}, shown_groups(metrics),
-                       groups["group_by"], paths[3])
+    plots.wer_by_group(
+        {n: groups[n] for n in group_systems(metrics)}, shown_groups(metrics), groups["group_by"], paths[3]
+    )
     if "rtf" in metrics:
         paths.append(Path(plots_dir) / "wer_vs_rtf.png")
         rtf, runtime_wer = metrics["rtf"], metrics["runtime_wer"]
-        plots.wer_vs_rtf([(n, rtf[n], runtime_wer[n]) for n in rtf if runtime_wer.get(n) is not None],
-                         paths[-1])
+        plots.wer_vs_rtf(
+            [(n, rtf[n], runtime_wer[n]) for n in rtf if runtime_wer.get(n) is not None], paths[-1]
+        )
     return paths
 
 
 def wer_plot_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows for the ``dvc plots`` bar chart of WER per model."""
-    return [{"model": n, "wer": w, "params": metrics["params"].get(n, 0)}
-            for n, w in metrics["wer"]["test"].items()]
-
+    return [
+        {"model": n, "wer": w, "params": metrics["params"].get(n, 0)}
+        for n, w in metrics["wer"]["test"].items()
+    ]

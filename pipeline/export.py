@@ -30,8 +30,9 @@ import contextlib
 import logging
 import shutil
 import warnings
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import sentencepiece as spm
@@ -117,10 +118,17 @@ def export_onnx(model: torch.nn.Module, path: Path, opset: int) -> None:
     with quiet_loggers("onnx_ir", "onnxscript"), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*axis name: batch will not be used")
         torch.onnx.export(
-            model, (feats, lengths), str(path), input_names=["feats", "lengths"],
-            output_names=["logits", "out_lengths"], opset_version=opset, dynamo=True,
-            external_data=False, verbose=False,
-            dynamic_shapes={"feats": {0: batch, 1: time}, "lengths": {0: batch}})
+            model,
+            (feats, lengths),
+            str(path),
+            input_names=["feats", "lengths"],
+            output_names=["logits", "out_lengths"],
+            opset_version=opset,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            dynamic_shapes={"feats": {0: batch, 1: time}, "lengths": {0: batch}},
+        )
 
 
 @contextlib.contextmanager
@@ -150,8 +158,7 @@ def quantize_int8(src: Path, dst: Path) -> None:
 
     # The quantizer logs one INFO line per tensor it leaves in float, on the root logger.
     with quiet_loggers("", level=logging.ERROR):
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8,
-                         op_types_to_quantize=INT8_OPS)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS)
 
 
 def onnx_session(path: Path, threads: int = 1):
@@ -170,10 +177,12 @@ def onnx_session(path: Path, threads: int = 1):
 
 def torch_runner(model: torch.nn.Module) -> Runner:
     """Wrap an eager or TorchScript model as a numpy :data:`Runner`."""
+
     def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
             logits, out = model(torch.from_numpy(feats), torch.from_numpy(lengths))
         return logits.numpy(), out.numpy()
+
     return run
 
 
@@ -190,6 +199,7 @@ def onnx_runner(path: Path, threads: int = 1) -> Runner:
     def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         logits, out = session.run(["logits", "out_lengths"], {"feats": feats, "lengths": lengths})
         return logits, out
+
     return run
 
 
@@ -212,8 +222,7 @@ def max_logit_diff(reference: Runner, candidate: Runner, examples: Sequence[np.n
     return worst
 
 
-def transcripts(runner: Runner, examples: Sequence[np.ndarray],
-                sp: spm.SentencePieceProcessor) -> list[str]:
+def transcripts(runner: Runner, examples: Sequence[np.ndarray], sp: spm.SentencePieceProcessor) -> list[str]:
     """Greedy CTC transcripts of ``examples``, one utterance at a time."""
     texts = []
     for feats in examples:
@@ -225,20 +234,28 @@ def transcripts(runner: Runner, examples: Sequence[np.ndarray],
 
 def write_config(path: Path, features_meta: dict[str, Any], vocab_size: int) -> None:
     """``config.json``: what a runtime needs besides the graph to turn audio into text."""
-    write_json(path, {
-        "format": CONFIG_FORMAT,
-        "sample_rate": int(features_meta["sample_rate"]),
-        "features": {k: features_meta[k] for k in
-                     ("n_mels", "frame_shift_ms", "frame_length_ms", "dither")},
-        "vocab_size": vocab_size, "blank": 0, "min_frames": MIN_FRAMES,
-        "inputs": {"feats": "(N, T, n_mels) float32 raw fbank", "lengths": "(N,) int64"},
-        "outputs": {"logits": "(N, T', vocab_size) float32", "out_lengths": "(N,) int64"},
-        "models": {"onnx": ONNX_FP32, "onnx_int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
-        "tokenizer": TOKENIZER})
+    write_json(
+        path,
+        {
+            "format": CONFIG_FORMAT,
+            "sample_rate": int(features_meta["sample_rate"]),
+            "features": {
+                k: features_meta[k] for k in ("n_mels", "frame_shift_ms", "frame_length_ms", "dither")
+            },
+            "vocab_size": vocab_size,
+            "blank": 0,
+            "min_frames": MIN_FRAMES,
+            "inputs": {"feats": "(N, T, n_mels) float32 raw fbank", "lengths": "(N,) int64"},
+            "outputs": {"logits": "(N, T', vocab_size) float32", "out_lengths": "(N,) int64"},
+            "models": {"onnx": ONNX_FP32, "onnx_int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
+            "tokenizer": TOKENIZER,
+        },
+    )
 
 
-def write_artifacts(model: ConformerCTC, out_dir: Path, tokenizer: Path,
-                    features_meta: dict[str, Any], opset: int) -> None:
+def write_artifacts(
+    model: ConformerCTC, out_dir: Path, tokenizer: Path, features_meta: dict[str, Any], opset: int
+) -> None:
     """Write every file of the export layout into the existing directory ``out_dir``.
 
     ``model`` is the trained model; what is written is its :class:`DeployConformer`.
@@ -254,9 +271,15 @@ def write_artifacts(model: ConformerCTC, out_dir: Path, tokenizer: Path,
     write_config(out_dir / CONFIG, features_meta, model.vocab_size)
 
 
-def check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarray],
-                 refs: Sequence[str], sp: spm.SentencePieceProcessor,
-                 cfg: ExportConfig, label: str = "student.distilled") -> dict[str, Any]:
+def check_parity(
+    model: ConformerCTC,
+    out_dir: Path,
+    examples: Sequence[np.ndarray],
+    refs: Sequence[str],
+    sp: spm.SentencePieceProcessor,
+    cfg: ExportConfig,
+    label: str = "student.distilled",
+) -> dict[str, Any]:
     """Compare the exported files in ``out_dir`` with eager ``model`` on ``examples``.
 
     Returns ``{"parity": {...}, "wer": {"<label>.<format>": ...}}``; raises
@@ -266,29 +289,41 @@ def check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarr
         return _check_parity(model, out_dir, examples, refs, sp, cfg, label)
 
 
-def _check_parity(model: ConformerCTC, out_dir: Path, examples: Sequence[np.ndarray],
-                  refs: Sequence[str], sp: spm.SentencePieceProcessor,
-                  cfg: ExportConfig, label: str) -> dict[str, Any]:
+def _check_parity(
+    model: ConformerCTC,
+    out_dir: Path,
+    examples: Sequence[np.ndarray],
+    refs: Sequence[str],
+    sp: spm.SentencePieceProcessor,
+    cfg: ExportConfig,
+    label: str,
+) -> dict[str, Any]:
     model.eval()
     eager = torch_runner(model)
     scripted = torchscript_runner(out_dir / TORCHSCRIPT)
     fp32, int8 = onnx_runner(out_dir / ONNX_FP32), onnx_runner(out_dir / ONNX_INT8)
-    parity = {"torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
-              "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
-              "utterances": len(examples), "atol": cfg.parity_atol}
+    parity = {
+        "torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
+        "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
+        "utterances": len(examples),
+        "atol": cfg.parity_atol,
+    }
     for key, name in (("torchscript_max_abs_diff", TORCHSCRIPT), ("onnx_max_abs_diff", ONNX_FP32)):
         if not parity[key] <= cfg.parity_atol:
             raise ExportParityError(
                 f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
-                f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}")
-    wer = {name: score(list(refs), transcripts(runner, examples, sp))[0]
-           for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32),
-                                ("onnx_int8", int8))}
+                f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}"
+            )
+    wer = {
+        name: score(list(refs), transcripts(runner, examples, sp))[0]
+        for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("onnx_int8", int8))
+    }
     parity["int8_wer_delta"] = round(wer["onnx_int8"] - wer["torch"], 4)
     if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
         raise ExportParityError(
             f"{out_dir / ONNX_INT8}: int8 test WER {wer['onnx_int8']:.4f} differs from eager "
-            f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}")
+            f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}"
+        )
     log.info("export parity: %s; test WER %s", parity, wer)
     return {"parity": parity, "wer": {f"{label}.{k}": v for k, v in wer.items()}}
 
@@ -299,12 +334,20 @@ def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:
     rows = read_jsonl(manifest)
     missing = [r["id"] for r in rows if r["id"] not in store]
     if missing:
-        raise KeyError(f"{manifest}: {len(missing)} utterances have no features in {store.dir}, "
-                       f"e.g. {missing[:3]}")
+        raise KeyError(
+            f"{manifest}: {len(missing)} utterances have no features in {store.dir}, e.g. {missing[:3]}"
+        )
     if not rows:
         raise ValueError(f"{manifest}: no utterances")
-    return [{"id": r["id"], "feats": store.get(r["id"], "fbank"), "text": r["text"],
-             "duration": float(r["duration"])} for r in rows]
+    return [
+        {
+            "id": r["id"],
+            "feats": store.get(r["id"], "fbank"),
+            "text": r["text"],
+            "duration": float(r["duration"]),
+        }
+        for r in rows
+    ]
 
 
 def file_sizes(paths: dict[str, Sequence[Path]]) -> dict[str, int]:

@@ -51,9 +51,10 @@ import os
 import shutil
 import time
 import zlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Iterable, Iterator, Optional
+from typing import Any, BinaryIO
 
 import numpy as np
 import soundfile as sf
@@ -91,9 +92,15 @@ def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
 def fbank(wav: np.ndarray, sample_rate: int, cfg: FeaturesConfig) -> np.ndarray:
     """``(frames, n_mels)`` float32 log-mel filterbank of a float waveform in [-1, 1]."""
     x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).unsqueeze(0) * 32768.0
-    feats = kaldi.fbank(x, num_mel_bins=cfg.n_mels, frame_shift=cfg.frame_shift_ms,
-                        frame_length=cfg.frame_length_ms, dither=cfg.dither,
-                        sample_frequency=sample_rate, energy_floor=0.0)
+    feats = kaldi.fbank(
+        x,
+        num_mel_bins=cfg.n_mels,
+        frame_shift=cfg.frame_shift_ms,
+        frame_length=cfg.frame_length_ms,
+        dither=cfg.dither,
+        sample_frequency=sample_rate,
+        energy_floor=0.0,
+    )
     return feats.numpy()
 
 
@@ -136,15 +143,20 @@ def _split_by(rows: list[Row], size: Any, limit: float) -> list[list[Row]]:
 
 def inputs_hash(rows: list[Row], sample_rate: int, cfg: FeaturesConfig) -> str:
     """SHA-256 of what a shard's bytes depend on: its rows, their audio files, the params."""
-    h = hashlib.sha256(json.dumps({"format": SHARD_FORMAT, "sample_rate": sample_rate,
-                                   "features": _output_params(cfg)}, sort_keys=True).encode())
+    h = hashlib.sha256(
+        json.dumps(
+            {"format": SHARD_FORMAT, "sample_rate": sample_rate, "features": _output_params(cfg)},
+            sort_keys=True,
+        ).encode()
+    )
     for row in rows:
         try:
             st = os.stat(row["audio"])
         except OSError as e:
             raise ValueError(f"{row['audio']}: cannot stat audio of '{row['id']}' ({e})") from None
-        h.update(json.dumps([row["id"], str(row["audio"]), row["duration"], st.st_size,
-                             st.st_mtime_ns]).encode())
+        h.update(
+            json.dumps([row["id"], str(row["audio"]), row["duration"], st.st_size, st.st_mtime_ns]).encode()
+        )
     return h.hexdigest()
 
 
@@ -155,7 +167,7 @@ def _output_params(cfg: FeaturesConfig) -> dict[str, Any]:
 
 # ---- workers -------------------------------------------------------------------------
 
-_WORKER_CFG: Optional[tuple[FeaturesConfig, int]] = None
+_WORKER_CFG: tuple[FeaturesConfig, int] | None = None
 
 
 def _init_worker(cfg: FeaturesConfig, sample_rate: int) -> None:
@@ -183,6 +195,7 @@ def _extract_task(rows: list[Row]) -> Result:
 
 # ---- shards in the work directory ----------------------------------------------------
 
+
 @dataclass
 class ShardPlan:
     """One shard of a split: where it goes, what it holds, and its inputs hash."""
@@ -196,7 +209,7 @@ class ShardPlan:
         return self.path.with_suffix(".json")
 
 
-def finished_sidecar(plan: ShardPlan, n_mels: int) -> Optional[dict[str, Any]]:
+def finished_sidecar(plan: ShardPlan, n_mels: int) -> dict[str, Any] | None:
     """The shard's sidecar if the shard is complete and matches its inputs, else ``None``."""
     try:
         side = json.loads(plan.sidecar.read_text())
@@ -204,8 +217,12 @@ def finished_sidecar(plan: ShardPlan, n_mels: int) -> Optional[dict[str, Any]]:
     except (OSError, ValueError):
         return None
     ids = [r["id"] for r in plan.rows]
-    if (side.get("format") != SHARD_FORMAT or side.get("inputs") != plan.inputs
-            or side.get("ids") != ids or shape != (sum(side["frames"]), n_mels)):
+    if (
+        side.get("format") != SHARD_FORMAT
+        or side.get("inputs") != plan.inputs
+        or side.get("ids") != ids
+        or shape != (sum(side["frames"]), n_mels)
+    ):
         return None
     return side
 
@@ -222,7 +239,7 @@ class ShardWriter:
         self.n_mels = n_mels
         self.tmp = plan.path.with_name(plan.path.name + ".tmp")
         self.file: BinaryIO = self.tmp.open("wb")
-        self._write_header(10 ** 12)  # widest shape we may need: the header length is fixed
+        self._write_header(10**12)  # widest shape we may need: the header length is fixed
         self.data_start = self.file.tell()
         self.ids: list[str] = []
         self.frames: list[int] = []
@@ -230,8 +247,11 @@ class ShardWriter:
         self.sum_sq = np.zeros(n_mels, dtype=np.float64)
 
     def _write_header(self, rows: int) -> None:
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f2")),
-                  "fortran_order": False, "shape": (rows, self.n_mels)}
+        header = {
+            "descr": np.lib.format.dtype_to_descr(np.dtype("<f2")),
+            "fortran_order": False,
+            "shape": (rows, self.n_mels),
+        }
         np.lib.format.write_array_header_1_0(self.file, header)
 
     def add(self, utt_id: str, feats: np.ndarray) -> None:
@@ -246,16 +266,23 @@ class ShardWriter:
         """Rewrite the header, rename the shard into place, then write its sidecar."""
         expected = [r["id"] for r in self.plan.rows]
         if self.ids != expected:
-            raise RuntimeError(f"{self.plan.path}: got utterances {self.ids[:3]}..., "
-                               f"expected {expected[:3]}...")
+            raise RuntimeError(
+                f"{self.plan.path}: got utterances {self.ids[:3]}..., expected {expected[:3]}..."
+            )
         self.file.seek(0)
         self._write_header(sum(self.frames))
         if self.file.tell() != self.data_start:
             raise RuntimeError(f"{self.tmp}: npy header changed length")
         self.file.close()
         os.replace(self.tmp, self.plan.path)
-        side = {"format": SHARD_FORMAT, "inputs": self.plan.inputs, "ids": self.ids,
-                "frames": self.frames, "sum": self.sum.tolist(), "sum_sq": self.sum_sq.tolist()}
+        side = {
+            "format": SHARD_FORMAT,
+            "inputs": self.plan.inputs,
+            "ids": self.ids,
+            "frames": self.frames,
+            "sum": self.sum.tolist(),
+            "sum_sq": self.sum_sq.tolist(),
+        }
         write_json(self.plan.sidecar, side)
         return side
 
@@ -268,22 +295,25 @@ class SplitResult:
     computed_seconds: float
 
 
-def plan_split(rows: list[Row], split_dir: Path, sample_rate: int,
-               cfg: FeaturesConfig) -> list[ShardPlan]:
+def plan_split(rows: list[Row], split_dir: Path, sample_rate: int, cfg: FeaturesConfig) -> list[ShardPlan]:
     """Shard plans for a split's manifest rows."""
-    return [ShardPlan(split_dir / f"{FIELD}-{k:05d}.npy", shard, inputs_hash(shard, sample_rate, cfg))
-            for k, shard in enumerate(plan_shards(rows, sample_rate, cfg))]
+    return [
+        ShardPlan(split_dir / f"{FIELD}-{k:05d}.npy", shard, inputs_hash(shard, sample_rate, cfg))
+        for k, shard in enumerate(plan_shards(rows, sample_rate, cfg))
+    ]
 
 
-def _extract_shards(todo: list[tuple[int, ShardPlan]], cfg: FeaturesConfig,
-                    pool: Any, bar: tqdm) -> Iterator[tuple[int, dict[str, Any]]]:
+def _extract_shards(
+    todo: list[tuple[int, ShardPlan]], cfg: FeaturesConfig, pool: Any, bar: tqdm
+) -> Iterator[tuple[int, dict[str, Any]]]:
     """Compute the ``todo`` shards (in order) with ``pool``; yields (shard number, sidecar)."""
     jobs = [(k, task) for k, plan in todo for task in plan_tasks(plan.rows)]
     tasks = [task for _, task in jobs]
-    results: Iterable[Result] = (pool.imap(_extract_task, tasks) if pool is not None
-                                 else map(_extract_task, tasks))
+    results: Iterable[Result] = (
+        pool.imap(_extract_task, tasks) if pool is not None else map(_extract_task, tasks)
+    )
     plans = dict(todo)
-    writer: Optional[ShardWriter] = None
+    writer: ShardWriter | None = None
     for (k, _), result in zip(jobs, results):
         if writer is None or writer.plan is not plans[k]:
             writer = ShardWriter(plans[k], cfg.n_mels)
@@ -295,8 +325,9 @@ def _extract_shards(todo: list[tuple[int, ShardPlan]], cfg: FeaturesConfig,
             writer = None
 
 
-def extract_split(rows: list[Row], split_dir: Path, cfg: FeaturesConfig, sample_rate: int,
-                  desc: str, pool: Any = None) -> SplitResult:
+def extract_split(
+    rows: list[Row], split_dir: Path, cfg: FeaturesConfig, sample_rate: int, desc: str, pool: Any = None
+) -> SplitResult:
     """Bring ``split_dir`` up to date with ``rows``: reuse finished shards, compute the rest."""
     split_dir.mkdir(parents=True, exist_ok=True)
     for stale in split_dir.glob("*.tmp"):
@@ -309,17 +340,22 @@ def extract_split(rows: list[Row], split_dir: Path, cfg: FeaturesConfig, sample_
             sidecars[k] = side
     todo = [(k, p) for k, p in enumerate(plans) if k not in sidecars]
     reused_utts = sum(len(p.rows) for k, p in enumerate(plans) if k in sidecars)
-    log.info("%s: %d shards, %d finished earlier and reused, %d to compute", desc, len(plans),
-             len(sidecars), len(todo))
+    log.info(
+        "%s: %d shards, %d finished earlier and reused, %d to compute",
+        desc,
+        len(plans),
+        len(sidecars),
+        len(todo),
+    )
     with tqdm(total=len(rows), initial=reused_utts, desc=desc, unit="utt", mininterval=2.0) as bar:
         for k, side in _extract_shards(todo, cfg, pool, bar):
             sidecars[k] = side
     seconds = sum(float(r["duration"]) for _, p in todo for r in p.rows)
-    return SplitResult([sidecars[k] for k in range(len(plans))], len(plans) - len(todo),
-                       len(todo), seconds)
+    return SplitResult([sidecars[k] for k in range(len(plans))], len(plans) - len(todo), len(todo), seconds)
 
 
 # ---- assembly ------------------------------------------------------------------------
+
 
 def _link_or_copy(src: Path, dst: Path) -> None:
     try:
@@ -328,8 +364,9 @@ def _link_or_copy(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def assemble_split(split_dir: Path, out_dir: Path, sidecars: list[dict[str, Any]],
-                   meta: dict[str, Any], n_mels: int) -> None:
+def assemble_split(
+    split_dir: Path, out_dir: Path, sidecars: list[dict[str, Any]], meta: dict[str, Any], n_mels: int
+) -> None:
     """Link a split's finished shards into a store at ``out_dir`` and write its index."""
     out_dir.mkdir()
     utterances: dict[str, list[int]] = {}
@@ -353,7 +390,7 @@ def cmvn_stats(sidecars: list[dict[str, Any]], where: Path) -> dict[str, Any]:
     total = np.sum([s["sum"] for s in sidecars], axis=0, dtype=np.float64)
     total_sq = np.sum([s["sum_sq"] for s in sidecars], axis=0, dtype=np.float64)
     mean = total / frames
-    std = np.sqrt(np.maximum(total_sq / frames - mean ** 2, 1e-8))
+    std = np.sqrt(np.maximum(total_sq / frames - mean**2, 1e-8))
     return {"mean": mean.tolist(), "std": std.tolist(), "frames": frames}
 
 
@@ -363,8 +400,9 @@ def _clear(work_dir: Path) -> None:
     work_dir.mkdir(parents=True, exist_ok=True)
 
 
-def extract_features(manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sample_rate: int,
-                     work_dir: Optional[Path] = None) -> dict[str, Any]:
+def extract_features(
+    manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sample_rate: int, work_dir: Path | None = None
+) -> dict[str, Any]:
     """Run the whole stage; returns metrics (frames, speed, bytes per frame, shards reused).
 
     ``work_dir`` (default ``<out_dir>.partial``) keeps finished shards across interrupted
@@ -374,9 +412,11 @@ def extract_features(manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sam
     work_dir = Path(work_dir) if work_dir is not None else out_dir.with_name(out_dir.name + ".partial")
     meta = {"sample_rate": sample_rate, **_output_params(cfg)}
     results: dict[str, SplitResult] = {}
-    pool = (mp.get_context("fork").Pool(cfg.num_workers, initializer=_init_worker,
-                                        initargs=(cfg, sample_rate))
-            if cfg.num_workers > 1 else None)
+    pool = (
+        mp.get_context("fork").Pool(cfg.num_workers, initializer=_init_worker, initargs=(cfg, sample_rate))
+        if cfg.num_workers > 1
+        else None
+    )
     threads = torch.get_num_threads()
     if pool is None:  # one worker: extract in this process, on one thread like a worker
         _init_worker(cfg, sample_rate)
@@ -385,8 +425,7 @@ def extract_features(manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sam
             manifest = manifest_dir / f"{split}.jsonl"
             # The transfer set is optional: no manifest is an empty split.
             rows = read_jsonl(manifest) if split != TRANSFER or manifest.exists() else []
-            results[split] = extract_split(rows, work_dir / split, cfg, sample_rate,
-                                           f"fbank {split}", pool)
+            results[split] = extract_split(rows, work_dir / split, cfg, sample_rate, f"fbank {split}", pool)
     finally:
         torch.set_num_threads(threads)
         if pool is not None:
@@ -402,11 +441,13 @@ def extract_features(manifest_dir: Path, out_dir: Path, cfg: FeaturesConfig, sam
     _clear(work_dir)
     frames = sum(sum(s["frames"]) for r in results.values() for s in r.sidecars)
     computed_audio = sum(r.computed_seconds for r in results.values())
-    metrics = {"frames": frames, "bytes_per_frame": round(disk / max(frames, 1), 2),
-               "seconds": round(time.time() - t0, 1),
-               "shards_computed": sum(r.computed for r in results.values()),
-               "shards_reused": sum(r.reused for r in results.values()),
-               "x_realtime_per_core": round(computed_audio / max(extract_seconds, 1e-9)
-                                            / cfg.num_workers, 1)}
+    metrics = {
+        "frames": frames,
+        "bytes_per_frame": round(disk / max(frames, 1), 2),
+        "seconds": round(time.time() - t0, 1),
+        "shards_computed": sum(r.computed for r in results.values()),
+        "shards_reused": sum(r.reused for r in results.values()),
+        "x_realtime_per_core": round(computed_audio / max(extract_seconds, 1e-9) / cfg.num_workers, 1),
+    }
     log.info("features: %s", metrics)
     return metrics

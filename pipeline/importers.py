@@ -37,15 +37,14 @@ import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from pipeline.config import (CommonVoiceConfig, DataConfig, LibriSpeechConfig,
-                             ManifestImportConfig)
+from pipeline.config import CommonVoiceConfig, DataConfig, LibriSpeechConfig, ManifestImportConfig
 
 # Transcribed splits, and the transfer set: audio only, labelled by the teachers alone.
 LABELLED_SPLITS = ("train", "dev", "test")
@@ -79,16 +78,21 @@ def safe_id(raw: str) -> str:
     return _SAFE_ID.sub("_", raw).strip("._") or "utt"
 
 
-def reject(cand_id: str, split: str, reason: str, audio: Optional[Path] = None) -> dict[str, Any]:
+def reject(cand_id: str, split: str, reason: str, audio: Path | None = None) -> dict[str, Any]:
     """A row of ``rejects.jsonl``."""
-    return {"id": cand_id, "split": split, "reason": reason,
-            "audio": str(audio) if audio is not None else None}
+    return {
+        "id": cand_id,
+        "split": split,
+        "reason": reason,
+        "audio": str(audio) if audio is not None else None,
+    }
 
 
 # ---------------------------------------------------------------------------
 # Audio: read, detect damage, downmix, resample.
 
-def wav_truncation(path: Path) -> Optional[str]:
+
+def wav_truncation(path: Path) -> str | None:
     """For a RIFF/WAVE file whose data chunk is shorter than its header says, the shortfall.
 
     libsndfile quietly reads what is there, so a cut-off WAV would otherwise
@@ -177,17 +181,18 @@ def read_audio(path: Path, sample_rate: int) -> tuple[np.ndarray, list[str]]:
 # ---------------------------------------------------------------------------
 # LibriSpeech.
 
+
 def _subset_dir(root: Path, subset: str) -> Path:
     path = root / subset
     if not path.is_dir():
         found = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
-        raise FileNotFoundError(f"data.librispeech: no subset folder {path}; found: "
-                                f"{', '.join(found) or 'nothing'}")
+        raise FileNotFoundError(
+            f"data.librispeech: no subset folder {path}; found: {', '.join(found) or 'nothing'}"
+        )
     return path
 
 
-def librispeech_subset(root: Path, subset: str, split: str
-                       ) -> tuple[list[Candidate], list[dict[str, Any]]]:
+def librispeech_subset(root: Path, subset: str, split: str) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """Candidates of one LibriSpeech subset; audio without a transcript line is rejected."""
     cands, rejects = [], []
     for trans in sorted(_subset_dir(root, subset).glob("*/*/*.trans.txt")):
@@ -201,8 +206,9 @@ def librispeech_subset(root: Path, subset: str, split: str
             cands.append(Candidate(safe_id(utt), split, trans.parent / f"{utt}.flac", text, speaker))
         for flac in sorted(trans.parent.glob("*.flac")):
             if flac.stem not in listed:
-                rejects.append(reject(safe_id(flac.stem), split,
-                                      f"no transcript (not listed in {trans.name})", flac))
+                rejects.append(
+                    reject(safe_id(flac.stem), split, f"no transcript (not listed in {trans.name})", flac)
+                )
     for flac in sorted(_subset_dir(root, subset).glob("*/*/*.flac")):
         if not list(flac.parent.glob("*.trans.txt")):
             rejects.append(reject(safe_id(flac.stem), split, "no transcript (no .trans.txt)", flac))
@@ -211,8 +217,10 @@ def librispeech_subset(root: Path, subset: str, split: str
 
 def librispeech_audio_only(root: Path, subset: str) -> list[Candidate]:
     """Every FLAC of a subset as a transfer-set candidate; transcripts are not read."""
-    return [Candidate(safe_id(flac.stem), TRANSFER, flac, None, flac.stem.split("-")[0])
-            for flac in sorted(_subset_dir(root, subset).glob("*/*/*.flac"))]
+    return [
+        Candidate(safe_id(flac.stem), TRANSFER, flac, None, flac.stem.split("-")[0])
+        for flac in sorted(_subset_dir(root, subset).glob("*/*/*.flac"))
+    ]
 
 
 def librispeech_candidates(cfg: LibriSpeechConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
@@ -220,8 +228,11 @@ def librispeech_candidates(cfg: LibriSpeechConfig) -> tuple[list[Candidate], lis
     root = Path(cfg.root or "")
     cands: list[Candidate] = []
     rejects: list[dict[str, Any]] = []
-    for split, subsets in (("train", cfg.train_subsets), ("dev", cfg.dev_subsets),
-                           ("test", cfg.test_subsets)):
+    for split, subsets in (
+        ("train", cfg.train_subsets),
+        ("dev", cfg.dev_subsets),
+        ("test", cfg.test_subsets),
+    ):
         for subset in subsets:
             c, r = librispeech_subset(root, subset, split)
             cands += c
@@ -234,6 +245,7 @@ def librispeech_candidates(cfg: LibriSpeechConfig) -> tuple[list[Candidate], lis
 # ---------------------------------------------------------------------------
 # Common Voice.
 
+
 def read_table(path: Path, delimiter: str) -> list[dict[str, str]]:
     """Rows of a CSV/TSV with a header line; quotes are literal text in TSVs (as in Common Voice)."""
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
@@ -245,8 +257,9 @@ def _require_columns(path: Path, rows: list[dict[str, str]], columns: list[str])
     header = list(rows[0]) if rows else []
     missing = [c for c in columns if c not in header]
     if rows and missing:
-        raise ValueError(f"{path}: missing column(s) {', '.join(missing)}; header has "
-                         f"{', '.join(h for h in header if h)}")
+        raise ValueError(
+            f"{path}: missing column(s) {', '.join(missing)}; header has {', '.join(h for h in header if h)}"
+        )
 
 
 def commonvoice_candidates(cfg: CommonVoiceConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
@@ -264,31 +277,40 @@ def commonvoice_candidates(cfg: CommonVoiceConfig) -> tuple[list[Candidate], lis
         _require_columns(tsv, rows, ["path", "sentence"])
         for row in rows:
             clip = row.get("path") or ""
-            cands.append(Candidate(safe_id(Path(clip).stem), split, root / "clips" / clip,
-                                   row.get("sentence") or "", row.get("client_id") or "unknown"))
+            cands.append(
+                Candidate(
+                    safe_id(Path(clip).stem),
+                    split,
+                    root / "clips" / clip,
+                    row.get("sentence") or "",
+                    row.get("client_id") or "unknown",
+                )
+            )
     return cands, []
 
 
 # ---------------------------------------------------------------------------
 # A user manifest (JSONL or CSV/TSV).
 
+
 def _manifest_rows(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Rows of the user manifest, and rejects for lines that are not JSON objects."""
     if path.suffix == ".jsonl":
         rows, rejects = [], []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace")
-                                      .splitlines(), 1):
+        for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                rejects.append(reject(f"line-{lineno}", "unknown", f"malformed manifest line "
-                                      f"{lineno} ({e.msg})"))
+                rejects.append(
+                    reject(f"line-{lineno}", "unknown", f"malformed manifest line {lineno} ({e.msg})")
+                )
                 continue
             if not isinstance(row, dict):
-                rejects.append(reject(f"line-{lineno}", "unknown",
-                                      f"malformed manifest line {lineno} (not an object)"))
+                rejects.append(
+                    reject(f"line-{lineno}", "unknown", f"malformed manifest line {lineno} (not an object)")
+                )
                 continue
             rows.append(row)
         return rows, rejects
@@ -300,12 +322,11 @@ def _manifest_rows(path: Path) -> tuple[list[dict[str, Any]], list[dict[str, Any
 def assign_split(key: str, seed: int, dev_fraction: float, test_fraction: float) -> str:
     """A seeded, stable split for ``key`` (a speaker or id): same key, same split."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    u = int.from_bytes(digest[:8], "big") / 2 ** 64
+    u = int.from_bytes(digest[:8], "big") / 2**64
     return "test" if u < test_fraction else "dev" if u < test_fraction + dev_fraction else "train"
 
 
-def manifest_candidates(cfg: ManifestImportConfig, seed: int
-                        ) -> tuple[list[Candidate], list[dict[str, Any]]]:
+def manifest_candidates(cfg: ManifestImportConfig, seed: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """Candidates from a user manifest; rows lacking audio or with an unknown split are rejected.
 
     A row with split ``transfer``, or with neither a split nor a transcript, joins the
@@ -328,12 +349,10 @@ def manifest_candidates(cfg: ManifestImportConfig, seed: int
             rejects.append(reject(cand_id, split, f"unknown split '{split}' (row {i})"))
             continue
         if not audio:
-            rejects.append(reject(cand_id, split, f"missing file (row {i} has no "
-                                  f"'{cfg.audio_field}')"))
+            rejects.append(reject(cand_id, split, f"missing file (row {i} has no '{cfg.audio_field}')"))
             continue
         audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
-        cands.append(Candidate(cand_id, split, audio_path, row.get(cfg.text_field),
-                               speaker or cand_id))
+        cands.append(Candidate(cand_id, split, audio_path, row.get(cfg.text_field), speaker or cand_id))
     return cands, rejects
 
 

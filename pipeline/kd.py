@@ -16,8 +16,6 @@ the ordinary dense KL (tested against a brute-force reference).
 
 from __future__ import annotations
 
-from typing import Optional
-
 import torch
 
 from pipeline.tokenizer import BLANK
@@ -25,8 +23,9 @@ from pipeline.tokenizer import BLANK
 EPS = 1e-8
 
 
-def coarsened_student_log_probs(student_logits: torch.Tensor, ids: torch.Tensor,
-                                temperature: float) -> tuple[torch.Tensor, torch.Tensor]:
+def coarsened_student_log_probs(
+    student_logits: torch.Tensor, ids: torch.Tensor, temperature: float
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Student ``log p_T`` on the stored ids ``(N, T, k)`` and on the rest bucket ``(N, T)``."""
     log_p = torch.log_softmax(student_logits.float() / temperature, dim=-1)  # (N, T, V)
     log_p_top = log_p.gather(-1, ids)  # (N, T, k)
@@ -51,9 +50,15 @@ def nonblank_frames(top_ids: torch.Tensor, lengths: torch.Tensor, context: int =
     return near & valid
 
 
-def kd_loss(student_logits: torch.Tensor, lengths: torch.Tensor, ids: torch.Tensor,
-            probs: torch.Tensor, rest: torch.Tensor, temperature: float,
-            frames: Optional[torch.Tensor] = None) -> torch.Tensor:
+def kd_loss(
+    student_logits: torch.Tensor,
+    lengths: torch.Tensor,
+    ids: torch.Tensor,
+    probs: torch.Tensor,
+    rest: torch.Tensor,
+    temperature: float,
+    frames: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Mean over valid frames of ``KL(teacher_T || student_T)`` on the (k+1)-way distribution.
 
     Args:
@@ -80,13 +85,13 @@ def kd_loss(student_logits: torch.Tensor, lengths: torch.Tensor, ids: torch.Tens
     kl_top = (q_top * (torch.log(q_top + EPS) - log_p_top)).sum(-1)  # (N, T)
     # 0 * log 0 = 0: when the rest bucket is empty its term vanishes (log_p_rest may be -inf).
     safe_log_p_rest = torch.where(q_rest > 0, log_p_rest, torch.zeros_like(log_p_rest))
-    kl_rest = torch.where(q_rest > 0, q_rest * (torch.log(q_rest + EPS) - safe_log_p_rest),
-                          torch.zeros_like(q_rest))
+    kl_rest = torch.where(
+        q_rest > 0, q_rest * (torch.log(q_rest + EPS) - safe_log_p_rest), torch.zeros_like(q_rest)
+    )
     kl = (kl_top + kl_rest) * mask
     return kl.sum() / mask.sum().clamp(min=1)
 
 
-def distillation_loss(ctc: torch.Tensor, kd: torch.Tensor, alpha: float,
-                      temperature: float) -> torch.Tensor:
+def distillation_loss(ctc: torch.Tensor, kd: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
     """``(1 - alpha) * CTC + alpha * T^2 * KL`` (Hinton, Vinyals & Dean 2015)."""
-    return (1.0 - alpha) * ctc + alpha * temperature ** 2 * kd
+    return (1.0 - alpha) * ctc + alpha * temperature**2 * kd

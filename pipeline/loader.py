@@ -26,8 +26,9 @@ import functools
 import logging
 import multiprocessing as mp
 import random
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Collection, Iterator, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import sentencepiece as spm
@@ -52,17 +53,23 @@ class Batch:
     texts: list[str]
     extras: dict[str, torch.Tensor] = field(default_factory=dict)  # (N, T', ...)
     # (N,) bool: which utterances have a transcript (the CTC term); None: all of them.
-    labelled: Optional[torch.Tensor] = None
+    labelled: torch.Tensor | None = None
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         """The same batch with every tensor on ``device``."""
         if device.type == "cpu":
             return self
         move = lambda t: t.to(device, non_blocking=True)  # noqa: E731
-        return Batch(self.ids, move(self.feats), move(self.lengths), move(self.targets),
-                     move(self.target_lengths), self.texts,
-                     {k: move(v) for k, v in self.extras.items()},
-                     None if self.labelled is None else move(self.labelled))
+        return Batch(
+            self.ids,
+            move(self.feats),
+            move(self.lengths),
+            move(self.targets),
+            move(self.target_lengths),
+            self.texts,
+            {k: move(v) for k, v in self.extras.items()},
+            None if self.labelled is None else move(self.labelled),
+        )
 
 
 def make_buckets(frames: dict[str, int], batch_frames: int) -> list[list[str]]:
@@ -116,8 +123,9 @@ def perturb_speed(feats: torch.Tensor, factor: float, sample_rate: int) -> torch
     """``(T, F) -> (round(T / factor), F)`` log-mel features of the audio played ``factor`` x faster."""
     n_frames, n_mels = feats.shape
     out_frames = max(1, round(n_frames / factor))
-    x = torch.nn.functional.interpolate(feats.T[None], size=out_frames, mode="linear",
-                                        align_corners=False)[0].T  # (T', F)
+    x = torch.nn.functional.interpolate(feats.T[None], size=out_frames, mode="linear", align_corners=False)[
+        0
+    ].T  # (T', F)
     lo, hi, w = _warp(float(factor), n_mels, sample_rate)
     return x[:, lo] * (1 - w) + x[:, hi] * w
 
@@ -125,10 +133,10 @@ def perturb_speed(feats: torch.Tensor, factor: float, sample_rate: int) -> torch
 class _Batches(torch.utils.data.Dataset):
     """Map-style dataset whose keys are :data:`Item` s: one collated batch per key."""
 
-    def __init__(self, loader: "BatchLoader") -> None:
+    def __init__(self, loader: BatchLoader) -> None:
         self.loader = loader
 
-    def __getitem__(self, item: Item) -> "Batch":
+    def __getitem__(self, item: Item) -> Batch:
         ids, speed = item
         return self.loader.collate(ids, speed)
 
@@ -144,11 +152,18 @@ def _init_worker(_: int) -> None:
 class BatchLoader:
     """Iterates length-bucketed :class:`Batch` objects over a split."""
 
-    def __init__(self, store: Store | StoreUnion, texts: dict[str, str],
-                 sp: spm.SentencePieceProcessor, batch_frames: int,
-                 extras: Optional[Extra] = None, *, workers: int = 0,
-                 speed_perturb: Sequence[float] = (),
-                 unlabelled: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        store: Store | StoreUnion,
+        texts: dict[str, str],
+        sp: spm.SentencePieceProcessor,
+        batch_frames: int,
+        extras: Extra | None = None,
+        *,
+        workers: int = 0,
+        speed_perturb: Sequence[float] = (),
+        unlabelled: Collection[str] = (),
+    ) -> None:
         """``workers``: DataLoader processes (0: in-process).
 
         ``speed_perturb``: speed factors (``train.speed_perturb``), see the module doc.
@@ -157,8 +172,9 @@ class BatchLoader:
         """
         missing = [u for u in texts if u not in store]
         if missing:
-            raise KeyError(f"{len(missing)} manifest utterances have no features in "
-                           f"{store.dir}, e.g. {missing[:3]}")
+            raise KeyError(
+                f"{len(missing)} manifest utterances have no features in {store.dir}, e.g. {missing[:3]}"
+            )
         self.store = store
         self.unlabelled = frozenset(unlabelled)
         self.texts = {u: "" if u in self.unlabelled else t for u, t in texts.items()}
@@ -167,8 +183,12 @@ class BatchLoader:
         self.workers = workers
         self.speed_perturb = tuple(speed_perturb)
         if self.speed_perturb and extras is not None:
-            log.info("%s: speed perturbation %s is off: per-frame extras are attached and "
-                     "must match the model's frame count", store.dir, list(self.speed_perturb))
+            log.info(
+                "%s: speed perturbation %s is off: per-frame extras are attached and "
+                "must match the model's frame count",
+                store.dir,
+                list(self.speed_perturb),
+            )
             self.speed_perturb = ()
         self.buckets = make_buckets({u: store.frames(u) for u in texts}, batch_frames)
 
@@ -188,8 +208,9 @@ class BatchLoader:
         return random.Random(f"{seed}-{epoch}-{position}-speed").choice(self.speed_perturb)
 
     def collate(self, ids: list[str], speed: float = 1.0) -> Batch:
-        feats = [torch.from_numpy(np.asarray(self.store.get(u, "fbank"), dtype=np.float32))
-                 for u in ids]  # (T, F) each
+        feats = [
+            torch.from_numpy(np.asarray(self.store.get(u, "fbank"), dtype=np.float32)) for u in ids
+        ]  # (T, F) each
         if speed != 1.0:
             sr = int(self.store.meta.get("sample_rate", 16000))
             feats = [perturb_speed(f, speed, sr) for f in feats]
@@ -197,9 +218,14 @@ class BatchLoader:
         padded = torch.nn.utils.rnn.pad_sequence(feats, batch_first=True)
         tokens = [self.sp.encode(self.texts[u]) for u in ids]
         targets = torch.tensor([t for seq in tokens for t in seq], dtype=torch.int32)
-        batch = Batch(ids, padded, lengths, targets,
-                      torch.tensor([len(t) for t in tokens], dtype=torch.int32),
-                      [self.texts[u] for u in ids])
+        batch = Batch(
+            ids,
+            padded,
+            lengths,
+            targets,
+            torch.tensor([len(t) for t in tokens], dtype=torch.int32),
+            [self.texts[u] for u in ids],
+        )
         if self.unlabelled:
             batch.labelled = torch.tensor([u not in self.unlabelled for u in ids])
         if self.extras is not None:
@@ -215,12 +241,14 @@ class BatchLoader:
             for u, n, ex in zip(ids, out_lengths.tolist(), per_utt):
                 a = torch.from_numpy(np.array(ex[name]))  # copy: store views are read-only
                 if len(a) != n:
-                    raise ValueError(f"{u}: extra '{name}' has {len(a)} frames, the model "
-                                     f"emits {n}; were they made with another front end?")
+                    raise ValueError(
+                        f"{u}: extra '{name}' has {len(a)} frames, the model "
+                        f"emits {n}; were they made with another front end?"
+                    )
                 arrays.append(a)
             out = torch.zeros((len(ids), t_max, *arrays[0].shape[1:]), dtype=arrays[0].dtype)
             for i, a in enumerate(arrays):
-                out[i, :len(a)] = a
+                out[i, : len(a)] = a
             result[name] = out
         return result
 
@@ -232,16 +260,20 @@ class BatchLoader:
             return
         context = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
         yield from torch.utils.data.DataLoader(
-            _Batches(self), batch_size=None, sampler=items, collate_fn=_as_is,
-            num_workers=self.workers, worker_init_fn=_init_worker,
-            multiprocessing_context=context)
+            _Batches(self),
+            batch_size=None,
+            sampler=items,
+            collate_fn=_as_is,
+            num_workers=self.workers,
+            worker_init_fn=_init_worker,
+            multiprocessing_context=context,
+        )
 
     def __iter__(self) -> Iterator[Batch]:
         """Every batch once, shortest first, unperturbed (evaluation)."""
         return self.batches([(ids, 1.0) for ids in self.buckets])
 
-    def iterate(self, seed: int, epoch: int, skip: int = 0, rank: int = 0,
-                world: int = 1) -> Iterator[Batch]:
+    def iterate(self, seed: int, epoch: int, skip: int = 0, rank: int = 0, world: int = 1) -> Iterator[Batch]:
         """Shuffled batches for ``epoch``, skipping the first ``skip`` (resume).
 
         Under DDP every rank walks the same order and takes its slice
@@ -249,6 +281,10 @@ class BatchLoader:
         than ranks lends its first ones again so no rank ever idles.
         """
         order = self.epoch_order(seed, epoch)
-        return self.batches([(ids[rank::world] or [ids[rank % len(ids)]],
-                              self.speed_of(seed, epoch, i))
-                             for i, ids in enumerate(order) if i >= skip])
+        return self.batches(
+            [
+                (ids[rank::world] or [ids[rank % len(ids)]], self.speed_of(seed, epoch, i))
+                for i, ids in enumerate(order)
+                if i >= skip
+            ]
+        )

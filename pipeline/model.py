@@ -29,8 +29,11 @@ class Subsampling(nn.Module):
     def __init__(self, n_mels: int, channels: int, d_model: int) -> None:
         super().__init__()
         self.conv = nn.Sequential(
-            nn.Conv2d(1, channels, 3, stride=2), nn.ReLU(),
-            nn.Conv2d(channels, channels, 3, stride=2), nn.ReLU())
+            nn.Conv2d(1, channels, 3, stride=2),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=2),
+            nn.ReLU(),
+        )
         freq = ((n_mels - 1) // 2 - 1) // 2
         self.proj = nn.Linear(channels * freq, d_model)
 
@@ -74,8 +77,9 @@ def _convolution(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch
     return x + y.permute(2, 0, 1)  # (T, N, D)
 
 
-def _conformer_layer(layer: nn.Module, x: torch.Tensor, pad_mask: torch.Tensor,
-                     keep: torch.Tensor) -> torch.Tensor:
+def _conformer_layer(
+    layer: nn.Module, x: torch.Tensor, pad_mask: torch.Tensor, keep: torch.Tensor
+) -> torch.Tensor:
     """``torchaudio.models.conformer.ConformerLayer.forward`` with :func:`_convolution`."""
     x = x + 0.5 * layer.ffn1(x)
     y = layer.self_attn_layer_norm(x)
@@ -99,9 +103,13 @@ class ConformerCTC(nn.Module):
         self.subsampling = Subsampling(n_mels, cfg.subsampling_channels, cfg.d_model)
         self.dropout = nn.Dropout(cfg.dropout)
         self.encoder = Conformer(
-            input_dim=cfg.d_model, num_heads=cfg.num_heads, ffn_dim=cfg.ffn_dim,
-            num_layers=cfg.num_layers, depthwise_conv_kernel_size=cfg.conv_kernel,
-            dropout=cfg.dropout)
+            input_dim=cfg.d_model,
+            num_heads=cfg.num_heads,
+            ffn_dim=cfg.ffn_dim,
+            num_layers=cfg.num_layers,
+            depthwise_conv_kernel_size=cfg.conv_kernel,
+            dropout=cfg.dropout,
+        )
         for layer in self.encoder.conformer_layers:
             seq = layer.conv_module.sequential
             seq[3] = ChannelNorm(seq[3].num_features)  # was BatchNorm1d
@@ -133,9 +141,16 @@ def count_parameters(model: nn.Module) -> int:
 
 def save_model(model: ConformerCTC, path: Path, extra: dict[str, Any] | None = None) -> None:
     """Save weights plus the config needed to rebuild the model (tensors and plain types only)."""
-    torch.save({"config": model.cfg.model_dump(), "n_mels": model.n_mels,
-                "vocab_size": model.vocab_size, "state_dict": model.state_dict(),
-                "extra": extra or {}}, path)
+    torch.save(
+        {
+            "config": model.cfg.model_dump(),
+            "n_mels": model.n_mels,
+            "vocab_size": model.vocab_size,
+            "state_dict": model.state_dict(),
+            "extra": extra or {},
+        },
+        path,
+    )
 
 
 def load_model(path: str | Path, device: str | torch.device = "cpu") -> ConformerCTC:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import matplotlib
 
@@ -65,8 +66,9 @@ def merge_coincident(points: Sequence[tuple[str, float, float]]) -> list[tuple[s
     return [(", ".join(names), x, y) for (x, y), names in merged.items()]
 
 
-def scatter_labelled(points: Sequence[tuple[str, float, float]], path: Path, xlabel: str,
-                     title: str, tick_format: str) -> None:
+def scatter_labelled(
+    points: Sequence[tuple[str, float, float]], path: Path, xlabel: str, title: str, tick_format: str
+) -> None:
     """One labelled point per ``(name, x, y)`` on a log x axis; y is test WER.
 
     ``tick_format``: format spec for x tick labels, e.g. ``",.0f"`` or ``"g"``.
@@ -75,8 +77,7 @@ def scatter_labelled(points: Sequence[tuple[str, float, float]], path: Path, xla
     # Neighbours along x get labels above and below in turn, so long names do not collide.
     for i, (name, x, y) in enumerate(sorted(merge_coincident(points), key=lambda p: p[1])):
         ax.scatter([x], [y], color=colour(name.split(", ")[0]), s=40, zorder=3)
-        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 6 if i % 2 else -13),
-                    fontsize=8)
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(5, 6 if i % 2 else -13), fontsize=8)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format(v, tick_format)))
@@ -104,8 +105,15 @@ def wer_vs_rtf(points: Sequence[tuple[str, float, float]], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(7.8, 4.2))
     palette, markers = plt.get_cmap("tab10"), "osD^vP*X"
     for i, (name, x, y) in enumerate(sorted(points, key=lambda p: p[1])):
-        ax.scatter([x], [y], color=palette(i % 10), marker=markers[i % len(markers)], s=50,
-                   zorder=3, label=f"{name} (RTF {x:.2g})")
+        ax.scatter(
+            [x],
+            [y],
+            color=palette(i % 10),
+            marker=markers[i % len(markers)],
+            s=50,
+            zorder=3,
+            label=f"{name} (RTF {x:.2g})",
+        )
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: format(v, "g")))
@@ -152,15 +160,20 @@ def training_curves(runs: dict[str, dict[str, Curve]], path: Path) -> None:
             if metric in curves:
                 steps, values = curves[metric]
                 epochs = [s + 1 for s in steps]  # the trainer logs one dvclive step per epoch
-                ax.plot(epochs, values, marker="o" if len(steps) < 20 else None,
-                        label=name, color=palette(i % 10),
-                        linestyle="-" if family(name) == "student" else "--")
+                ax.plot(
+                    epochs,
+                    values,
+                    marker="o" if len(steps) < 20 else None,
+                    label=name,
+                    color=palette(i % 10),
+                    linestyle="-" if family(name) == "student" else "--",
+                )
         ax.set_title(metric)
         ax.set_xlabel("epoch")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)
-    for ax in list(axes.flat)[len(metrics):]:
+    for ax in list(axes.flat)[len(metrics) :]:
         ax.set_visible(False)
     fig.suptitle("Training curves")
     fig.tight_layout()
@@ -173,8 +186,7 @@ def describe(path: Path) -> dict[str, Any]:
     return {"bytes": Path(path).stat().st_size, "height": image.shape[0], "width": image.shape[1]}
 
 
-def wer_by_group(wer: dict[str, dict[str, float]], groups: Sequence[str], group_by: str,
-                 path: Path) -> None:
+def wer_by_group(wer: dict[str, dict[str, float]], groups: Sequence[str], group_by: str, path: Path) -> None:
     """Grouped bars of test WER: one group of bars per accent (or speaker) in ``groups``,
     one bar per system in ``wer`` (system -> group -> WER)."""
     systems = list(wer)
@@ -183,11 +195,17 @@ def wer_by_group(wer: dict[str, dict[str, float]], groups: Sequence[str], group_
     palette = plt.get_cmap("tab10")
     for i, name in enumerate(systems):
         offset = (i - (len(systems) - 1) / 2) * width  # bars of one group sit side by side
-        ax.bar([g + offset for g in range(len(groups))], [wer[name][g] for g in groups], width,
-               label=name, color=palette(i % 10))
+        ax.bar(
+            [g + offset for g in range(len(groups))],
+            [wer[name][g] for g in groups],
+            width,
+            label=name,
+            color=palette(i % 10),
+        )
     crowded = len(groups) > 5  # long speaker ids: slanted labels
-    ax.set_xticks(range(len(groups)), list(groups), rotation=30 if crowded else 0,
-                  ha="right" if crowded else "center")
+    ax.set_xticks(
+        range(len(groups)), list(groups), rotation=30 if crowded else 0, ha="right" if crowded else "center"
+    )
     ax.set_xlabel(group_by)
     ax.set_ylabel("test WER (lower is better)")
     ax.set_title(f"WER by {group_by}")
@@ -201,8 +219,10 @@ def size_ladder(rows: Sequence[dict[str, Any]], path: Path, ensemble: float | No
     students; ``rows``: ``{"params", "twin": [wer, lo, hi], "distilled": [wer, lo, hi]}``."""
     rows = sorted(rows, key=lambda r: r["params"])
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for key, label, c in (("twin", "directly trained (twin)", "#7f7f7f"),
-                          ("distilled", "distilled from the ensemble", COLOURS["student"])):
+    for key, label, c in (
+        ("twin", "directly trained (twin)", "#7f7f7f"),
+        ("distilled", "distilled from the ensemble", COLOURS["student"]),
+    ):
         x = [r["params"] for r in rows]
         y = [r[key][0] for r in rows]
         err = [[r[key][0] - r[key][1] for r in rows], [r[key][2] - r[key][0] for r in rows]]

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any
 
 import numpy as np
 import sentencepiece as spm
@@ -39,14 +40,25 @@ def split_texts(manifest_dir: Path, split: str) -> dict[str, str]:
     return {r["id"]: r.get("text", "") for r in read_jsonl(Path(manifest_dir) / f"{split}.jsonl")}
 
 
-def make_loader(features_dir: Path, manifest_dir: Path, split: str, sp: spm.SentencePieceProcessor,
-                batch_frames: int, extras: Optional[Extra] = None,
-                train: Optional[TrainConfig] = None) -> BatchLoader:
+def make_loader(
+    features_dir: Path,
+    manifest_dir: Path,
+    split: str,
+    sp: spm.SentencePieceProcessor,
+    batch_frames: int,
+    extras: Extra | None = None,
+    train: TrainConfig | None = None,
+) -> BatchLoader:
     """A loader over ``split``; pass ``train`` for training loaders (workers, speed perturbation)."""
-    options = {} if train is None else {"workers": train.loader_workers,
-                                         "speed_perturb": train.speed_perturb}
-    return BatchLoader(Store(Path(features_dir) / split), split_texts(manifest_dir, split), sp,
-                       batch_frames, extras, **options)
+    options = {} if train is None else {"workers": train.loader_workers, "speed_perturb": train.speed_perturb}
+    return BatchLoader(
+        Store(Path(features_dir) / split),
+        split_texts(manifest_dir, split),
+        sp,
+        batch_frames,
+        extras,
+        **options,
+    )
 
 
 def build_model(cfg: ModelConfig, features_dir: Path, vocab_size: int, seed: int) -> ConformerCTC:
@@ -73,8 +85,11 @@ def argmax_tokens(model: ConformerCTC, loader: BatchLoader) -> dict[str, np.ndar
 
 def soft_target_extras(soft: Store) -> Extra:
     """Per-utterance soft targets for the loader: top-k ids (int64 for gather), probs, rest."""
-    return lambda u: {"ids": soft.get(u, "ids").astype(np.int64), "probs": soft.get(u, "probs"),
-                      "rest": soft.get(u, "rest")}
+    return lambda u: {
+        "ids": soft.get(u, "ids").astype(np.int64),
+        "probs": soft.get(u, "probs"),
+        "rest": soft.get(u, "rest"),
+    }
 
 
 def data_digest(paths: dict[str, Path]) -> str:
@@ -89,7 +104,7 @@ def _ctc_only(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
     return loss, {"ctc": loss.item()}
 
 
-def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> Optional[dict[str, Any]]:
+def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any] | None:
     """Train teacher ``name`` (``guide`` or a key of ``teachers``); None off DDP rank 0."""
     tcfg = params.teacher(name)
     sp = load_tokenizer(paths["tokenizer"])
@@ -103,8 +118,15 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> Optional
         log.info("%s: computing the guide's frame argmax over train", name)
         guide_tokens = argmax_tokens(guide, plain)
         weight = params.ensemble.guide_weight
-        train_loader = make_loader(paths["features"], paths["manifests"], "train", sp, bf,
-                                   extras=lambda u: {"guide": guide_tokens[u]}, train=params.train)
+        train_loader = make_loader(
+            paths["features"],
+            paths["manifests"],
+            "train",
+            sp,
+            bf,
+            extras=lambda u: {"guide": guide_tokens[u]},
+            train=params.train,
+        )
 
         def loss_fn(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
             log_probs = logits.log_softmax(-1)
@@ -114,20 +136,36 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> Optional
     else:
         train_loader = plain
     model = build_model(tcfg.model, paths["features"], sp.get_piece_size(), tcfg.seed)
-    job = TrainJob(name=f"teacher.{name}", cfg=params.train, epochs=tcfg.epochs,
-                   seed=tcfg.seed, loss_fn=loss_fn, checkpoint_dir=paths["checkpoints"],
-                   live_dir=paths["live"],
-                   # train.epochs is the students' schedule; the teacher's is in tcfg
-                   fingerprint={"teacher": tcfg.model_dump(),
-                                "train": params.train.model_dump(exclude={"epochs"}),
-                                "guided": guided, "guide_weight": params.ensemble.guide_weight,
-                                "data": data_digest(paths),
-                                "guide": file_digest(paths["guide"]) if guided else None})
+    job = TrainJob(
+        name=f"teacher.{name}",
+        cfg=params.train,
+        epochs=tcfg.epochs,
+        seed=tcfg.seed,
+        loss_fn=loss_fn,
+        checkpoint_dir=paths["checkpoints"],
+        live_dir=paths["live"],
+        # train.epochs is the students' schedule; the teacher's is in tcfg
+        fingerprint={
+            "teacher": tcfg.model_dump(),
+            "train": params.train.model_dump(exclude={"epochs"}),
+            "guided": guided,
+            "guide_weight": params.ensemble.guide_weight,
+            "data": data_digest(paths),
+            "guide": file_digest(paths["guide"]) if guided else None,
+        },
+    )
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
-    return None if metrics is None else {**metrics, "params": count_parameters(model),
-                                         "guided": guided,
-                                         "labelled_utterances": len(plain.texts),
-                                         "unlabelled_utterances": 0}
+    return (
+        None
+        if metrics is None
+        else {
+            **metrics,
+            "params": count_parameters(model),
+            "guided": guided,
+            "labelled_utterances": len(plain.texts),
+            "unlabelled_utterances": 0,
+        }
+    )
 
 
 def labelled_ids(ids: Sequence[str], fraction: float, seed: int) -> set[str]:
@@ -137,7 +175,7 @@ def labelled_ids(ids: Sequence[str], fraction: float, seed: int) -> set[str]:
     if fraction >= 1.0:
         return set(ids)
     rank = sorted(ids, key=lambda u: hashlib.sha256(f"{seed}:{u}".encode()).hexdigest())
-    return set(rank[:max(1, round(fraction * len(ids)))])
+    return set(rank[: max(1, round(fraction * len(ids)))])
 
 
 @dataclass
@@ -150,8 +188,10 @@ class StudentData:
     soft: list[Store]  # soft-target stores covering every id (distilled students only)
 
     def summary(self) -> dict[str, int]:
-        return {"labelled_utterances": len(self.texts) - len(self.unlabelled),
-                "unlabelled_utterances": len(self.unlabelled)}
+        return {
+            "labelled_utterances": len(self.texts) - len(self.unlabelled),
+            "unlabelled_utterances": len(self.unlabelled),
+        }
 
 
 def student_data(params: Params, name: str, paths: dict[str, Path]) -> StudentData:
@@ -179,11 +219,12 @@ def student_data(params: Params, name: str, paths: dict[str, Path]) -> StudentDa
         for u in unlabelled:
             texts[u] = hyps[u]
         unlabelled = {u for u in unlabelled if not texts[u]}  # an empty hypothesis stays KD-only
-    return StudentData([Store(features / s) for s in splits], texts, unlabelled,
-                       [Store(soft_dir / s) for s in splits])
+    return StudentData(
+        [Store(features / s) for s in splits], texts, unlabelled, [Store(soft_dir / s) for s in splits]
+    )
 
 
-def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional[dict[str, Any]]:
+def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any] | None:
     """Train student ``name`` on hard labels and, if ``alpha > 0``, the soft targets; None off rank 0.
 
     The budget is ``epochs`` passes' worth of updates over the whole train split, whatever
@@ -201,40 +242,63 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> Optional
         soft_meta = soft.meta
         temperature = float(soft.meta["temperature"])
         extras = soft_target_extras(soft)
-    train_loader = BatchLoader(StoreUnion(data.stores), data.texts, sp, bf, extras,
-                               workers=params.train.loader_workers,
-                               speed_perturb=params.train.speed_perturb,
-                               unlabelled=data.unlabelled)
+    train_loader = BatchLoader(
+        StoreUnion(data.stores),
+        data.texts,
+        sp,
+        bf,
+        extras,
+        workers=params.train.loader_workers,
+        speed_perturb=params.train.speed_perturb,
+        unlabelled=data.unlabelled,
+    )
     full_train = Store(Path(paths["features"]) / "train")
     epoch_steps = len(make_buckets({u: full_train.frames(u) for u in full_train.ids()}, bf))
     nonblank = scfg.kd_frames == "nonblank"
 
     def loss_fn(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
-        ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths,
-                       batch.labelled)
+        ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths, batch.labelled)
         if alpha == 0:
             return ctc, {"ctc": ctc.item()}
         ids = batch.extras["ids"]
         frames = nonblank_frames(ids[..., 0], lengths) if nonblank else None
-        kd = kd_loss(logits, lengths, ids, batch.extras["probs"], batch.extras["rest"],
-                     temperature, frames)
+        kd = kd_loss(logits, lengths, ids, batch.extras["probs"], batch.extras["rest"], temperature, frames)
         return distillation_loss(ctc, kd, alpha, temperature), {"ctc": ctc.item(), "kd": kd.item()}
 
     model_cfg = params.student_model(name)
     model = build_model(model_cfg, paths["features"], sp.get_piece_size(), scfg.seed)
     epochs = params.student_epochs(name)
-    job = TrainJob(name=f"student.{name}", cfg=params.train, epochs=epochs,
-                   seed=scfg.seed, loss_fn=loss_fn, checkpoint_dir=paths["checkpoints"],
-                   live_dir=paths["live"], epoch_steps=epoch_steps,
-                   fingerprint={"student": model_cfg.model_dump(),
-                                "recipe": scfg.model_dump(exclude={"model", "epochs", "twin"}),
-                                "temperature": temperature if alpha > 0 else None,
-                                "epochs": epochs, "train": params.train.model_dump(),
-                                "data": data_digest(paths), **data.summary(),
-                                "stores": [file_digest(st.dir / "index.json") for st in data.stores],
-                                "soft_targets": soft_meta})
-    log.info("student.%s: %d labelled and %d untranscribed utterances, %d updates", name,
-             len(data.texts) - len(data.unlabelled), len(data.unlabelled), epochs * epoch_steps)
+    job = TrainJob(
+        name=f"student.{name}",
+        cfg=params.train,
+        epochs=epochs,
+        seed=scfg.seed,
+        loss_fn=loss_fn,
+        checkpoint_dir=paths["checkpoints"],
+        live_dir=paths["live"],
+        epoch_steps=epoch_steps,
+        fingerprint={
+            "student": model_cfg.model_dump(),
+            "recipe": scfg.model_dump(exclude={"model", "epochs", "twin"}),
+            "temperature": temperature if alpha > 0 else None,
+            "epochs": epochs,
+            "train": params.train.model_dump(),
+            "data": data_digest(paths),
+            **data.summary(),
+            "stores": [file_digest(st.dir / "index.json") for st in data.stores],
+            "soft_targets": soft_meta,
+        },
+    )
+    log.info(
+        "student.%s: %d labelled and %d untranscribed utterances, %d updates",
+        name,
+        len(data.texts) - len(data.unlabelled),
+        len(data.unlabelled),
+        epochs * epoch_steps,
+    )
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
-    return None if metrics is None else {**metrics, "params": count_parameters(model),
-                                         "alpha": alpha, **data.summary()}
+    return (
+        None
+        if metrics is None
+        else {**metrics, "params": count_parameters(model), "alpha": alpha, **data.summary()}
+    )

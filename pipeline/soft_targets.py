@@ -17,8 +17,9 @@ from __future__ import annotations
 import itertools
 import logging
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import jiwer
 import numpy as np
@@ -37,8 +38,9 @@ from pipeline.tokenizer import BLANK
 log = logging.getLogger(__name__)
 
 
-def combine_posteriors(logits: Sequence[torch.Tensor], temperature: float,
-                       combine: str = "mean") -> torch.Tensor:
+def combine_posteriors(
+    logits: Sequence[torch.Tensor], temperature: float, combine: str = "mean"
+) -> torch.Tensor:
     """Ensemble distribution ``(..., V)`` from per-teacher logits ``(..., V)``.
 
     ``mean``: average of ``softmax(z_i / T)`` (Hinton et al.); ``geometric``:
@@ -59,8 +61,7 @@ def top_k_with_rest(probs: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray
     rest = (1.0 - top.sum(-1)).clamp(min=0.0)
     if k == probs.shape[-1]:
         rest = torch.zeros_like(rest)  # dense targets: the bucket is empty, not round-off
-    return (ids.numpy().astype(np.uint16), top.numpy().astype(np.float16),
-            rest.numpy().astype(np.float16))
+    return (ids.numpy().astype(np.uint16), top.numpy().astype(np.float16), rest.numpy().astype(np.float16))
 
 
 def spike_agreement(a: np.ndarray, b: np.ndarray, tolerance: int = 1) -> tuple[int, int]:
@@ -77,8 +78,9 @@ def spike_agreement(a: np.ndarray, b: np.ndarray, tolerance: int = 1) -> tuple[i
 
 
 @torch.no_grad()
-def teacher_logits(models: Sequence[ConformerCTC], loader: BatchLoader,
-                   desc: str) -> Iterator[tuple[str, str, list[torch.Tensor]]]:
+def teacher_logits(
+    models: Sequence[ConformerCTC], loader: BatchLoader, desc: str
+) -> Iterator[tuple[str, str, list[torch.Tensor]]]:
     """Yield ``(id, text, [logits (T', V) per teacher])`` for every utterance."""
     for m in models:
         m.eval()
@@ -110,9 +112,14 @@ class AgreementMeter:
         return {"mean": round(float(np.mean(values)), 4) if values else None, "pairs": pairs}
 
 
-def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
-                       loaders: dict[str, BatchLoader], sp: Any, out_dir: Path,
-                       teacher_digests: dict[str, str] | None = None) -> dict[str, Any]:
+def build_soft_targets(
+    params: Params,
+    models: dict[str, ConformerCTC],
+    loaders: dict[str, BatchLoader],
+    sp: Any,
+    out_dir: Path,
+    teacher_digests: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """Write one soft-target store per split in ``loaders``; returns the stage metrics.
 
     ``teacher_digests`` (file hashes of the teachers) go into the store's metadata, so a
@@ -123,9 +130,14 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
     combine = params.ensemble.combine
     names = list(models)
     fields = {"ids": ("uint16", (k,)), "probs": ("float16", (k,)), "rest": ("float16", ())}
-    meta = {"teachers": names, "temperature": temperature, "top_k": k,
-            "align": params.ensemble.align, "combine": combine,
-            "teacher_digests": teacher_digests or {}}
+    meta = {
+        "teachers": names,
+        "temperature": temperature,
+        "top_k": k,
+        "align": params.ensemble.align,
+        "combine": combine,
+        "teacher_digests": teacher_digests or {},
+    }
     metrics: dict[str, Any] = {"temperature": temperature, "top_k": k, "teachers": names}
     retained: list[np.ndarray] = []
     frames = 0
@@ -136,8 +148,7 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
             refs, hyps, utt_ids = [], [], []
 
             def items() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-                for u, text, logits in teacher_logits(list(models.values()), loader,
-                                                      f"soft targets {split}"):
+                for u, text, logits in teacher_logits(list(models.values()), loader, f"soft targets {split}"):
                     soft = combine_posteriors(logits, temperature, combine)
                     ids, probs, rest = top_k_with_rest(soft, k)
                     retained.append(1.0 - rest.astype(np.float32))
@@ -156,13 +167,18 @@ def build_soft_targets(params: Params, models: dict[str, ConformerCTC],
             if split in LABELLED_SPLITS:
                 metrics[split]["ensemble_wer"] = round(float(jiwer.wer(refs, hyps)), 4)
             if split != "dev":  # sequence-level KD reads them (students.<name>.pseudo_labels)
-                write_json(tmp / f"{split}.hyps.json",
-                           {u: "" if h == "<empty>" else h for u, h in zip(utt_ids, hyps)})
+                write_json(
+                    tmp / f"{split}.hyps.json",
+                    {u: "" if h == "<empty>" else h for u, h in zip(utt_ids, hyps)},
+                )
         disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
     kept = np.concatenate(retained) if retained else np.zeros(1)
-    metrics.update(bytes_per_frame=round(disk / max(frames, 1), 2),
-                   retained_mass_mean=round(float(kept.mean()), 4),
-                   retained_mass_min=round(float(kept.min()), 4),
-                   frames=frames, seconds=round(time.time() - t0, 1))
+    metrics.update(
+        bytes_per_frame=round(disk / max(frames, 1), 2),
+        retained_mass_mean=round(float(kept.mean()), 4),
+        retained_mass_min=round(float(kept.min()), 4),
+        frames=frames,
+        seconds=round(time.time() - t0, 1),
+    )
     log.info("soft targets: %s", {k: v for k, v in metrics.items() if k not in ("train", "dev")})
     return metrics

@@ -19,8 +19,9 @@ store costs memory proportional to the index, not to the data.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +31,13 @@ FORMAT = "asr-distill-store/1"
 class StoreWriter:
     """Append utterances; flushes a shard when it reaches ``shard_frames`` frames."""
 
-    def __init__(self, directory: Path, fields: dict[str, tuple[str, tuple[int, ...]]],
-                 shard_frames: int, meta: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        fields: dict[str, tuple[str, tuple[int, ...]]],
+        shard_frames: int,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.fields = fields
@@ -47,8 +53,10 @@ class StoreWriter:
             raise ValueError(f"duplicate utterance id '{utt_id}' in store {self.dir}")
         frames = {len(a) for a in arrays.values()}
         if len(frames) != 1 or set(arrays) != set(self.fields):
-            raise ValueError(f"{utt_id}: fields {sorted(arrays)} with frame counts {frames}; "
-                             f"expected {sorted(self.fields)} with one frame count")
+            raise ValueError(
+                f"{utt_id}: fields {sorted(arrays)} with frame counts {frames}; "
+                f"expected {sorted(self.fields)} with one frame count"
+            )
         n = frames.pop()
         self.index[utt_id] = [self._shard, self._buf_frames, n]
         for name, (dtype, shape) in self.fields.items():
@@ -63,7 +71,7 @@ class StoreWriter:
     def _flush(self) -> None:
         if self._buf_frames == 0:
             return
-        for name, (dtype, shape) in self.fields.items():
+        for name in self.fields:
             np.save(self.dir / f"{name}-{self._shard:05d}.npy", np.concatenate(self._buf[name]))
             self._buf[name] = []
         self._shard += 1
@@ -75,12 +83,22 @@ class StoreWriter:
         write_index(self.dir, self.fields, self._shard, self.index, self.meta)
 
 
-def write_index(directory: Path, fields: dict[str, tuple[str, tuple[int, ...]]], shards: int,
-                utterances: dict[str, list[int]], meta: dict[str, Any]) -> None:
-    """Write ``index.json`` for shards already in ``directory`` (``utterances``: id -> [shard, offset, frames])."""
-    index = {"format": FORMAT,
-             "fields": {k: {"dtype": d, "shape": list(s)} for k, (d, s) in fields.items()},
-             "shards": shards, "meta": meta, "utterances": utterances}
+def write_index(
+    directory: Path,
+    fields: dict[str, tuple[str, tuple[int, ...]]],
+    shards: int,
+    utterances: dict[str, list[int]],
+    meta: dict[str, Any],
+) -> None:
+    """Write ``index.json`` for shards already in ``directory``
+    (``utterances``: id -> [shard, offset, frames])."""
+    index = {
+        "format": FORMAT,
+        "fields": {k: {"dtype": d, "shape": list(s)} for k, (d, s) in fields.items()},
+        "shards": shards,
+        "meta": meta,
+        "utterances": utterances,
+    }
     (Path(directory) / "index.json").write_text(json.dumps(index))
 
 
@@ -125,7 +143,7 @@ class Store:
             shard, offset, n = self.index[utt_id]
         except KeyError:
             raise KeyError(f"utterance '{utt_id}' is not in store {self.dir}") from None
-        return self._shard(name, shard)[offset:offset + n]
+        return self._shard(name, shard)[offset : offset + n]
 
     def check(self) -> None:
         """Verify the index against the shards; raises ``ValueError`` naming the bad file.
@@ -137,17 +155,21 @@ class Store:
         spans: dict[int, list[tuple[int, int, str]]] = {s: [] for s in range(self.shards)}
         for utt_id, (shard, offset, n) in self.index.items():
             if shard not in spans or offset < 0 or n < 0:
-                raise ValueError(f"{self.dir / 'index.json'}: utterance '{utt_id}' points at "
-                                 f"shard {shard} offset {offset} frames {n}; the store has "
-                                 f"{self.shards} shards")
+                raise ValueError(
+                    f"{self.dir / 'index.json'}: utterance '{utt_id}' points at "
+                    f"shard {shard} offset {offset} frames {n}; the store has "
+                    f"{self.shards} shards"
+                )
             spans[shard].append((offset, n, utt_id))
         for shard, utts in spans.items():
             utts.sort()
             end = 0
             for offset, n, utt_id in utts:
                 if offset != end:
-                    raise ValueError(f"{self.dir / 'index.json'}: utterance '{utt_id}' starts at "
-                                     f"row {offset} of shard {shard}, expected {end}")
+                    raise ValueError(
+                        f"{self.dir / 'index.json'}: utterance '{utt_id}' starts at "
+                        f"row {offset} of shard {shard}, expected {end}"
+                    )
                 end += n
             for name, spec in self.fields.items():
                 self._check_shard(name, shard, spec, end)
@@ -160,8 +182,9 @@ class Store:
             raise ValueError(f"{path}: cannot open shard ({e})") from None
         expected = (rows, *spec["shape"])
         if a.shape != expected or a.dtype != np.dtype(spec["dtype"]):
-            raise ValueError(f"{path}: shard is {a.dtype} {a.shape}, the index expects "
-                             f"{spec['dtype']} {expected}")
+            raise ValueError(
+                f"{path}: shard is {a.dtype} {a.shape}, the index expects {spec['dtype']} {expected}"
+            )
 
     def items(self, name: str) -> Iterator[tuple[str, np.ndarray]]:
         for utt_id in self.index:
@@ -186,8 +209,9 @@ class StoreUnion:
         for store in self.stores:
             for utt_id in store.index:
                 if utt_id in self._where:
-                    raise ValueError(f"utterance '{utt_id}' is in both {self._where[utt_id].dir} "
-                                     f"and {store.dir}")
+                    raise ValueError(
+                        f"utterance '{utt_id}' is in both {self._where[utt_id].dir} and {store.dir}"
+                    )
                 self._where[utt_id] = store
 
     def __len__(self) -> int:
@@ -206,9 +230,13 @@ class StoreUnion:
         return store.get(utt_id, name)
 
 
-def write_store(directory: Path, items: Iterable[tuple[str, dict[str, np.ndarray]]],
-                fields: dict[str, tuple[str, tuple[int, ...]]], shard_frames: int,
-                meta: dict[str, Any] | None = None) -> int:
+def write_store(
+    directory: Path,
+    items: Iterable[tuple[str, dict[str, np.ndarray]]],
+    fields: dict[str, tuple[str, tuple[int, ...]]],
+    shard_frames: int,
+    meta: dict[str, Any] | None = None,
+) -> int:
     """Write all ``items`` into a store at ``directory``; returns the utterance count."""
     writer = StoreWriter(directory, fields, shard_frames, meta)
     for utt_id, arrays in items:

@@ -30,9 +30,9 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -46,11 +46,9 @@ PARAM_RANGE = 4
 
 # espeak-ng keeps global state: one instance per process, serialised by a lock.
 _LOCK = threading.Lock()
-_INSTANCE: "Espeak | None" = None
+_INSTANCE: Espeak | None = None
 
-SYNTH_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
-)
+SYNTH_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
 
 
 class EspeakError(RuntimeError):
@@ -72,7 +70,7 @@ def available_variants() -> list[str]:
 class Espeak:
     """A process-wide espeak-ng synthesizer (the library holds global state)."""
 
-    def __new__(cls) -> "Espeak":
+    def __new__(cls) -> Espeak:
         global _INSTANCE
         if _INSTANCE is None:
             _INSTANCE = super().__new__(cls)
@@ -95,8 +93,14 @@ class Espeak:
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self._lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self._lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
 
     def _on_audio(self, wav, numsamples, events) -> int:  # noqa: ANN001 - ctypes callback
@@ -104,8 +108,9 @@ class Espeak:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(numsamples,)).copy())
         return 0
 
-    def speak(self, text: str, voice: str, rate: int = 175, pitch: int = 50,
-              pitch_range: int = 50, seed: int = 0) -> np.ndarray:
+    def speak(
+        self, text: str, voice: str, rate: int = 175, pitch: int = 50, pitch_range: int = 50, seed: int = 0
+    ) -> np.ndarray:
         """Synthesize ``text``; returns float32 samples in [-1, 1] at ``sample_rate``.
 
         ``seed`` seeds espeak-ng's noise generator (breathy voices, fricatives);
@@ -120,14 +125,13 @@ class Espeak:
             self._lib.espeak_SetParameter(PARAM_RANGE, int(pitch_range), 0)
             self._chunks = []
             buf = ctypes.create_string_buffer(text.encode("utf-8"))
-            err = self._lib.espeak_Synth(buf, len(buf), 0, POS_CHARACTER, 0,
-                                         ESPEAK_CHARS_UTF8, None, None)
+            err = self._lib.espeak_Synth(buf, len(buf), 0, POS_CHARACTER, 0, ESPEAK_CHARS_UTF8, None, None)
             if err != 0:
                 raise EspeakError(f"espeak_Synth failed with code {err} for text {text[:40]!r}")
             chunks, self._chunks = self._chunks, []
         if not chunks:
             return np.zeros(0, dtype=np.float32)
-        return (np.concatenate(chunks).astype(np.float32) / 32768.0)
+        return np.concatenate(chunks).astype(np.float32) / 32768.0
 
 
 Request = tuple[str, str, int, int, int]  # (text, voice, rate in words/minute, pitch 0-99, seed)
@@ -136,17 +140,23 @@ Request = tuple[str, str, int, int, int]  # (text, voice, rate in words/minute, 
 def speak_batch(requests: list[Request]) -> tuple[int, list[np.ndarray]]:
     """Speak ``requests`` in order in this process; returns (sample rate, waveforms)."""
     synth = Espeak()
-    return synth.sample_rate, [synth.speak(text, voice, rate=rate, pitch=pitch, seed=seed)
-                               for text, voice, rate, pitch, seed in requests]
+    return synth.sample_rate, [
+        synth.speak(text, voice, rate=rate, pitch=pitch, seed=seed)
+        for text, voice, rate, pitch, seed in requests
+    ]
 
 
 def _speak_isolated(requests: list[Request]) -> tuple[int, list[np.ndarray]]:
     """Run :func:`speak_batch` in a fresh ``python -m pipeline.synth`` process."""
     root = str(Path(__file__).resolve().parents[1])
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        p for p in (root, os.environ.get("PYTHONPATH")) if p)}
-    proc = subprocess.run([sys.executable, "-m", "pipeline.synth"], env=env, check=False,
-                          input=pickle.dumps(requests), capture_output=True)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "pipeline.synth"],
+        env=env,
+        check=False,
+        input=pickle.dumps(requests),
+        capture_output=True,
+    )
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace").strip().splitlines()[-3:]
         raise EspeakError(f"espeak-ng worker exited with {proc.returncode}: {' | '.join(tail)}")
@@ -154,8 +164,7 @@ def _speak_isolated(requests: list[Request]) -> tuple[int, list[np.ndarray]]:
     return rate, [x.astype(np.float32) / 32768.0 for x in pcm]
 
 
-def speak_batches(batches: list[list[Request]], workers: int = 1
-                  ) -> Iterator[tuple[int, list[np.ndarray]]]:
+def speak_batches(batches: list[list[Request]], workers: int = 1) -> Iterator[tuple[int, list[np.ndarray]]]:
     """Speak every batch in its own fresh process (``workers`` at a time), yielding in order.
 
     A fresh process per batch resets espeak-ng's hidden state, so the audio of

@@ -42,18 +42,28 @@ import functools
 import random
 import re
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, Literal, Optional
+from typing import Literal
 
 from pipeline.config import NormalizeConfig
 
-_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen "
-         "fourteen fifteen sixteen seventeen eighteen nineteen").split()
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_ORDINAL_IRREGULAR = {"one": "first", "two": "second", "three": "third", "five": "fifth",
-                      "eight": "eighth", "nine": "ninth", "twelve": "twelfth"}
-_MONTHS = ("january february march april may june july august september october "
-           "november december").split()
+_ORDINAL_IRREGULAR = {
+    "one": "first",
+    "two": "second",
+    "three": "third",
+    "five": "fifth",
+    "eight": "eighth",
+    "nine": "ninth",
+    "twelve": "twelfth",
+}
+_MINUTES = (0, 5, 10, 15, 20, 30, 40, 45, 50, 55)
+_MONTHS = ("january february march april may june july august september october november december").split()
 _DAYS = "monday tuesday wednesday thursday friday saturday sunday".split()
 
 
@@ -124,8 +134,11 @@ def _time(m: re.Match) -> str:
     return f" {number_to_words(hour)} {tail} "
 
 
-_CURRENCY = {"$": ("dollar", "dollars", "cent", "cents"), "£": ("pound", "pounds", "penny", "pence"),
-             "€": ("euro", "euros", "cent", "cents")}
+_CURRENCY = {
+    "$": ("dollar", "dollars", "cent", "cents"),
+    "£": ("pound", "pounds", "penny", "pence"),
+    "€": ("euro", "euros", "cent", "cents"),
+}
 
 
 def _money(m: re.Match) -> str:
@@ -143,10 +156,14 @@ _NUMBER_RULES: list[tuple[re.Pattern, Callable[[re.Match], str]]] = [
     (re.compile(r"([$£€])\s?(\d[\d,]*)(?:\.(\d\d))?\b"), _money),
     (re.compile(r"\b(\d{1,2}):(\d\d)\b"), _time),
     (re.compile(r"\b(\d+(?:\.\d+)?)\s?%"), lambda m: f" {_decimal(m.group(1))} percent "),
-    (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE),
-     lambda m: f" {ordinal_to_words(int(m.group(1)))} " if len(m.group(1)) < 10 else m.group()),
-    (re.compile(rf"\b({_YEAR_CUES})\s+(1[1-9]\d\d|20\d\d)\b", re.IGNORECASE),
-     lambda m: f" {m.group(1)} {year_to_words(int(m.group(2)))} "),
+    (
+        re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE),
+        lambda m: f" {ordinal_to_words(int(m.group(1)))} " if len(m.group(1)) < 10 else m.group(),
+    ),
+    (
+        re.compile(rf"\b({_YEAR_CUES})\s+(1[1-9]\d\d|20\d\d)\b", re.IGNORECASE),
+        lambda m: f" {m.group(1)} {year_to_words(int(m.group(2)))} ",
+    ),
     (re.compile(r"\b(\d{1,3}(?:,\d{3})+)\b"), lambda m: f" {_cardinal(m.group(1).replace(',', ''))} "),
     (re.compile(r"\b\d+\.\d+\b"), lambda m: f" {_decimal(m.group())} "),
     (re.compile(r"\d+"), lambda m: f" {_cardinal(m.group())} "),
@@ -172,7 +189,7 @@ _SPACES = re.compile(r"\s+")
 _DEFAULT_NORMALIZE = NormalizeConfig()
 
 
-def normalize(text: str, cfg: Optional[NormalizeConfig] = None) -> str:
+def normalize(text: str, cfg: NormalizeConfig | None = None) -> str:
     """Canonical transcript form used for training targets and WER (see module docstring)."""
     cfg = cfg or _DEFAULT_NORMALIZE
     text = unicodedata.normalize("NFKC", text)
@@ -187,7 +204,7 @@ def normalize(text: str, cfg: Optional[NormalizeConfig] = None) -> str:
     return _SPACES.sub(" ", text).strip()
 
 
-def transcript_problem(raw: str) -> Optional[str]:
+def transcript_problem(raw: str) -> str | None:
     """Why a raw transcript is unusable before normalization, or ``None``.
 
     Empty or whitespace-only text is an ``empty transcript``; text with a
@@ -232,10 +249,14 @@ birdwatching tennis golf football basketball volleyball rowing yoga""".split()
 _STREET_KINDS = """street avenue road lane drive court place boulevard way square terrace
 crescent close hill row walk grove park gardens""".split()
 
-_VERB_STOP = set("""be have do say get going seem mean become let tend suppose exist occur
-die kill lie appear happen remain relate refer base involve""".split())
-_ADJ_STOP = set("""more some all many most other such even just any each much own another
-same few both enough less least last next sexual pregnant latter former united""".split())
+_VERB_STOP = set(
+    """be have do say get going seem mean become let tend suppose exist occur
+die kill lie appear happen remain relate refer base involve""".split()
+)
+_ADJ_STOP = set(
+    """more some all many most other such even just any each much own another
+same few both enough less least last next sexual pregnant latter former united""".split()
+)
 
 
 def _clean(word: str) -> str:
@@ -272,6 +293,7 @@ def lexicon(vocabulary: Vocabulary = "open") -> dict[str, tuple[str, ...]]:
     """
     if vocabulary == "closed":
         from pipeline.closed_lexicon import CLOSED_LEXICON
+
         return CLOSED_LEXICON
     if vocabulary != "open":
         raise ValueError(f"unknown vocabulary {vocabulary!r}; expected 'closed' or 'open'")
@@ -294,12 +316,16 @@ def _open_lexicon() -> dict[str, tuple[str, ...]]:
     return {
         "first": _unique(n for p in people for n in [*p.first_names_male, *p.first_names_female]),
         "last": _unique(n for p in people for n in p.last_names),
-        "city": _unique([*(c[2] for c in geo_us.Provider.land_coords if len(c[2].split()) <= 2),
-                         *(c.capital for c in date_time.Provider.countries
-                           if len(c.capital.split()) <= 2)]),
+        "city": _unique(
+            [
+                *(c[2] for c in geo_us.Provider.land_coords if len(c[2].split()) <= 2),
+                *(c.capital for c in date_time.Provider.countries if len(c.capital.split()) <= 2),
+            ]
+        ),
         "state": _unique(address_us.Provider.states),
-        "country": _unique(c for c in address_us.Provider.countries
-                           if len(c.split()) <= 3 and not re.search(r"[(),]", c)),
+        "country": _unique(
+            c for c in address_us.Provider.countries if len(c.split()) <= 3 and not re.search(r"[(),]", c)
+        ),
         "job": _jobs(job_us.Provider.jobs),
         "noun": _unique(pos["noun"]),
         "verb": _unique(v for v in pos["verb"] if v not in _VERB_STOP),
@@ -338,14 +364,21 @@ _COMPUTED: dict[str, Callable[[random.Random], str]] = {
     "num": lambda r: str(r.randint(2, 12)),
     "count": lambda r: str(r.choice([r.randint(2, 40), r.randint(2, 40), r.randrange(50, 1000, 10)])),
     "big": lambda r: f"{r.randrange(1000, 90000, 50):,}",
-    "time": lambda r: f"{r.randint(1, 12)}:{r.choice([0, 5, 10, 15, 20, 30, 40, 45, 50, 55, r.randint(1, 59)]):02d}",
+    "time": lambda r: f"{r.randint(1, 12)}:{r.choice([*_MINUTES, r.randint(1, 59)]):02d}",
     "hour": lambda r: str(r.randint(1, 12)),
     "date": lambda r: f"{r.choice(_MONTHS).capitalize()} {r.randint(1, 28)}th",
     "ordinal": lambda r: f"{r.randint(1, 30)}th",
     "year": lambda r: str(r.choice([r.randint(1850, 1999), r.randint(1950, 2030)])),
-    "price": lambda r: r.choice(["$", "£", "€"]) + r.choice(
-        [str(r.randint(2, 99)), f"{r.randint(1, 40)}.{r.choice([50, 99, 25, 75, r.randint(1, 99)]):02d}",
-         f"{r.randrange(100, 5000, 5):,}"]),
+    "price": lambda r: (
+        r.choice(["$", "£", "€"])
+        + r.choice(
+            [
+                str(r.randint(2, 99)),
+                f"{r.randint(1, 40)}.{r.choice([50, 99, 25, 75, r.randint(1, 99)]):02d}",
+                f"{r.randrange(100, 5000, 5):,}",
+            ]
+        )
+    ),
     "percent": lambda r: f"{r.choice([r.randint(2, 95), r.randint(2, 95), r.randint(1, 9) + 0.5])}%",
     "house": lambda r: str(r.choice([r.randint(1, 99), r.randint(100, 999)])),
     "minutes": lambda r: str(r.choice([5, 10, 15, 20, 25, 30, 40, 45, 50, 90])),
@@ -354,10 +387,12 @@ _COMPUTED: dict[str, Callable[[random.Random], str]] = {
 
 def _fix_ordinals(text: str) -> str:
     """'1th' -> '1st', '22th' -> '22nd' (teens keep 'th')."""
+
     def fix(m: re.Match) -> str:
         n = int(m.group(1))
         suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
         return m.group(1) + suffix
+
     return re.sub(r"\b(\d+)th\b", fix, text)
 
 
@@ -485,19 +520,26 @@ def _fill(template: str, rng: random.Random, lex: dict[str, tuple[str, ...]]) ->
     return re.sub(r"\b([Aa]) (?=[AEIOUaeiou])", r"\1n ", text)
 
 
-def generate_sentence(rng: random.Random, min_words: int, max_words: int,
-                      cfg: Optional[NormalizeConfig] = None, vocabulary: Vocabulary = "open") -> str:
+def generate_sentence(
+    rng: random.Random,
+    min_words: int,
+    max_words: int,
+    cfg: NormalizeConfig | None = None,
+    vocabulary: Vocabulary = "open",
+) -> str:
     """One normalized sentence from the built-in grammar, within the word limits."""
     lex = lexicon(vocabulary)
     for _ in range(200):
         sentence = normalize(_fill(rng.choice(_TEMPLATES), rng, lex), cfg)
         if min_words <= len(sentence.split()) <= max_words:
             return sentence
-    raise ValueError(f"the built-in generator could not make a sentence of {min_words}-{max_words} "
-                     "words in 200 tries; widen data.synthetic.min_words/max_words")
+    raise ValueError(
+        f"the built-in generator could not make a sentence of {min_words}-{max_words} "
+        "words in 200 tries; widen data.synthetic.min_words/max_words"
+    )
 
 
-def load_text_file(path: str | Path, cfg: Optional[NormalizeConfig] = None) -> list[str]:
+def load_text_file(path: str | Path, cfg: NormalizeConfig | None = None) -> list[str]:
     """Sentences from a user text file, one per line, normalized; blank lines are skipped."""
     path = Path(path)
     if not path.is_file():
@@ -513,10 +555,15 @@ def load_text_file(path: str | Path, cfg: Optional[NormalizeConfig] = None) -> l
     return lines
 
 
-def sentence_pool(n: int, seed: int, min_words: int, max_words: int,
-                  text_file: str | None = None,
-                  normalizer: Optional[NormalizeConfig] = None,
-                  vocabulary: Vocabulary = "open") -> list[str]:
+def sentence_pool(
+    n: int,
+    seed: int,
+    min_words: int,
+    max_words: int,
+    text_file: str | None = None,
+    normalizer: NormalizeConfig | None = None,
+    vocabulary: Vocabulary = "open",
+) -> list[str]:
     """``n`` distinct normalized sentences, deterministic for ``seed``.
 
     From ``text_file`` (shuffled, filtered to ``min_words..max_words``) when
@@ -524,13 +571,17 @@ def sentence_pool(n: int, seed: int, min_words: int, max_words: int,
     """
     rng = random.Random(seed)
     if text_file:
-        sentences = list(dict.fromkeys(
-            s for s in load_text_file(text_file, normalizer)
-            if min_words <= len(s.split()) <= max_words))
+        sentences = list(
+            dict.fromkeys(
+                s for s in load_text_file(text_file, normalizer) if min_words <= len(s.split()) <= max_words
+            )
+        )
         rng.shuffle(sentences)
         if len(sentences) < n:
-            raise ValueError(f"{text_file}: {len(sentences)} distinct usable sentences, "
-                             f"need {n} ({min_words}-{max_words} words each)")
+            raise ValueError(
+                f"{text_file}: {len(sentences)} distinct usable sentences, "
+                f"need {n} ({min_words}-{max_words} words each)"
+            )
         return sentences[:n]
     pool: dict[str, None] = {}
     attempts = 0
@@ -538,6 +589,7 @@ def sentence_pool(n: int, seed: int, min_words: int, max_words: int,
         pool[generate_sentence(rng, min_words, max_words, normalizer, vocabulary)] = None
         attempts += 1
         if attempts > 50 * n + 1000:
-            raise ValueError(f"the built-in generator produced only {len(pool)} distinct "
-                             f"sentences of {n} requested")
+            raise ValueError(
+                f"the built-in generator produced only {len(pool)} distinct sentences of {n} requested"
+            )
     return list(pool)

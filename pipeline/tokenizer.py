@@ -25,13 +25,20 @@ def train_tokenizer(manifest: Path, out_dir: Path, cfg: TokenizerConfig) -> dict
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         spm.SentencePieceTrainer.train(
-            sentence_iterator=iter(texts), model_prefix=str(tmp / "spm"),
-            vocab_size=cfg.vocab_size, model_type=cfg.model_type,
+            sentence_iterator=iter(texts),
+            model_prefix=str(tmp / "spm"),
+            vocab_size=cfg.vocab_size,
+            model_type=cfg.model_type,
             character_coverage=cfg.character_coverage,
-            pad_id=BLANK, pad_piece="<blk>", unk_id=1, bos_id=-1, eos_id=-1,
-            minloglevel=2, num_threads=2)
-    return {"vocab_size": load_tokenizer(out_dir / "spm.model").get_piece_size(),
-            "sentences": len(texts)}
+            pad_id=BLANK,
+            pad_piece="<blk>",
+            unk_id=1,
+            bos_id=-1,
+            eos_id=-1,
+            minloglevel=2,
+            num_threads=2,
+        )
+    return {"vocab_size": load_tokenizer(out_dir / "spm.model").get_piece_size(), "sentences": len(texts)}
 
 
 def load_tokenizer(path: str | Path) -> spm.SentencePieceProcessor:

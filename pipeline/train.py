@@ -16,9 +16,10 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import jiwer
 import sentencepiece as spm
@@ -52,7 +53,7 @@ class TrainJob:
     # Batches of one budget epoch (one pass over the train split); default: one pass of the
     # training loader. A student that also reads the transfer set, or only part of train,
     # makes more or fewer passes over its own data in the same number of updates.
-    epoch_steps: Optional[int] = None
+    epoch_steps: int | None = None
 
 
 def config_hash(fingerprint: dict[str, Any]) -> str:
@@ -80,13 +81,17 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 
 
 @torch.no_grad()
-def evaluate_wer(model: ConformerCTC, loader: BatchLoader, sp: spm.SentencePieceProcessor,
-                 device: torch.device = torch.device("cpu")) -> float:
+def evaluate_wer(
+    model: ConformerCTC,
+    loader: BatchLoader,
+    sp: spm.SentencePieceProcessor,
+    device: torch.device | None = None,
+) -> float:
     """Greedy-decoding WER of ``model`` on every utterance of ``loader``."""
     model.eval()
     refs, hyps = [], []
     for batch in loader:
-        batch = batch.to(device)
+        batch = batch.to(device or torch.device("cpu"))
         logits, lengths = model(batch.feats, batch.lengths)
         hyps += [sp.decode(ids) for ids in greedy_decode(logits, lengths)]
         refs += batch.texts
@@ -100,15 +105,29 @@ class Checkpointer:
         self.path = Path(directory) / "last.pt"
         self.digest = digest
 
-    def save(self, model: torch.nn.Module, opt: torch.optim.Optimizer, epoch: int,
-             batch_in_epoch: int, step: int, history: list[dict[str, float]]) -> None:
-        state = {"digest": self.digest, "model": model.state_dict(), "opt": opt.state_dict(),
-                 "epoch": epoch, "batch": batch_in_epoch, "step": step,
-                 "history": json.dumps(history), "rng": torch.get_rng_state()}
+    def save(
+        self,
+        model: torch.nn.Module,
+        opt: torch.optim.Optimizer,
+        epoch: int,
+        batch_in_epoch: int,
+        step: int,
+        history: list[dict[str, float]],
+    ) -> None:
+        state = {
+            "digest": self.digest,
+            "model": model.state_dict(),
+            "opt": opt.state_dict(),
+            "epoch": epoch,
+            "batch": batch_in_epoch,
+            "step": step,
+            "history": json.dumps(history),
+            "rng": torch.get_rng_state(),
+        }
         with atomic_path(self.path) as tmp:
             torch.save(state, tmp)
 
-    def load(self) -> Optional[dict[str, Any]]:
+    def load(self) -> dict[str, Any] | None:
         if not self.path.exists():
             return None
         state = torch.load(self.path, map_location="cpu", weights_only=True)
@@ -135,8 +154,14 @@ def wrap(model: ConformerCTC, ctx: Context, cfg: TrainConfig) -> torch.nn.Module
     return net
 
 
-def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoader,
-          sp: spm.SentencePieceProcessor, job: TrainJob, out_path: Path) -> Optional[dict[str, Any]]:
+def train(
+    model: ConformerCTC,
+    train_loader: BatchLoader,
+    dev_loader: BatchLoader,
+    sp: spm.SentencePieceProcessor,
+    job: TrainJob,
+    out_path: Path,
+) -> dict[str, Any] | None:
     """Train ``model`` and write it to ``out_path``; returns final metrics (None off rank 0).
 
     Under torchrun each rank trains on its slice of every global batch and
@@ -164,8 +189,9 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
             torch.set_rng_state(state["rng"])
         pass_, skip, step = state["epoch"], state["batch"], state["step"]
         history = json.loads(state["history"])
-        log.info("%s: resuming at pass %d, batch %d (step %d of %d)", job.name, pass_ + 1,
-                 skip, step, total_steps)
+        log.info(
+            "%s: resuming at pass %d, batch %d (step %d of %d)", job.name, pass_ + 1, skip, step, total_steps
+        )
     net = wrap(model, ctx, job.cfg)
 
     live = None
@@ -211,12 +237,24 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
             if ctx.is_main and (step % 20 == 0 or step % epoch_steps == 0):
                 rate = n / (time.time() - t_round)
                 eta = (total_steps - step) / max(rate, 1e-9)
-                log.info("%s epoch %d/%d step %d/%d loss %.3f lr %.2e | %.2f batch/s, ETA %.0fs",
-                         job.name, epoch, job.epochs, step, total_steps, loss_sum / n,
-                         opt.param_groups[0]["lr"], rate, eta)
+                log.info(
+                    "%s epoch %d/%d step %d/%d loss %.3f lr %.2e | %.2f batch/s, ETA %.0fs",
+                    job.name,
+                    epoch,
+                    job.epochs,
+                    step,
+                    total_steps,
+                    loss_sum / n,
+                    opt.param_groups[0]["lr"],
+                    rate,
+                    eta,
+                )
             if step % epoch_steps == 0:
-                row = {"epoch": epoch, "train_loss": loss_sum / max(n, 1),
-                       **{f"train_{k}": v / max(n, 1) for k, v in parts_sum.items()}}
+                row = {
+                    "epoch": epoch,
+                    "train_loss": loss_sum / max(n, 1),
+                    **{f"train_{k}": v / max(n, 1) for k, v in parts_sum.items()},
+                }
                 if ctx.is_main:
                     row["dev_wer"] = evaluate_wer(model, dev_loader, sp, ctx.device)
                     history.append(row)
@@ -224,8 +262,14 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
                         if key != "epoch":
                             live.log_metric(key, value)
                     live.next_step()
-                    log.info("%s epoch %d: train loss %.3f, dev WER %.3f (%.0fs)", job.name,
-                             epoch, row["train_loss"], row["dev_wer"], time.time() - t_round)
+                    log.info(
+                        "%s epoch %d: train loss %.3f, dev WER %.3f (%.0fs)",
+                        job.name,
+                        epoch,
+                        row["train_loss"],
+                        row["dev_wer"],
+                        time.time() - t_round,
+                    )
                     ckpt.save(model, opt, *position, step, history)
                 barrier(ctx)
                 net.train()
@@ -243,7 +287,13 @@ def train(model: ConformerCTC, train_loader: BatchLoader, dev_loader: BatchLoade
     with atomic_path(out_path) as tmp:
         save_model(model, tmp, extra={"history": json.dumps(history)})
     final = history[-1] if history else {}
-    return {"dev_wer": final.get("dev_wer"), "train_loss": final.get("train_loss"),
-            "epochs": job.epochs, "steps": step,
-            "passes": round(step / batches_per_pass, 2), "world_size": ctx.world,
-            "device": str(ctx.device), "seconds": round(time.time() - t_start, 1)}
+    return {
+        "dev_wer": final.get("dev_wer"),
+        "train_loss": final.get("train_loss"),
+        "epochs": job.epochs,
+        "steps": step,
+        "passes": round(step / batches_per_pass, 2),
+        "world_size": ctx.world,
+        "device": str(ctx.device),
+        "seconds": round(time.time() - t_start, 1),
+    }

@@ -94,8 +94,10 @@ def read_audio(path: Path, sample_rate: int) -> np.ndarray:
         except Exception as second:  # librosa/audioread raise many types; report both readers
             soundfile_says = str(first).removeprefix(f"{path}: ")
             librosa_says = str(second) or "no audio backend could decode it"
-            raise AudioError(f"{path}: cannot read audio (soundfile: {soundfile_says}; "
-                             f"librosa: {type(second).__name__}: {librosa_says})") from None
+            raise AudioError(
+                f"{path}: cannot read audio (soundfile: {soundfile_says}; "
+                f"librosa: {type(second).__name__}: {librosa_says})"
+            ) from None
     if wav.size == 0:
         raise AudioError(f"{path}: empty audio (no samples)")
     return wav
@@ -112,7 +114,7 @@ class ExportedModel:
     min_frames: int
 
     @classmethod
-    def load(cls, model: Path, threads: int = 1) -> "ExportedModel":
+    def load(cls, model: Path, threads: int = 1) -> ExportedModel:
         """Load ``model`` (an ONNX file) plus ``config.json`` and the tokenizer beside it."""
         if not model.is_file():
             raise FileNotFoundError(f"{model}: exported model not found (run the export stage)")
@@ -121,21 +123,27 @@ class ExportedModel:
             raise FileNotFoundError(f"{config_path}: export config not found beside {model}")
         config = read_json(config_path)
         if config.get("format") != CONFIG_FORMAT:
-            raise ValueError(f"{config_path}: format {config.get('format')!r}, "
-                             f"expected {CONFIG_FORMAT!r}")
-        loaded = cls(onnx_runner(model, threads), load_tokenizer(model.parent / config["tokenizer"]),
-                     FeaturesConfig(**config["features"]), int(config["sample_rate"]),
-                     int(config["min_frames"]))
+            raise ValueError(f"{config_path}: format {config.get('format')!r}, expected {CONFIG_FORMAT!r}")
+        loaded = cls(
+            onnx_runner(model, threads),
+            load_tokenizer(model.parent / config["tokenizer"]),
+            FeaturesConfig(**config["features"]),
+            int(config["sample_rate"]),
+            int(config["min_frames"]),
+        )
         loaded.decode(np.zeros((4 * loaded.min_frames, loaded.features.n_mels), np.float32))  # warm-up
         return loaded
 
     def features_of(self, path: Path, wav: np.ndarray) -> np.ndarray:
         """``(frames, n_mels)`` fbank; audio too short for the model raises :class:`AudioError`."""
-        min_seconds = (self.min_frames * self.features.frame_shift_ms +
-                       self.features.frame_length_ms) / 1000.0
+        min_seconds = (
+            self.min_frames * self.features.frame_shift_ms + self.features.frame_length_ms
+        ) / 1000.0
         if len(wav) < int(min_seconds * self.sample_rate):
-            raise AudioError(f"{path}: audio too short ({len(wav) / self.sample_rate:.3f} s; "
-                             f"the model needs at least {min_seconds:.2f} s)")
+            raise AudioError(
+                f"{path}: audio too short ({len(wav) / self.sample_rate:.3f} s; "
+                f"the model needs at least {min_seconds:.2f} s)"
+            )
         return fbank(wav, self.sample_rate, self.features)
 
     def decode(self, feats: np.ndarray) -> str:
@@ -150,6 +158,4 @@ class ExportedModel:
         text = self.decode(self.features_of(path, wav))
         compute = time.perf_counter() - start
         seconds = len(wav) / self.sample_rate
-        return Transcript(str(path), text, round(seconds, 3), round(compute, 4),
-                          round(compute / seconds, 5))
-
+        return Transcript(str(path), text, round(seconds, 3), round(compute, 4), round(compute / seconds, 5))

@@ -11,6 +11,7 @@ Usage: python stages/evaluate.py --teachers models/teachers --students models/st
          --summary reports/summary.md --plot reports/plots/wer.json --plots-dir reports/plots \
          --export-metrics reports/export.json
 """
+
 import logging
 import os
 from pathlib import Path
@@ -19,8 +20,15 @@ import torch
 
 from pipeline.benchmark import deployment_metrics, model_files
 from pipeline.decoding import make_decoder
-from pipeline.evaluate import (evaluate_models, oov_rates, read_speakers, read_timings,
-                               report_markdown, wer_plot_rows, write_plots)
+from pipeline.evaluate import (
+    evaluate_models,
+    oov_rates,
+    read_speakers,
+    read_timings,
+    report_markdown,
+    wer_plot_rows,
+    write_plots,
+)
 from pipeline.io import atomic_path, read_json, read_jsonl, write_json
 from pipeline.model import load_model
 from pipeline.plots import read_run_curves
@@ -37,8 +45,7 @@ def main(args, params):
     files = model_files(params, args.teachers, args.students)
     teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
-    loader = make_loader(Path(args.features), Path(args.manifests), "test", sp,
-                         params.train.batch_frames)
+    loader = make_loader(Path(args.features), Path(args.manifests), "test", sp, params.train.batch_frames)
     speakers = read_speakers(Path(args.manifests) / "test.jsonl")
     train_words = (w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split())
     decode = make_decoder(params.evaluate, sp, train_words)
@@ -47,9 +54,10 @@ def main(args, params):
     prepare = read_json(args.prepare_metrics)
     metrics["oov_rate"] = oov_rates(prepare)
     soft = read_json(args.soft_targets_metrics)
-    metrics["soft_targets"] = {k: soft[k] for k in
-                               ("bytes_per_frame", "retained_mass_mean", "retained_mass_min",
-                                "temperature", "top_k")}
+    metrics["soft_targets"] = {
+        k: soft[k]
+        for k in ("bytes_per_frame", "retained_mass_mean", "retained_mass_min", "temperature", "top_k")
+    }
     metrics["soft_targets"]["spike_agreement_train"] = soft["train"]["spike_agreement"]["mean"]
     metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
     metrics.update(deployment_metrics(read_json(args.export_metrics), metrics["wer"]["test"]))
@@ -62,22 +70,45 @@ def main(args, params):
     summary = Path(args.summary)
     write_json(args.plot, wer_plot_rows(metrics))
     with atomic_path(summary) as tmp:
-        tmp.write_text(report_markdown(
-            metrics, soft, corpus=prepare, timings=timings,
-            plot_files=[Path(os.path.relpath(p, summary.parent)).as_posix() for p in pngs]))
+        tmp.write_text(
+            report_markdown(
+                metrics,
+                soft,
+                corpus=prepare,
+                timings=timings,
+                plot_files=[Path(os.path.relpath(p, summary.parent)).as_posix() for p in pngs],
+            )
+        )
     write_json(args.metrics, metrics)
-    log.info("test WER %s; student.distilled - %s: %s %s; gap_recovered %s %s; "
-             "int8 speed-up vs ensemble %sx", metrics["wer"]["test"],
-             metrics["comparison_model"]["student.distilled"],
-             metrics["wer_diff"]["student.distilled"], metrics["wer_diff_ci"]["student.distilled"],
-             metrics["gap_recovered"], metrics["gap_recovered_ci"]["student.distilled"],
-             metrics["goals"]["int8_speedup_vs_ensemble"])
+    log.info(
+        "test WER %s; student.distilled - %s: %s %s; gap_recovered %s %s; int8 speed-up vs ensemble %sx",
+        metrics["wer"]["test"],
+        metrics["comparison_model"]["student.distilled"],
+        metrics["wer_diff"]["student.distilled"],
+        metrics["wer_diff_ci"]["student.distilled"],
+        metrics["gap_recovered"],
+        metrics["gap_recovered_ci"]["student.distilled"],
+        metrics["goals"]["int8_speedup_vs_ensemble"],
+    )
 
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    for flag in ("teachers", "students", "features", "manifests", "tokenizer",
-                 "soft-targets-metrics", "prepare-metrics", "train-reports", "live", "metrics",
-                 "summary", "plot", "plots-dir", "export-metrics"):
+    for flag in (
+        "teachers",
+        "students",
+        "features",
+        "manifests",
+        "tokenizer",
+        "soft-targets-metrics",
+        "prepare-metrics",
+        "train-reports",
+        "live",
+        "metrics",
+        "summary",
+        "plot",
+        "plots-dir",
+        "export-metrics",
+    ):
         p.add_argument(f"--{flag}", required=True)
     run(main, p.parse_args())

@@ -11,6 +11,7 @@ Usage: python stages/export.py --teachers models/teachers --students models/stud
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
          --out export --metrics reports/export.json
 """
+
 import logging
 from pathlib import Path
 
@@ -34,29 +35,52 @@ def main(args, params):
     students = {n: load_model(files[f"student.{n}"]) for n in params.students}
     test = ex.load_split(Path(args.features) / "test", Path(args.manifests) / "test.jsonl")
     distilled = params.distilled_students()
-    twins = sorted({params.twin_model(n) for n in distilled if
-                    params.twin_model(n).startswith("teacher.")})  # timed beside their students
+    twins = sorted(
+        {params.twin_model(n) for n in distilled if params.twin_model(n).startswith("teacher.")}
+    )  # timed beside their students
     report: dict = {"parity": {}, "wer": {}}
     with atomic_path(args.out) as out:
         out.mkdir()
         for name in distilled:  # export/<name>/: every student that learned from the teachers
             log.info("export: student.%s", name)
             (out / name).mkdir()
-            ex.write_artifacts(students[name], out / name, Path(args.tokenizer),
-                               Store(Path(args.features) / "test").meta, params.export.opset)
-            checked = ex.check_parity(students[name], out / name, [u["feats"] for u in test],
-                                      [u["text"] for u in test], sp, params.export,
-                                      f"student.{name}")
+            ex.write_artifacts(
+                students[name],
+                out / name,
+                Path(args.tokenizer),
+                Store(Path(args.features) / "test").meta,
+                params.export.opset,
+            )
+            checked = ex.check_parity(
+                students[name],
+                out / name,
+                [u["feats"] for u in test],
+                [u["text"] for u in test],
+                sp,
+                params.export,
+                f"student.{name}",
+            )
             report["parity"][f"student.{name}"] = checked["parity"]
             report["wer"].update(checked["wer"])
         teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
-        report.update(run_benchmark(teachers, students, files, {n: out / n for n in distilled},
-                                    test[:params.export.rtf_utterances], params.ensemble.combine,
-                                    params.export.rtf_repeats, twins))
+        report.update(
+            run_benchmark(
+                teachers,
+                students,
+                files,
+                {n: out / n for n in distilled},
+                test[: params.export.rtf_utterances],
+                params.ensemble.combine,
+                params.export.rtf_repeats,
+                twins,
+            )
+        )
     write_json(args.metrics, report)
-    log.info("int8 student vs ensemble: %sx faster, RTF %s (goals: 50x, RTF <= 0.01)",
-             report["goals"]["int8_speedup_vs_ensemble"],
-             report["rtf"]["student.distilled.onnx_int8"])
+    log.info(
+        "int8 student vs ensemble: %sx faster, RTF %s (goals: 50x, RTF <= 0.01)",
+        report["goals"]["int8_speedup_vs_ensemble"],
+        report["rtf"]["student.distilled.onnx_int8"],
+    )
 
 
 if __name__ == "__main__":

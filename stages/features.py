@@ -1,9 +1,11 @@
 """Stage ``features``: 80-dim log-mel filterbanks into sharded fp16 stores + CMVN.
 
-Usage: python stages/features.py --manifests data/manifests --out data/features --work data/features.partial --metrics reports/features.json
+Usage: python stages/features.py --manifests data/manifests --out data/features \
+         --work data/features.partial --metrics reports/features.json
 
 An interrupted run resumes from the finished shards in ``--work``; see :mod:`pipeline.features`.
 """
+
 from pathlib import Path
 
 from pipeline.features import extract_features
@@ -12,9 +14,13 @@ from pipeline.stage import parser, run
 
 
 def main(args, params):
-    metrics = extract_features(Path(args.manifests), Path(args.out), params.features,
-                               params.data.sample_rate,
-                               work_dir=Path(args.work) if args.work else None)
+    metrics = extract_features(
+        Path(args.manifests),
+        Path(args.out),
+        params.features,
+        params.data.sample_rate,
+        work_dir=Path(args.work) if args.work else None,
+    )
     write_json(args.metrics, metrics)
 
 
@@ -22,8 +28,10 @@ if __name__ == "__main__":
     p = parser(__doc__)
     p.add_argument("--manifests", required=True)
     p.add_argument("--out", required=True)
-    p.add_argument("--work", default=None,
-                   help="folder for finished shards kept across interrupted runs "
-                        "(default: <out>.partial)")
+    p.add_argument(
+        "--work",
+        default=None,
+        help="folder for finished shards kept across interrupted runs (default: <out>.partial)",
+    )
     p.add_argument("--metrics", required=True)
     run(main, p.parse_args())

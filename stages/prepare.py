@@ -2,6 +2,7 @@
 
 Usage: python stages/prepare.py --audio data/audio --manifests data/manifests --metrics reports/prepare.json
 """
+
 from pathlib import Path
 
 from pipeline.data import prepare

@@ -4,6 +4,7 @@ Usage: python stages/soft_targets.py --teachers models/teachers --features data/
          --manifests data/manifests --tokenizer data/tokenizer/spm.model \
          --out data/soft_targets --metrics reports/soft_targets.json
 """
+
 from pathlib import Path
 
 import torch
@@ -23,8 +24,10 @@ def main(args, params):
     files = {n: Path(args.teachers) / f"{n}.pt" for n in params.teacher_names()}
     models = {n: load_model(f) for n, f in files.items()}
     digests = {n: file_digest(f) for n, f in files.items()}
-    loaders = {s: make_loader(Path(args.features), Path(args.manifests), s, sp,
-                              params.train.batch_frames) for s in ("train", "dev", TRANSFER)}
+    loaders = {
+        s: make_loader(Path(args.features), Path(args.manifests), s, sp, params.train.batch_frames)
+        for s in ("train", "dev", TRANSFER)
+    }
     write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
 
 

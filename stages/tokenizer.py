@@ -1,7 +1,9 @@
 """Stage ``tokenizer``: sentencepiece over the train transcripts.
 
-Usage: python stages/tokenizer.py --manifests data/manifests --out data/tokenizer --metrics reports/tokenizer.json
+Usage: python stages/tokenizer.py --manifests data/manifests --out data/tokenizer \
+         --metrics reports/tokenizer.json
 """
+
 from pathlib import Path
 
 from pipeline.io import write_json

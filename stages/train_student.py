@@ -6,6 +6,7 @@ Usage: python stages/train_student.py --name distilled --features data/features 
          --checkpoints checkpoints/students/distilled --live dvclive/students/distilled \
          --metrics reports/students/distilled.json
 """
+
 from pathlib import Path
 
 from pipeline.distributed import relaunch_under_torchrun
@@ -16,8 +17,10 @@ from pipeline.stage import parser, run
 
 def main(args, params):
     relaunch_under_torchrun(params.train.nproc)
-    paths = {k: Path(getattr(args, k)) for k in
-             ("features", "manifests", "tokenizer", "soft_targets", "model", "checkpoints", "live")}
+    paths = {
+        k: Path(getattr(args, k))
+        for k in ("features", "manifests", "tokenizer", "soft_targets", "model", "checkpoints", "live")
+    }
     metrics = train_student(params, args.name, paths)
     if metrics is not None:  # rank 0 (or the only process) writes
         write_json(args.metrics, metrics)
@@ -25,7 +28,16 @@ def main(args, params):
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    for flag in ("name", "features", "manifests", "tokenizer", "soft-targets", "model",
-                 "checkpoints", "live", "metrics"):
+    for flag in (
+        "name",
+        "features",
+        "manifests",
+        "tokenizer",
+        "soft-targets",
+        "model",
+        "checkpoints",
+        "live",
+        "metrics",
+    ):
         p.add_argument(f"--{flag}", required=True)
     run(main, p.parse_args())

@@ -5,6 +5,7 @@ Usage: python stages/train_teacher.py --name t1 --features data/features --manif
          --model models/teachers/t1.pt --checkpoints checkpoints/teachers/t1 \
          --live dvclive/teachers/t1 --metrics reports/teachers/t1.json
 """
+
 from pathlib import Path
 
 from pipeline.distributed import relaunch_under_torchrun
@@ -15,8 +16,10 @@ from pipeline.stage import parser, run
 
 def main(args, params):
     relaunch_under_torchrun(params.train.nproc)
-    paths = {k: Path(getattr(args, k)) for k in
-             ("features", "manifests", "tokenizer", "model", "checkpoints", "live")}
+    paths = {
+        k: Path(getattr(args, k))
+        for k in ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
+    }
     if args.guide:
         paths["guide"] = Path(args.guide)
     metrics = train_teacher(params, args.name, paths)
@@ -26,8 +29,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     p = parser(__doc__)
-    for flag in ("name", "features", "manifests", "tokenizer", "model", "checkpoints", "live",
-                 "metrics"):
+    for flag in ("name", "features", "manifests", "tokenizer", "model", "checkpoints", "live", "metrics"):
         p.add_argument(f"--{flag}", required=True)
     p.add_argument("--guide", help="guide teacher model (for ensemble.align: guide)")
     run(main, p.parse_args())

@@ -1,4 +1,5 @@
 """Shared fixtures: the repository root and its profiles."""
+
 from pathlib import Path
 
 import pytest
@@ -28,19 +29,25 @@ def tiny_export(tmp_path_factory):
 
     work = tmp_path_factory.mktemp("tiny_export")
     words = "hello world this is a small test of the export and the transcribe command".split()
-    rows = [{"id": f"u{i}", "text": " ".join(words[i % 7:i % 7 + 6])} for i in range(40)]
+    rows = [{"id": f"u{i}", "text": " ".join(words[i % 7 : i % 7 + 6])} for i in range(40)]
     write_jsonl(work / "train.jsonl", rows)
     train_tokenizer(work / "train.jsonl", work / "tok", TokenizerConfig(vocab_size=30))
     sp = load_tokenizer(work / "tok" / "spm.model")
     torch.manual_seed(0)
-    cfg = ModelConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3,
-                      subsampling_channels=4, dropout=0.0)
+    cfg = ModelConfig(
+        d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3, subsampling_channels=4, dropout=0.0
+    )
     model = ConformerCTC(cfg, n_mels=40, vocab_size=sp.get_piece_size()).eval()
     model.set_cmvn([8.0] * 40, [3.0] * 40)  # roughly the scale of real log-mel fbank
     out = work / "export"
     out.mkdir()
-    meta = {"sample_rate": 16000, "n_mels": 40, "frame_shift_ms": 10.0,
-            "frame_length_ms": 25.0, "dither": 0.0}
+    meta = {
+        "sample_rate": 16000,
+        "n_mels": 40,
+        "frame_shift_ms": 10.0,
+        "frame_length_ms": 25.0,
+        "dither": 0.0,
+    }
     with single_thread():
         write_artifacts(model, out, work / "tok" / "spm.model", meta, opset=18)
     return out, model, sp

@@ -1,16 +1,17 @@
 """The single-thread CPU real-time-factor benchmark."""
+
 import numpy as np
 import pytest
 import torch
 
-from pipeline.benchmark import (deployment_metrics, ensemble_runner, measure_rtf, run_benchmark,
-                                speed_goals)
+from pipeline.benchmark import deployment_metrics, ensemble_runner, measure_rtf, run_benchmark, speed_goals
 from pipeline.config import ModelConfig
 from pipeline.export import torch_runner
 from pipeline.model import ConformerCTC, save_model
 
-CFG = ModelConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3,
-                  subsampling_channels=4, dropout=0.0)
+CFG = ModelConfig(
+    d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3, subsampling_channels=4, dropout=0.0
+)
 
 
 def models(n: int) -> list[ConformerCTC]:
@@ -40,8 +41,9 @@ def test_measure_rtf_times_every_runner_on_one_thread():
         return torch_runner(models(1)[0])(feats, lengths)
 
     examples = [np.zeros((150, 40), np.float16), np.zeros((300, 40), np.float16)]
-    rtf = measure_rtf({"probe": probe, "student": torch_runner(models(1)[0])}, examples,
-                      audio_seconds=4.5, repeats=2)
+    rtf = measure_rtf(
+        {"probe": probe, "student": torch_runner(models(1)[0])}, examples, audio_seconds=4.5, repeats=2
+    )
     assert set(rtf) == {"probe", "student"}
     assert all(v > 0 for v in rtf.values())
     assert set(seen) == {1} and len(seen) == 1 + 2 * len(examples)  # warm-up + 2 passes
@@ -55,8 +57,11 @@ def test_measure_rtf_needs_audio():
 
 def test_speed_goals():
     goals = speed_goals({"ensemble": 0.5, "student.distilled.onnx_int8": 0.005})
-    assert goals == {"int8_speedup_vs_ensemble": 100.0, "int8_at_least_50x_faster": True,
-                     "int8_rtf_at_most_0.01": True}
+    assert goals == {
+        "int8_speedup_vs_ensemble": 100.0,
+        "int8_at_least_50x_faster": True,
+        "int8_rtf_at_most_0.01": True,
+    }
     slow = speed_goals({"ensemble": 0.1, "student.distilled.onnx_int8": 0.02})
     assert not slow["int8_at_least_50x_faster"] and not slow["int8_rtf_at_most_0.01"]
 
@@ -71,12 +76,18 @@ def test_run_benchmark_times_every_runtime_and_sizes_every_file(tiny_export, tmp
             files[f"{kind}.{name}"] = tmp_path / f"{kind}.{name}.pt"
             save_model(model, files[f"{kind}.{name}"])
     rng = np.random.default_rng(0)
-    examples = [{"feats": rng.normal(8, 3, size=(t, 40)).astype(np.float16), "duration": t / 100}
-                for t in (120, 300)]
-    report = run_benchmark(teachers, students, files, {"distilled": out}, examples, "mean",
-                           repeats=1)
-    names = {"ensemble", "student.baseline.torch", "student.distilled.torch",
-             "student.distilled.torchscript", "student.distilled.onnx", "student.distilled.onnx_int8"}
+    examples = [
+        {"feats": rng.normal(8, 3, size=(t, 40)).astype(np.float16), "duration": t / 100} for t in (120, 300)
+    ]
+    report = run_benchmark(teachers, students, files, {"distilled": out}, examples, "mean", repeats=1)
+    names = {
+        "ensemble",
+        "student.baseline.torch",
+        "student.distilled.torch",
+        "student.distilled.torchscript",
+        "student.distilled.onnx",
+        "student.distilled.onnx_int8",
+    }
     assert set(report["rtf"]) == set(report["sizes"]) == names
     assert all(v > 0 for v in report["rtf"].values())
     assert report["sizes"]["ensemble"] == sum(files[f"teacher.{n}"].stat().st_size for n in teachers)
@@ -85,15 +96,28 @@ def test_run_benchmark_times_every_runtime_and_sizes_every_file(tiny_export, tmp
 
 
 def test_deployment_metrics_add_each_runtimes_wer():
-    rtf = {"ensemble": 0.01, "student.baseline.torch": 0.001, "student.distilled.torch": 0.001,
-           "student.distilled.onnx_int8": 0.0002}
-    report = {"wer": {"student.distilled.onnx_int8": 0.31}, "rtf": rtf, "sizes": {},
-              "goals": speed_goals(rtf), "rtf_utterances": 3, "rtf_audio_seconds": 9.0}
+    rtf = {
+        "ensemble": 0.01,
+        "student.baseline.torch": 0.001,
+        "student.distilled.torch": 0.001,
+        "student.distilled.onnx_int8": 0.0002,
+    }
+    report = {
+        "wer": {"student.distilled.onnx_int8": 0.31},
+        "rtf": rtf,
+        "sizes": {},
+        "goals": speed_goals(rtf),
+        "rtf_utterances": 3,
+        "rtf_audio_seconds": 9.0,
+    }
     wer = {"teacher.t1": 0.2, "ensemble": 0.18, "student.baseline": 0.4, "student.distilled": 0.3}
     merged = deployment_metrics(report, wer)
     assert merged["rtf"] == rtf and merged["goals"]["int8_speedup_vs_ensemble"] == 50.0
-    assert merged["runtime_wer"] == {"ensemble": 0.18, "student.baseline.torch": 0.4,
-                                     "student.distilled.torch": 0.3,
-                                     "student.distilled.onnx_int8": 0.31}
+    assert merged["runtime_wer"] == {
+        "ensemble": 0.18,
+        "student.baseline.torch": 0.4,
+        "student.distilled.torch": 0.3,
+        "student.distilled.onnx_int8": 0.31,
+    }
     with pytest.raises(KeyError, match=r"re-run the export stage"):
         deployment_metrics({"wer": {}}, wer)

@@ -1,9 +1,15 @@
 """Paired bootstrap intervals (pipeline/bootstrap.py) on cases with known answers."""
+
 import numpy as np
 import pytest
 
-from pipeline.bootstrap import (gap_fraction, gap_interval, paired_bootstrap, percentile_interval,
-                                resample_counts)
+from pipeline.bootstrap import (
+    gap_fraction,
+    gap_interval,
+    paired_bootstrap,
+    percentile_interval,
+    resample_counts,
+)
 
 WORDS = 10  # reference words of every synthetic utterance
 
@@ -42,8 +48,10 @@ def test_one_extra_error_per_utterance_is_a_constant_paired_difference():
     rates = paired_bootstrap({"a": e, "b": e + 1}, lengths, 1000, 0)
     lo, hi = percentile_interval(rates["b"] - rates["a"], 0.95)
     assert lo == pytest.approx(1 / WORDS, abs=1e-12) and hi == pytest.approx(1 / WORDS, abs=1e-12)
-    unpaired = (paired_bootstrap({"b": e + 1}, lengths, 1000, 1)["b"]
-                - paired_bootstrap({"a": e}, lengths, 1000, 2)["a"])
+    unpaired = (
+        paired_bootstrap({"b": e + 1}, lengths, 1000, 1)["b"]
+        - paired_bootstrap({"a": e}, lengths, 1000, 2)["a"]
+    )
     assert width(percentile_interval(unpaired, 0.95)) > 0.05  # what the paired test rules out
 
 

@@ -11,8 +11,9 @@ def tiny(root):
     return yaml.safe_load((root / "profiles" / "tiny.yaml").read_text())
 
 
-@pytest.mark.parametrize("name", ["params.yaml", "profiles/tiny.yaml", "profiles/small.yaml",
-                                  "profiles/gpu-librispeech100.yaml"])
+@pytest.mark.parametrize(
+    "name", ["params.yaml", "profiles/tiny.yaml", "profiles/small.yaml", "profiles/gpu-librispeech100.yaml"]
+)
 def test_shipped_profiles_validate(root, name):
     params = load_params(root / name)
     assert params.teacher_names()[0] == "guide"
@@ -39,7 +40,8 @@ def test_mistyped_nested_key_lists_valid_keys(tiny):
 
 def test_a_moved_key_says_where_it_went(tiny):
     tiny["evaluate"] = {"rtf_utterances": 20}
-    with pytest.raises(ParamsError, match=r"unknown key 'evaluate\.rtf_utterances'; it moved to export\.rtf_utterances"):
+    moved = r"unknown key 'evaluate\.rtf_utterances'; it moved to export\.rtf_utterances"
+    with pytest.raises(ParamsError, match=moved):
         parse_params(tiny)
 
 

@@ -1,4 +1,5 @@
 """The prepare stage on the synthetic corpus (pipeline/data.py), with real espeak-ng."""
+
 import hashlib
 import json
 from pathlib import Path
@@ -8,8 +9,15 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import DataConfig, NormalizeConfig, SyntheticConfig, load_params
-from pipeline.data import (SILENCE_PEAK, TooManyRejects, add_noise, check_utterance,
-                           check_voices, prepare, synthetic_sentences)
+from pipeline.data import (
+    SILENCE_PEAK,
+    TooManyRejects,
+    add_noise,
+    check_utterance,
+    check_voices,
+    prepare,
+    synthetic_sentences,
+)
 from pipeline.io import read_jsonl
 from pipeline.synth import available_variants, speak_batches
 
@@ -17,15 +25,25 @@ from pipeline.synth import available_variants, speak_batches
 def small_config(**data) -> DataConfig:
     """A synthetic corpus of 6 + 2 + 2 short utterances (about a second to build)."""
     synthetic = SyntheticConfig(
-        train_utterances=6, dev_utterances=2, test_utterances=2,
-        accents=["en-US", "en-GB-scotland"], train_variants=["m1", "f2"],
-        eval_variants=["m4", "f3"], min_words=3, max_words=6, num_workers=1)
+        train_utterances=6,
+        dev_utterances=2,
+        test_utterances=2,
+        accents=["en-US", "en-GB-scotland"],
+        train_variants=["m1", "f2"],
+        eval_variants=["m4", "f3"],
+        min_words=3,
+        max_words=6,
+        num_workers=1,
+    )
     return DataConfig(synthetic=synthetic, **data)
 
 
 def digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +85,9 @@ def test_metrics_report_corpus_statistics(built):
     assert corpus["train"]["utterances"] == 6
     assert 0 < corpus["train"]["hours"] < 0.01
     assert 0 <= corpus["test"]["oov_rate"] <= 1 and "oov_rate" not in corpus["train"]
-    speakers = {r["speaker"] for s in ("train", "dev", "test")
-                for r in read_jsonl(out / "manifests" / f"{s}.jsonl")}
+    speakers = {
+        r["speaker"] for s in ("train", "dev", "test") for r in read_jsonl(out / "manifests" / f"{s}.jsonl")
+    }
     assert metrics["voices"] == len(speakers) >= 3
     assert metrics["accents"] <= 2 and metrics["voice_variants"] <= 4
     assert metrics["rejects"] == {"total": 0}
@@ -141,19 +160,22 @@ def test_add_noise_hits_the_requested_snr(snr_db):
     speech = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
     noisy = add_noise(speech, snr_db, np.random.default_rng(0))
     noise = noisy - speech
-    measured = 10 * np.log10(np.mean(speech ** 2) / np.mean(noise ** 2))
+    measured = 10 * np.log10(np.mean(speech**2) / np.mean(noise**2))
     assert measured == pytest.approx(snr_db, abs=0.2)
 
 
-@pytest.mark.parametrize("wav, text, reason", [
-    (np.full(16000, 0.1, np.float32), " ", "empty transcript"),
-    (np.zeros(0, np.float32), "hi", "empty audio"),
-    (np.full(160, 0.1, np.float32), "hi", "too short"),
-    (np.full(16000 * 21, 0.1, np.float32), "hi", "too long"),
-    (np.full(16000, SILENCE_PEAK / 2, np.float32), "hi", "silent audio"),
-    (np.array([0.1, np.nan] * 8000, np.float32), "hi", "non-finite samples"),
-    (np.full(16000, 0.1, np.float32), "hi", None),
-])
+@pytest.mark.parametrize(
+    "wav, text, reason",
+    [
+        (np.full(16000, 0.1, np.float32), " ", "empty transcript"),
+        (np.zeros(0, np.float32), "hi", "empty audio"),
+        (np.full(160, 0.1, np.float32), "hi", "too short"),
+        (np.full(16000 * 21, 0.1, np.float32), "hi", "too long"),
+        (np.full(16000, SILENCE_PEAK / 2, np.float32), "hi", "silent audio"),
+        (np.array([0.1, np.nan] * 8000, np.float32), "hi", "non-finite samples"),
+        (np.full(16000, 0.1, np.float32), "hi", None),
+    ],
+)
 def test_check_utterance(wav, text, reason):
     got = check_utterance(wav, 16000, text, DataConfig())
     assert (got if got is None else got.split(" (")[0]) == reason
@@ -164,6 +186,5 @@ def test_too_many_rejects_stops_with_the_worst_files(tmp_path):
     with pytest.raises(TooManyRejects, match=r"6/6 utterances rejected .*too long"):
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     assert not (tmp_path / "manifests").exists() and not (tmp_path / "audio").exists()
-    listed = [json.loads(line) for line in
-              (tmp_path / "manifests.rejects.jsonl").read_text().splitlines()]
+    listed = [json.loads(line) for line in (tmp_path / "manifests.rejects.jsonl").read_text().splitlines()]
     assert len(listed) == 10 and all(r["reason"].startswith("too long") for r in listed)

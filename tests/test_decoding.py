@@ -1,4 +1,5 @@
 """Greedy and lexicon-constrained CTC decoding (pipeline/decoding.py)."""
+
 import torch
 
 from pipeline.config import EvaluateConfig
@@ -45,4 +46,5 @@ def test_greedy_and_lexicon_agree_on_a_clean_path(tiny_export):
     lengths = torch.tensor([logits.shape[1]])
     for name in ("greedy", "lexicon"):
         assert make_decoder(EvaluateConfig(decoder=name), sp, WORDS)(logits, lengths) == [
-            "a small test of the export"]
+            "a small test of the export"
+        ]

@@ -1,4 +1,5 @@
 """The export graph's inference rewrite reproduces the trained model."""
+
 import onnx
 import pytest
 import torch
@@ -8,8 +9,9 @@ from pipeline.deploy import DeployConformer
 from pipeline.export import export_onnx
 from pipeline.model import ConformerCTC
 
-CFG = ModelConfig(d_model=24, num_layers=2, num_heads=3, ffn_dim=40, conv_kernel=5,
-                  subsampling_channels=4, dropout=0.1)
+CFG = ModelConfig(
+    d_model=24, num_layers=2, num_heads=3, ffn_dim=40, conv_kernel=5, subsampling_channels=4, dropout=0.1
+)
 
 
 def trained_looking_model(seed: int = 0) -> ConformerCTC:
@@ -52,6 +54,7 @@ def test_deploy_graph_has_fewer_onnx_ops(tmp_path):
     model = trained_looking_model()
     export_onnx(model, tmp_path / "trained.onnx", opset=18)
     export_onnx(DeployConformer(model), tmp_path / "deploy.onnx", opset=18)
-    count = {name: len(onnx.load(str(tmp_path / f"{name}.onnx")).graph.node)
-             for name in ("trained", "deploy")}
+    count = {
+        name: len(onnx.load(str(tmp_path / f"{name}.onnx")).graph.node) for name in ("trained", "deploy")
+    }
     assert count["deploy"] < 0.85 * count["trained"], count

@@ -1,4 +1,5 @@
 """DDP on the CPU: two gloo ranks train exactly like one process on the same global batches."""
+
 import json
 import os
 import socket
@@ -16,22 +17,55 @@ from pipeline.recipes import _ctc_only
 from pipeline.store import Store
 from pipeline.train import TrainJob, train
 
+
 def run_training(rank, world, root, port, results):
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE=str(world),
-                      RANK=str(rank), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        WORLD_SIZE=str(world),
+        RANK=str(rank),
+        LOCAL_RANK=str(rank),
+    )
     if world == 1:
         for key in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK", "LOCAL_RANK"):
             os.environ.pop(key)
     sp = spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
     loader = BatchLoader(Store(root / "feats"), TEXTS, sp, batch_frames=600, workers=0)
     torch.manual_seed(0)
-    model = ConformerCTC(ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64,
-                                     conv_kernel=7, subsampling_channels=8, dropout=0.0), 80, 24)
-    cfg = TrainConfig(epochs=2, lr=1e-3, warmup_steps=2, batch_frames=600, threads=1,
-                      spec_augment=False, loader_workers=0, device="cpu")
+    model = ConformerCTC(
+        ModelConfig(
+            d_model=32,
+            num_layers=1,
+            num_heads=2,
+            ffn_dim=64,
+            conv_kernel=7,
+            subsampling_channels=8,
+            dropout=0.0,
+        ),
+        80,
+        24,
+    )
+    cfg = TrainConfig(
+        epochs=2,
+        lr=1e-3,
+        warmup_steps=2,
+        batch_frames=600,
+        threads=1,
+        spec_augment=False,
+        loader_workers=0,
+        device="cpu",
+    )
     out = root / f"world{world}"
-    job = TrainJob(name=f"w{world}", cfg=cfg, epochs=2, seed=3, loss_fn=_ctc_only,
-                   checkpoint_dir=out / "ckpt", live_dir=out / "live", fingerprint={})
+    job = TrainJob(
+        name=f"w{world}",
+        cfg=cfg,
+        epochs=2,
+        seed=3,
+        loss_fn=_ctc_only,
+        checkpoint_dir=out / "ckpt",
+        live_dir=out / "live",
+        fingerprint={},
+    )
     metrics = train(model, loader, loader, sp, job, out / "model.pt")
     results[rank] = metrics
 
@@ -73,7 +107,7 @@ def test_two_ranks_match_one_process(runs):
             # Its key third has zero true gradient (softmax ignores a constant per query),
             # so Adam turns float round-off there into lr-sized steps; compare q and v only.
             d = w1[k].shape[0] // 3
-            w1[k], w2[k] = torch.cat([w1[k][:d], w1[k][2 * d:]]), torch.cat([w2[k][:d], w2[k][2 * d:]])
+            w1[k], w2[k] = torch.cat([w1[k][:d], w1[k][2 * d :]]), torch.cat([w2[k][:d], w2[k][2 * d :]])
         torch.testing.assert_close(w1[k], w2[k], rtol=1e-4, atol=1e-5, msg=k)
 
 

@@ -5,6 +5,7 @@ through other modules (at module level or inside a function). A module missing f
 stage's ``deps`` would let a change there leave ``dvc status`` clean and the results stale;
 a module listed but never imported re-runs the stage for nothing.
 """
+
 import ast
 import re
 from pathlib import Path
@@ -26,8 +27,7 @@ def pipeline_imports(path: Path) -> set[str]:
             elif node.module.startswith("pipeline."):
                 found.add(node.module.replace(".", "/") + ".py")
         elif isinstance(node, ast.Import):
-            found |= {a.name.replace(".", "/") + ".py" for a in node.names
-                      if a.name.startswith("pipeline.")}
+            found |= {a.name.replace(".", "/") + ".py" for a in node.names if a.name.startswith("pipeline.")}
     return {m for m in found if (ROOT / m).exists()}
 
 
@@ -61,4 +61,5 @@ def test_stage_deps_are_its_imports(name):
 def test_closure_follows_imports_through_modules():
     # stages/train_student.py imports pipeline.recipes, which imports pipeline.kd
     assert {"pipeline/recipes.py", "pipeline/kd.py", "pipeline/config.py"} <= closure(
-        "stages/train_student.py")
+        "stages/train_student.py"
+    )

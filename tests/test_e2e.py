@@ -1,4 +1,5 @@
 """End to end: the real ``dvc repro`` on the tiny profile, in a temporary copy of the repo."""
+
 import json
 import os
 import re
@@ -29,18 +30,28 @@ def ran_stages(output: str) -> set[str]:
 def repo(tmp_path_factory):
     root = Path(__file__).resolve().parents[1]
     dst = tmp_path_factory.mktemp("e2e") / "repo"
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"],
-                           cwd=root, text=True, capture_output=True, check=True).stdout.split()
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=root,
+        text=True,
+        capture_output=True,
+        check=True,
+    ).stdout.split()
     for rel in files:
         if (root / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, dst / rel)
     shutil.copy(dst / "profiles" / "tiny.yaml", dst / "params.yaml")
     # PYTHONPATH: stage scripts import the copy's own pipeline/, not the installed one.
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "PYTHONPATH": str(dst),
-           "GIT_AUTHOR_NAME": "ci", "GIT_AUTHOR_EMAIL": "ci@example.com",
-           "GIT_COMMITTER_NAME": "ci", "GIT_COMMITTER_EMAIL": "ci@example.com"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "PYTHONPATH": str(dst),
+        "GIT_AUTHOR_NAME": "ci",
+        "GIT_AUTHOR_EMAIL": "ci@example.com",
+        "GIT_COMMITTER_NAME": "ci",
+        "GIT_COMMITTER_EMAIL": "ci@example.com",
+    }
     sh(["git", "init", "-q"], dst, env)
     sh(["git", "add", "-A"], dst, env)
     sh(["git", "commit", "-qm", "tiny profile"], dst, env)
@@ -52,18 +63,33 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
     dst, _, first = repo
     params = load_params(dst / "params.yaml")
     teachers = params.teacher_names()
-    expected_stages = {"prepare", "features", "tokenizer", "train_guide", "soft_targets",
-                       "evaluate", "export",
-                       *(f"train_teacher@{t}" for t in params.teachers),
-                       *(f"train_student@{s}" for s in params.students)}
+    expected_stages = {
+        "prepare",
+        "features",
+        "tokenizer",
+        "train_guide",
+        "soft_targets",
+        "evaluate",
+        "export",
+        *(f"train_teacher@{t}" for t in params.teachers),
+        *(f"train_student@{s}" for s in params.students),
+    }
     assert ran_stages(first) == expected_stages
-    outputs = ["data/manifests/train.jsonl", "data/manifests/rejects.jsonl",
-               "data/features/train/index.json", "data/features/cmvn.json",
-               "data/tokenizer/spm.model", "data/soft_targets/train/index.json",
-               "reports/metrics.json", "reports/summary.md", "export/distilled/student.onnx", "export/member/student.int8.onnx",
-               *(f"models/teachers/{t}.pt" for t in teachers),
-               *(f"models/students/{s}.pt" for s in params.students),
-               *(f"dvclive/teachers/{t}/metrics.json" for t in teachers)]
+    outputs = [
+        "data/manifests/train.jsonl",
+        "data/manifests/rejects.jsonl",
+        "data/features/train/index.json",
+        "data/features/cmvn.json",
+        "data/tokenizer/spm.model",
+        "data/soft_targets/train/index.json",
+        "reports/metrics.json",
+        "reports/summary.md",
+        "export/distilled/student.onnx",
+        "export/member/student.int8.onnx",
+        *(f"models/teachers/{t}.pt" for t in teachers),
+        *(f"models/students/{s}.pt" for s in params.students),
+        *(f"dvclive/teachers/{t}/metrics.json" for t in teachers),
+    ]
     missing = [p for p in outputs if not (dst / p).exists()]
     assert not missing
 
@@ -72,8 +98,11 @@ def test_metrics_have_the_documented_shape(repo):
     dst, _, _ = repo
     params = load_params(dst / "params.yaml")
     metrics = json.loads((dst / "reports" / "metrics.json").read_text())
-    systems = {*(f"teacher.{t}" for t in params.teacher_names()), "ensemble",
-               *(f"student.{s}" for s in params.students)}
+    systems = {
+        *(f"teacher.{t}" for t in params.teacher_names()),
+        "ensemble",
+        *(f"student.{s}" for s in params.students),
+    }
     assert {"student.baseline", "student.distilled", "student.member"} <= systems
     assert set(metrics["wer"]["test"]) == systems
     assert set(metrics["cer"]["test"]) == systems
@@ -84,9 +113,16 @@ def test_metrics_have_the_documented_shape(repo):
     assert 0 < metrics["soft_targets"]["retained_mass_mean"] <= 1
     # The CPU benchmark, side by side in one run (issue 7's shape).
     # Every distilled student is exported and timed; a teacher twin is timed beside it.
-    assert {"ensemble", "student.baseline.torch", "student.distilled.torch",
-            "student.distilled.onnx", "student.distilled.onnx_int8", "teacher.guide.torch",
-            "student.member.torch", "student.member.onnx_int8"} <= set(metrics["rtf"])
+    assert {
+        "ensemble",
+        "student.baseline.torch",
+        "student.distilled.torch",
+        "student.distilled.onnx",
+        "student.distilled.onnx_int8",
+        "teacher.guide.torch",
+        "student.member.torch",
+        "student.member.onnx_int8",
+    } <= set(metrics["rtf"])
     assert all(v > 0 for v in metrics["rtf"].values())
     assert set(metrics["sizes"]) == set(metrics["rtf"])
     assert metrics["goals"]["int8_speedup_vs_ensemble"] > 0
@@ -95,8 +131,9 @@ def test_metrics_have_the_documented_shape(repo):
     assert metrics["rtf"] == export["rtf"] and metrics["sizes"] == export["sizes"]
     assert set(metrics["runtime_wer"]) == set(metrics["rtf"])
     assert metrics["runtime_wer"]["ensemble"] == metrics["wer"]["test"]["ensemble"]
-    assert metrics["runtime_wer"]["student.distilled.onnx_int8"] == \
-        export["wer"]["student.distilled.onnx_int8"]
+    assert (
+        metrics["runtime_wer"]["student.distilled.onnx_int8"] == export["wer"]["student.distilled.onnx_int8"]
+    )
     summary = (dst / "reports" / "summary.md").read_text()
     assert "## Deployment" in summary and "student.distilled.onnx_int8" in summary
     # Paired-bootstrap intervals, comparisons and the error breakdown (evaluate.*).
@@ -105,8 +142,10 @@ def test_metrics_have_the_documented_shape(repo):
         assert all(lo <= hi for lo, hi in metrics[key]["test"].values())
     compared = {f"student.{n}" for n, s in params.students.items() if s.alpha > 0}
     assert set(metrics["wer_diff"]) == set(metrics["wer_diff_ci"]) == compared
-    assert metrics["comparison_model"] == {"student.distilled": "student.baseline",
-                                           "student.member": "teacher.guide"}
+    assert metrics["comparison_model"] == {
+        "student.distilled": "student.baseline",
+        "student.member": "teacher.guide",
+    }
     assert metrics["distilled_beats_baseline"] == (metrics["wer_diff_ci"]["student.distilled"][1] < 0)
     ens = metrics["ensemble_vs_best_teacher"]
     assert ens["best"].startswith("teacher.") and ens["ci"][0] <= ens["ci"][1]
@@ -128,8 +167,9 @@ def test_metrics_have_the_documented_shape(repo):
     assert "## Distillation: each student against its twin" in summary
     assert "| student.member |" in summary and "| transfer |" in summary
     # The transfer set: audio without transcripts, labelled by the soft targets alone.
-    transfer = [json.loads(line) for line in
-                (dst / "data" / "manifests" / "transfer.jsonl").read_text().splitlines()]
+    transfer = [
+        json.loads(line) for line in (dst / "data" / "manifests" / "transfer.jsonl").read_text().splitlines()
+    ]
     assert len(transfer) == params.data.synthetic.transfer_utterances
     assert all("text" not in r for r in transfer)
     distilled = json.loads((dst / "reports" / "students" / "distilled.json").read_text())
@@ -157,10 +197,15 @@ def test_changing_alpha_reruns_only_that_student_and_downstream(repo):
 def test_new_soft_targets_retrain_the_student_from_scratch(repo):
     """A finished checkpoint must not be resumed on soft targets with another top-k."""
     dst, env, _ = repo
-    out = sh(["dvc", "exp", "run", "-S", "students.distilled.alpha=0.3",
-              "-S", "distill.top_k=4"], dst, env)
-    assert ran_stages(out) == {"soft_targets", "train_student@baseline", "train_student@distilled",
-                               "train_student@member", "evaluate", "export"}
+    out = sh(["dvc", "exp", "run", "-S", "students.distilled.alpha=0.3", "-S", "distill.top_k=4"], dst, env)
+    assert ran_stages(out) == {
+        "soft_targets",
+        "train_student@baseline",
+        "train_student@distilled",
+        "train_student@member",
+        "evaluate",
+        "export",
+    }
     assert "student.distilled: resuming" not in out
     assert re.search(r"student\.distilled epoch 1/", out)
 
@@ -181,8 +226,15 @@ def test_kill_9_mid_training_then_repro_resumes(repo):
     ckpt = dst / "checkpoints" / "teachers" / "guide" / "last.pt"
     if ckpt.exists():
         ckpt.unlink()
-    proc = subprocess.Popen(["dvc", "repro", "train_guide"], cwd=dst, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        ["dvc", "repro", "train_guide"],
+        cwd=dst,
+        env=env,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + 240
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
         time.sleep(0.2)

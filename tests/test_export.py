@@ -1,4 +1,5 @@
 """Export round trip on a tiny random ConformerCTC: TorchScript, ONNX fp32, ONNX int8."""
+
 import json
 
 import numpy as np
@@ -7,8 +8,18 @@ import pytest
 import torch
 
 from pipeline.config import ExportConfig
-from pipeline.export import (CONFIG, ONNX_FP32, ONNX_INT8, TORCHSCRIPT, TOKENIZER, ExportParityError,
-                             check_parity, onnx_runner, torch_runner, torchscript_runner)
+from pipeline.export import (
+    CONFIG,
+    ONNX_FP32,
+    ONNX_INT8,
+    TOKENIZER,
+    TORCHSCRIPT,
+    ExportParityError,
+    check_parity,
+    onnx_runner,
+    torch_runner,
+    torchscript_runner,
+)
 from pipeline.model import ConformerCTC, subsampled_lengths
 
 
@@ -29,8 +40,7 @@ SHAPES = [[97], [250, 97, 180], [1000, 40, 333, 17, 600]]
 @pytest.mark.parametrize("kind", ["torchscript", "onnx"])
 def test_exported_logits_match_eager_at_unseen_batch_and_time(tiny_export, kind, lengths):
     out, model, _ = tiny_export
-    runner = (torchscript_runner(out / TORCHSCRIPT) if kind == "torchscript"
-              else onnx_runner(out / ONNX_FP32))
+    runner = torchscript_runner(out / TORCHSCRIPT) if kind == "torchscript" else onnx_runner(out / ONNX_FP32)
     feats, n = padded_batch(lengths)
     ref, ref_n = torch_runner(model)(feats, n)
     got, got_n = runner(feats, n)
@@ -64,8 +74,12 @@ def test_export_directory_is_self_describing(tiny_export):
     out, model, sp = tiny_export
     config = json.loads((out / CONFIG).read_text())
     assert config["sample_rate"] == 16000
-    assert config["features"] == {"n_mels": 40, "frame_shift_ms": 10.0,
-                                  "frame_length_ms": 25.0, "dither": 0.0}
+    assert config["features"] == {
+        "n_mels": 40,
+        "frame_shift_ms": 10.0,
+        "frame_length_ms": 25.0,
+        "dither": 0.0,
+    }
     assert config["vocab_size"] == model.vocab_size == sp.get_piece_size()
     assert (out / TOKENIZER).read_bytes() == sp.serialized_model_proto()
     assert not list(out.glob("*.data"))  # one self-contained ONNX file
@@ -80,8 +94,9 @@ def test_check_parity_reports_differences_and_wer(tiny_export):
     assert parity["torchscript_max_abs_diff"] < 1e-4
     assert parity["onnx_max_abs_diff"] < 1e-4
     assert parity["utterances"] == 3
-    assert set(result["wer"]) == {f"student.distilled.{k}"
-                                  for k in ("torch", "torchscript", "onnx", "onnx_int8")}
+    assert set(result["wer"]) == {
+        f"student.distilled.{k}" for k in ("torch", "torchscript", "onnx", "onnx_int8")
+    }
     assert result["wer"]["student.distilled.torch"] == result["wer"]["student.distilled.onnx"]
 
 
@@ -105,4 +120,3 @@ def test_int8_wer_tolerance_is_enforced(tiny_export):
     else:
         with pytest.raises(ExportParityError, match=r"student\.int8\.onnx: int8 test WER"):
             check_parity(model, out, feats, ["x"] * 4, sp, strict)
-

@@ -1,4 +1,5 @@
 """The features stage (pipeline/features.py) on real espeak-ng audio: accuracy, index, resume."""
+
 import json
 import logging
 import os
@@ -18,10 +19,16 @@ from pipeline.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 16000
-SENTENCES = ["the red car stops at the corner", "seven small birds sing in the morning",
-             "please open the window", "a cold wind blows over the hills tonight",
-             "my brother reads old books", "we walk to the station at noon",
-             "the kettle is boiling", "green apples fall from the tall tree"]
+SENTENCES = [
+    "the red car stops at the corner",
+    "seven small birds sing in the morning",
+    "please open the window",
+    "a cold wind blows over the hills tonight",
+    "my brother reads old books",
+    "we walk to the station at noon",
+    "the kettle is boiling",
+    "green apples fall from the tall tree",
+]
 # shard_frames at its minimum (10 s of audio) so the train split has several shards.
 CFG = FeaturesConfig(shard_frames=1000, num_workers=1)
 
@@ -38,16 +45,24 @@ def manifests(tmp_path_factory):
         wav = synth.speak(text, voice=("en-US+m1", "en+f2", "en-GB-x-rp+m3")[i % 3], rate=170)
         path = work / f"u{i:02d}.wav"
         sf.write(path, wav, synth.sample_rate, subtype="PCM_16")  # not 16 kHz: resampled on read
-        rows.append({"id": f"u{i:02d}", "audio": str(path), "text": text,
-                     "duration": round(len(wav) / synth.sample_rate, 4), "speaker": "s"})
+        rows.append(
+            {
+                "id": f"u{i:02d}",
+                "audio": str(path),
+                "text": text,
+                "duration": round(len(wav) / synth.sample_rate, 4),
+                "speaker": "s",
+            }
+        )
     for split, part in zip(SPLITS, (rows[:12], rows[12:14], rows[14:])):
         write_jsonl(work / "manifests" / f"{split}.jsonl", part)
     return work / "manifests", {r["id"]: r for r in rows}
 
 
 def tree_bytes(directory: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(directory)): p.read_bytes()
-            for p in sorted(directory.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(directory)): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()
+    }
 
 
 def test_fp16_store_matches_float32_fbank_and_index_is_whole(manifests, tmp_path):
@@ -108,13 +123,22 @@ F.extract_features(Path(sys.argv[1]), Path(sys.argv[2]), cfg, 16000)
 
 
 def killed_run(manifest_dir: Path, out: Path) -> None:
-    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(KILLED_RUN), str(manifest_dir),
-                           str(out), CFG.model_dump_json()], cwd=ROOT, capture_output=True)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(KILLED_RUN),
+            str(manifest_dir),
+            str(out),
+            CFG.model_dump_json(),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+    )
     assert proc.returncode == -9, proc.stderr.decode()[-2000:]
 
 
-def test_resume_after_kill_reuses_finished_shard_and_gives_identical_bytes(manifests, tmp_path,
-                                                                          caplog):
+def test_resume_after_kill_reuses_finished_shard_and_gives_identical_bytes(manifests, tmp_path, caplog):
     manifest_dir, _ = manifests
     extract_features(manifest_dir, tmp_path / "reference", CFG, SR)
 
@@ -122,7 +146,10 @@ def test_resume_after_kill_reuses_finished_shard_and_gives_identical_bytes(manif
     work = tmp_path / "features.partial" / "train"
     assert not (tmp_path / "features").exists()
     assert sorted(p.name for p in work.iterdir()) == [
-        "fbank-00000.json", "fbank-00000.npy", "fbank-00001.npy.tmp"]
+        "fbank-00000.json",
+        "fbank-00000.npy",
+        "fbank-00001.npy.tmp",
+    ]
     first = (work / "fbank-00000.npy").stat()
 
     with caplog.at_level(logging.INFO, logger="pipeline.features"):
@@ -154,8 +181,9 @@ def interrupted_run(monkeypatch, manifest_dir: Path, out: Path) -> None:
 
 
 @pytest.mark.parametrize("change", ["nothing", "params", "audio"])
-def test_finished_shards_of_other_params_or_audio_are_recomputed(manifests, tmp_path, caplog,
-                                                                 monkeypatch, change):
+def test_finished_shards_of_other_params_or_audio_are_recomputed(
+    manifests, tmp_path, caplog, monkeypatch, change
+):
     manifest_dir, rows = manifests
     interrupted_run(monkeypatch, manifest_dir, tmp_path / "features")
     cfg = CFG

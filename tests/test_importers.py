@@ -2,6 +2,7 @@
 
 Every corpus here is written on the fly with soundfile into tmp_path.
 """
+
 import json
 from pathlib import Path
 
@@ -9,11 +10,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import (CommonVoiceConfig, DataConfig, LibriSpeechConfig,
-                             ManifestImportConfig, NormalizeConfig, ParamsError, parse_params)
+from pipeline.config import (
+    CommonVoiceConfig,
+    DataConfig,
+    LibriSpeechConfig,
+    ManifestImportConfig,
+    NormalizeConfig,
+    ParamsError,
+    parse_params,
+)
 from pipeline.data import TooManyRejects, prepare
-from pipeline.importers import (AudioProblem, assign_split, decode, read_audio,
-                                wav_truncation)
+from pipeline.importers import AudioProblem, assign_split, decode, read_audio, wav_truncation
 from pipeline.io import read_jsonl
 from pipeline.text import normalize
 
@@ -29,12 +36,11 @@ def tone(seconds: float, sr: int = 16000, channels: int = 1, amp: float = 0.3) -
 
 def truncate(path: Path, keep: float = 0.5) -> None:
     data = path.read_bytes()
-    path.write_bytes(data[:int(len(data) * keep)])
+    path.write_bytes(data[: int(len(data) * keep)])
 
 
 def cfg_for(source: str, **kwargs) -> DataConfig:
-    base = {"source": source, "max_reject_fraction": 1.0, "min_duration": 0.3,
-            "max_duration": 3.0}
+    base = {"source": source, "max_reject_fraction": 1.0, "min_duration": 0.3, "max_duration": 3.0}
     base.update(kwargs)
     return DataConfig(**base)
 
@@ -46,8 +52,8 @@ def reasons(out: Path) -> dict[str, str]:
 # ---------------------------------------------------------------------------
 # LibriSpeech: one tree with every kind of bad input.
 
-def chapter(root: Path, subset: str, speaker: str, chap: str,
-            utts: dict[str, tuple[str, object]]) -> Path:
+
+def chapter(root: Path, subset: str, speaker: str, chap: str, utts: dict[str, tuple[str, object]]) -> Path:
     """Write ``<subset>/<speaker>/<chapter>/`` with FLACs and a transcript.
 
     ``utts`` maps the utterance number to (transcript line text, audio), where
@@ -74,24 +80,29 @@ def chapter(root: Path, subset: str, speaker: str, chap: str,
 @pytest.fixture(scope="module")
 def librispeech(tmp_path_factory):
     root = tmp_path_factory.mktemp("LibriSpeech")
-    folder = chapter(root, "train-clean-100", "19", "198", {
-        "0000": ("HELLO WORLD, IT'S 7:45", tone(1.0)),
-        "0001": ("RESAMPLED AND DOWNMIXED", (tone(1.0, 44100, channels=2), 44100)),
-        "0002": ("TRUNCATED FILE", tone(2.0)),
-        "0003": ("SILENT FILE", np.zeros(16000, np.float32)),
-        "0004": ("TOO SHORT", tone(0.1)),
-        "0005": ("TOO LONG", tone(4.0)),
-        "0006": ("", tone(1.0)),
-        "0007": ("?!", tone(1.0)),
-        "0008": ("MISSING AUDIO", None),
-        "0009": (None, tone(1.0)),  # audio without a transcript line
-        "0010": ("GARBAGE BYTES", b"this is not audio at all" * 20),
-        "0011": ("ZERO LENGTH", np.zeros(0, np.float32)),
-        "0012": ("EIGHT KILOHERTZ", (tone(1.0, 8000), 8000)),
-    })
+    folder = chapter(
+        root,
+        "train-clean-100",
+        "19",
+        "198",
+        {
+            "0000": ("HELLO WORLD, IT'S 7:45", tone(1.0)),
+            "0001": ("RESAMPLED AND DOWNMIXED", (tone(1.0, 44100, channels=2), 44100)),
+            "0002": ("TRUNCATED FILE", tone(2.0)),
+            "0003": ("SILENT FILE", np.zeros(16000, np.float32)),
+            "0004": ("TOO SHORT", tone(0.1)),
+            "0005": ("TOO LONG", tone(4.0)),
+            "0006": ("", tone(1.0)),
+            "0007": ("?!", tone(1.0)),
+            "0008": ("MISSING AUDIO", None),
+            "0009": (None, tone(1.0)),  # audio without a transcript line
+            "0010": ("GARBAGE BYTES", b"this is not audio at all" * 20),
+            "0011": ("ZERO LENGTH", np.zeros(0, np.float32)),
+            "0012": ("EIGHT KILOHERTZ", (tone(1.0, 8000), 8000)),
+        },
+    )
     truncate(folder / "19-198-0002.flac")
-    chapter(root, "dev-clean", "84", "121", {"0000": ("DEV ONE", tone(1.0)),
-                                             "0001": ("DEV TWO", tone(1.2))})
+    chapter(root, "dev-clean", "84", "121", {"0000": ("DEV ONE", tone(1.0)), "0001": ("DEV TWO", tone(1.2))})
     chapter(root, "test-clean", "61", "70", {"0000": ("TEST ONE", tone(0.8))})
     return root
 
@@ -103,18 +114,21 @@ def imported(librispeech, tmp_path_factory):
     return out, prepare(cfg, out / "audio", out / "manifests")
 
 
-@pytest.mark.parametrize("utt, reason", [
-    ("19-198-0002", "truncated audio"),
-    ("19-198-0003", "silent audio"),
-    ("19-198-0004", "too short"),
-    ("19-198-0005", "too long"),
-    ("19-198-0006", "empty transcript"),
-    ("19-198-0007", "non-text transcript"),
-    ("19-198-0008", "missing file"),
-    ("19-198-0009", "no transcript"),
-    ("19-198-0010", "unreadable audio"),
-    ("19-198-0011", "empty audio"),
-])
+@pytest.mark.parametrize(
+    "utt, reason",
+    [
+        ("19-198-0002", "truncated audio"),
+        ("19-198-0003", "silent audio"),
+        ("19-198-0004", "too short"),
+        ("19-198-0005", "too long"),
+        ("19-198-0006", "empty transcript"),
+        ("19-198-0007", "non-text transcript"),
+        ("19-198-0008", "missing file"),
+        ("19-198-0009", "no transcript"),
+        ("19-198-0010", "unreadable audio"),
+        ("19-198-0011", "empty audio"),
+    ],
+)
 def test_bad_librispeech_input_is_rejected_with_a_reason(imported, utt, reason):
     out, _ = imported
     assert reasons(out)[utt].startswith(reason)
@@ -131,8 +145,7 @@ def test_good_and_fixable_librispeech_input_is_kept(imported):
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         assert row["duration"] == pytest.approx(1.0, abs=0.01)
     assert metrics["fixes"] == {"resampled": 2, "downmixed": 1}
-    assert [r["id"] for r in read_jsonl(out / "manifests" / "dev.jsonl")] == [
-        "84-121-0000", "84-121-0001"]
+    assert [r["id"] for r in read_jsonl(out / "manifests" / "dev.jsonl")] == ["84-121-0000", "84-121-0001"]
 
 
 def test_rejects_are_counted_in_metrics(imported):
@@ -144,39 +157,49 @@ def test_rejects_are_counted_in_metrics(imported):
 
 
 def test_too_many_rejects_names_the_worst_files(librispeech, tmp_path):
-    cfg = cfg_for("librispeech", librispeech=LibriSpeechConfig(root=str(librispeech)),
-                  max_reject_fraction=0.2)
+    cfg = cfg_for(
+        "librispeech", librispeech=LibriSpeechConfig(root=str(librispeech)), max_reject_fraction=0.2
+    )
     with pytest.raises(TooManyRejects) as err:
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     message = str(err.value)
     assert "train: 10/13 utterances rejected" in message
     assert "max_reject_fraction=0.2" in message
     worst = message.split("worst: ")[1]
-    assert worst.startswith(str(librispeech / "train-clean-100/19/198/19-198-0008.flac")
-                            + ": missing file")
+    assert worst.startswith(str(librispeech / "train-clean-100/19/198/19-198-0008.flac") + ": missing file")
     assert "unreadable audio" in worst and "too short" not in worst
     assert not (tmp_path / "manifests").exists()
     assert len(read_jsonl(tmp_path / "manifests.rejects.jsonl")) == 10
 
 
 def test_missing_librispeech_subset_is_a_clear_error(librispeech, tmp_path):
-    cfg = cfg_for("librispeech", librispeech=LibriSpeechConfig(
-        root=str(librispeech), test_subsets=["test-other"]))
-    with pytest.raises(FileNotFoundError, match="no subset folder .*test-other; found: "
-                                                "dev-clean, test-clean, train-clean-100"):
+    cfg = cfg_for(
+        "librispeech", librispeech=LibriSpeechConfig(root=str(librispeech), test_subsets=["test-other"])
+    )
+    with pytest.raises(
+        FileNotFoundError,
+        match="no subset folder .*test-other; found: dev-clean, test-clean, train-clean-100",
+    ):
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
 
 
 # ---------------------------------------------------------------------------
 # Common Voice.
 
+
 def test_commonvoice_reads_mp3_clips_and_tsvs(tmp_path):
     root = tmp_path / "cv"
     (root / "clips").mkdir(parents=True)
     header = "client_id\tpath\tsentence\tup_votes\n"
-    rows = {"train": [("alice", "a1.mp3", "\"Quoted\" words, 2 of them."),
-                      ("bob", "b1.mp3", "Bob's clip"), ("bob", "gone.mp3", "No clip here")],
-            "dev": [("carol", "c1.mp3", "Dev clip")], "test": [("dave", "d1.mp3", "Test clip")]}
+    rows = {
+        "train": [
+            ("alice", "a1.mp3", '"Quoted" words, 2 of them.'),
+            ("bob", "b1.mp3", "Bob's clip"),
+            ("bob", "gone.mp3", "No clip here"),
+        ],
+        "dev": [("carol", "c1.mp3", "Dev clip")],
+        "test": [("dave", "d1.mp3", "Test clip")],
+    }
     for split, items in rows.items():
         lines = [f"{who}\t{clip}\t{text}\t2\n" for who, clip, text in items]
         (root / f"{split}.tsv").write_text(header + "".join(lines))
@@ -202,6 +225,7 @@ def test_commonvoice_without_a_tsv_is_a_clear_error(tmp_path):
 
 # ---------------------------------------------------------------------------
 # A user manifest.
+
 
 def write_clips(folder: Path, names: list[str]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
@@ -239,12 +263,18 @@ def test_jsonl_manifest_with_bad_rows(tmp_path):
 def test_csv_manifest_without_split_is_split_by_speaker(tmp_path):
     names = [f"{i}.wav" for i in range(40)]
     write_clips(tmp_path / "clips", names)
-    lines = ["path,transcript,who"] + [f"clips/{n},\"Hello, number {i}\",spk{i % 10}"
-                                       for i, n in enumerate(names)]
+    lines = ["path,transcript,who"] + [
+        f'clips/{n},"Hello, number {i}",spk{i % 10}' for i, n in enumerate(names)
+    ]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
-    manifest = ManifestImportConfig(path=str(tmp_path / "m.csv"), audio_field="path",
-                                    text_field="transcript", speaker_field="who",
-                                    dev_fraction=0.2, test_fraction=0.2)
+    manifest = ManifestImportConfig(
+        path=str(tmp_path / "m.csv"),
+        audio_field="path",
+        text_field="transcript",
+        speaker_field="who",
+        dev_fraction=0.2,
+        test_fraction=0.2,
+    )
     cfg = cfg_for("manifest", manifest=manifest, seed=3)
     prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     by_split = {s: read_jsonl(tmp_path / "manifests" / f"{s}.jsonl") for s in ("train", "dev", "test")}
@@ -259,6 +289,7 @@ def test_csv_manifest_without_split_is_split_by_speaker(tmp_path):
 
 # ---------------------------------------------------------------------------
 # Audio and text helpers, normalization shared by every source.
+
 
 def test_read_audio_downmixes_and_resamples(tmp_path):
     path = tmp_path / "stereo.wav"
@@ -290,24 +321,29 @@ def test_zero_byte_and_missing_files(tmp_path):
 
 def test_normalization_options_apply_to_imported_text(librispeech, tmp_path):
     options = NormalizeConfig(lowercase=False, spell_numbers=False)
-    cfg = cfg_for("librispeech", librispeech=LibriSpeechConfig(root=str(librispeech)),
-                  normalize=options)
+    cfg = cfg_for("librispeech", librispeech=LibriSpeechConfig(root=str(librispeech)), normalize=options)
     prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     first = read_jsonl(tmp_path / "manifests" / "train.jsonl")[0]
     assert first["text"] == "HELLO WORLD IT'S 7 45" == normalize("HELLO WORLD, IT'S 7:45", options)
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"source": "librispeech"}, "data.librispeech.root is required"),
-    ({"source": "manifest"}, "data.manifest.path is required"),
-    ({"librispeech": {"root": "x", "train_subsets": ["a"], "test_subsets": ["a"]}},
-     "listed twice"),
-    ({"commonvoice": {"root": "x", "clips": "c"}}, "unknown key 'data.commonvoice.clips'"),
-    ({"normalize": {"lower": True}}, "valid keys here: lowercase, spell_numbers"),
-    ({"source": "kaldi"}, "data.source"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"source": "librispeech"}, "data.librispeech.root is required"),
+        ({"source": "manifest"}, "data.manifest.path is required"),
+        ({"librispeech": {"root": "x", "train_subsets": ["a"], "test_subsets": ["a"]}}, "listed twice"),
+        ({"commonvoice": {"root": "x", "clips": "c"}}, "unknown key 'data.commonvoice.clips'"),
+        ({"normalize": {"lower": True}}, "valid keys here: lowercase, spell_numbers"),
+        ({"source": "kaldi"}, "data.source"),
+    ],
+)
 def test_importer_params_are_validated(data, message):
-    raw = {"data": data, "guide": {"epochs": 1}, "teachers": {"t1": {"epochs": 1}},
-           "students": {"baseline": {}, "distilled": {}}}
+    raw = {
+        "data": data,
+        "guide": {"epochs": 1},
+        "teachers": {"t1": {"epochs": 1}},
+        "students": {"baseline": {}, "distilled": {}},
+    }
     with pytest.raises(ParamsError, match=message):
         parse_params(raw)

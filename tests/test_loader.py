@@ -1,4 +1,5 @@
 """Length-bucketed batches (pipeline/loader.py): budget, determinism, workers, speed perturbation."""
+
 import logging
 
 import numpy as np
@@ -27,8 +28,20 @@ def test_overlong_utterance_gets_its_own_batch():
     assert ["huge"] in batches
 
 
-TEXTS = ["red car", "blue sky", "green tree", "old house", "new book", "warm tea",
-         "cold rain", "big dog", "small cat", "tall man", "long road", "dark night"]
+TEXTS = [
+    "red car",
+    "blue sky",
+    "green tree",
+    "old house",
+    "new book",
+    "warm tea",
+    "cold rain",
+    "big dog",
+    "small cat",
+    "tall man",
+    "long road",
+    "dark night",
+]
 
 
 @pytest.fixture(scope="module")
@@ -37,12 +50,25 @@ def corpus(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("loader")
     rng = np.random.default_rng(0)
     texts = {f"u{i:02d}": t for i, t in enumerate(TEXTS)}
-    write_store(tmp / "feats", ((u, {"fbank": rng.standard_normal((int(rng.integers(40, 160)), 80))})
-                                for u in texts), {"fbank": ("float16", (80,))}, 1000,
-                meta={"sample_rate": 16000})
-    spm.SentencePieceTrainer.train(sentence_iterator=iter(TEXTS), model_prefix=str(tmp / "spm"),
-                                   vocab_size=24, model_type="char", pad_id=0, pad_piece="<blk>",
-                                   unk_id=1, bos_id=-1, eos_id=-1, minloglevel=2)
+    write_store(
+        tmp / "feats",
+        ((u, {"fbank": rng.standard_normal((int(rng.integers(40, 160)), 80))}) for u in texts),
+        {"fbank": ("float16", (80,))},
+        1000,
+        meta={"sample_rate": 16000},
+    )
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(TEXTS),
+        model_prefix=str(tmp / "spm"),
+        vocab_size=24,
+        model_type="char",
+        pad_id=0,
+        pad_piece="<blk>",
+        unk_id=1,
+        bos_id=-1,
+        eos_id=-1,
+        minloglevel=2,
+    )
     return Store(tmp / "feats"), texts, spm.SentencePieceProcessor(model_file=str(tmp / "spm.model"))
 
 
@@ -52,8 +78,7 @@ def summary(batches):
 
 def test_epoch_is_deterministic_for_a_seed_whatever_the_workers(corpus):
     store, texts, sp = corpus
-    loaders = [BatchLoader(store, texts, sp, 400, workers=w, speed_perturb=[0.9, 1.0, 1.1])
-               for w in (0, 2)]
+    loaders = [BatchLoader(store, texts, sp, 400, workers=w, speed_perturb=[0.9, 1.0, 1.1]) for w in (0, 2)]
     in_process, workers = (summary(loader.iterate(seed=3, epoch=1)) for loader in loaders)
     assert len(in_process) == len(loaders[0]) >= 4
     assert workers == in_process
@@ -71,8 +96,11 @@ def test_speed_perturbation_scales_frame_counts(corpus):
 
 def test_speed_perturbation_is_off_with_extras(corpus, caplog):
     store, texts, sp = corpus
-    extras = lambda u: {"guide": np.zeros(subsampled_lengths(torch.tensor(store.frames(u))).item(),  # noqa: E731
-                                          dtype=np.int16)}
+
+    def extras(u):
+        frames = subsampled_lengths(torch.tensor(store.frames(u))).item()
+        return {"guide": np.zeros(frames, dtype=np.int16)}
+
     with caplog.at_level(logging.INFO, logger="pipeline.loader"):
         loader = BatchLoader(store, texts, sp, 400, extras, speed_perturb=[0.9, 1.1])
     assert "speed perturbation [0.9, 1.1] is off" in caplog.text

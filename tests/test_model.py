@@ -4,8 +4,9 @@ from pipeline.config import ModelConfig
 from pipeline.ctc import ctc_loss, greedy_decode
 from pipeline.model import ConformerCTC, load_model, save_model, subsampled_lengths
 
-TINY = ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64, conv_kernel=7,
-                   subsampling_channels=8, dropout=0.0)
+TINY = ModelConfig(
+    d_model=32, num_layers=1, num_heads=2, ffn_dim=64, conv_kernel=7, subsampling_channels=8, dropout=0.0
+)
 
 
 def test_shapes_and_four_times_subsampling():
@@ -22,7 +23,7 @@ def test_padding_does_not_change_outputs():
     x = torch.randn(1, 60, 80)
     alone, n = model(x, torch.tensor([60]))
     padded, _ = model(torch.cat([x, torch.randn(1, 40, 80)], 1), torch.tensor([60]))
-    torch.testing.assert_close(alone[0, :n[0]], padded[0, :n[0]], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(alone[0, : n[0]], padded[0, : n[0]], atol=1e-4, rtol=1e-4)
 
 
 def test_save_load_round_trip(tmp_path):

@@ -1,4 +1,5 @@
 """The evaluate stage: scoring, paired comparisons, the Markdown report and PNG plots."""
+
 from collections import Counter
 
 import jiwer
@@ -7,16 +8,34 @@ from matplotlib import pyplot as plt
 
 from pipeline import plots
 from pipeline.config import load_params
-from pipeline.evaluate import (PLOT_FILES, error_rate_intervals, ensemble_comparison, oov_rates,
-                               read_timings, report_markdown, score, speakers_of,
-                               student_comparisons, top_substitutions, utterance_errors,
-                               wer_by_group, write_plots)
+from pipeline.evaluate import (
+    PLOT_FILES,
+    ensemble_comparison,
+    error_rate_intervals,
+    oov_rates,
+    read_timings,
+    report_markdown,
+    score,
+    speakers_of,
+    student_comparisons,
+    top_substitutions,
+    utterance_errors,
+    wer_by_group,
+    write_plots,
+)
 from pipeline.io import write_json
 
-WER = {"teacher.guide": 0.42, "teacher.t1": 0.40, "student.baseline": 0.55,
-       "student.distilled": 0.47, "ensemble": 0.37}
-GROUPS = {"en-GB": {"ensemble": 0.45, "student.baseline": 0.6, "student.distilled": 0.5},
-          "en-US": {"ensemble": 0.3, "student.baseline": 0.5, "student.distilled": 0.44}}
+WER = {
+    "teacher.guide": 0.42,
+    "teacher.t1": 0.40,
+    "student.baseline": 0.55,
+    "student.distilled": 0.47,
+    "ensemble": 0.37,
+}
+GROUPS = {
+    "en-GB": {"ensemble": 0.45, "student.baseline": 0.6, "student.distilled": 0.5},
+    "en-US": {"ensemble": 0.3, "student.baseline": 0.5, "student.distilled": 0.44},
+}
 METRICS = {
     "wer": {"test": WER},
     "cer": {"test": {k: v / 2 for k, v in WER.items()}},
@@ -24,51 +43,80 @@ METRICS = {
     "cer_ci": {"test": {k: [v / 2 - 0.01, v / 2 + 0.02] for k, v in WER.items()}},
     "bootstrap": {"samples": 1000, "seed": 0, "confidence": 0.95},
     "frame_agreement": {"test": {k: 0.9 for k in WER}},
-    "params": {"teacher.guide": 2_500_000, "teacher.t1": 2_400_000,
-               "student.baseline": 300_000, "student.distilled": 300_000},
-    "test_utterances": 150, "test_words": 1_234, "oov_rate": {"dev": 0.031, "test": 0.0331},
+    "params": {
+        "teacher.guide": 2_500_000,
+        "teacher.t1": 2_400_000,
+        "student.baseline": 300_000,
+        "student.distilled": 300_000,
+    },
+    "test_utterances": 150,
+    "test_words": 1_234,
+    "oov_rate": {"dev": 0.031, "test": 0.0331},
     "comparison_model": {"student.distilled": "student.baseline"},
-    "wer_diff": {"student.distilled": -0.08}, "wer_diff_ci": {"student.distilled": [-0.1201, -0.0405]},
+    "wer_diff": {"student.distilled": -0.08},
+    "wer_diff_ci": {"student.distilled": [-0.1201, -0.0405]},
     "gap_recovered": {"student.distilled": 0.4444},
     "beats_twin": {"student.distilled": True},
     "gap_recovered_ci": {"student.distilled": [0.21, 0.69]},
     "gap_recovered_skipped": {"student.distilled": 0},
     "ensemble_vs_best_teacher": {"best": "teacher.t1", "diff": -0.03, "ci": [-0.061, 0.0042]},
-    "ensemble_beats_best_teacher": False, "ensemble_better_point": True,
+    "ensemble_beats_best_teacher": False,
+    "ensemble_better_point": True,
     "distilled_beats_baseline": True,
-    "wer_by_group": {"group_by": "accent", "utterances": {"en-GB": 70, "en-US": 80},
-                     "words": {"en-GB": 600, "en-US": 634},
-                     **{n: {g: GROUPS[g][n] for g in GROUPS} for n in GROUPS["en-GB"]}},
-    "substitutions": {"ensemble": [{"ref": "their", "hyp": "there", "count": 4},
-                                   {"ref": "a", "hyp": "the", "count": 2}],
-                      "student.distilled": [{"ref": "their", "hyp": "there", "count": 5}]},
+    "wer_by_group": {
+        "group_by": "accent",
+        "utterances": {"en-GB": 70, "en-US": 80},
+        "words": {"en-GB": 600, "en-US": 634},
+        **{n: {g: GROUPS[g][n] for g in GROUPS} for n in GROUPS["en-GB"]},
+    },
+    "substitutions": {
+        "ensemble": [{"ref": "their", "hyp": "there", "count": 4}, {"ref": "a", "hyp": "the", "count": 2}],
+        "student.distilled": [{"ref": "their", "hyp": "there", "count": 5}],
+    },
 }
-SOFT = {"temperature": 2.0, "top_k": 8, "teachers": ["guide", "t1"], "bytes_per_frame": 34.1,
-        "frames": 7348, "retained_mass_mean": 0.91, "retained_mass_min": 0.62,
-        "train": {"utterances": 1200, "ensemble_wer": 0.31, "spike_agreement": {"mean": 0.973}},
-        "transfer": {"utterances": 400, "spike_agreement": {"mean": 0.95}},
-        "dev": {"ensemble_wer": 0.36, "spike_agreement": {"mean": None}}}
-CORPUS = {"corpus": {"train": {"utterances": 1200, "hours": 1.234, "speakers": 80, "vocabulary": 900},
-                     "test": {"utterances": 150, "hours": 0.15, "speakers": 8, "vocabulary": 300,
-                              "oov_rate": 0.0331},
-                     "transfer": {"utterances": 300, "hours": 0.31, "speakers": 2}},
-          "rejects": {"total": 3, "too_long": 2, "empty_transcript": 1}}
-TIMINGS = {"teacher.guide": {"epochs": 10, "steps": 600, "passes": 1.0, "labelled_utterances": 1200,
-                             "unlabelled_utterances": 0, "seconds": 812.5, "train_loss": 0.91,
-                             "dev_wer": 0.44},
-           "student.distilled": {"epochs": 10, "steps": 600, "seconds": 120.0, "train_loss": 1.2,
-                                 "dev_wer": 0.5}}
+SOFT = {
+    "temperature": 2.0,
+    "top_k": 8,
+    "teachers": ["guide", "t1"],
+    "bytes_per_frame": 34.1,
+    "frames": 7348,
+    "retained_mass_mean": 0.91,
+    "retained_mass_min": 0.62,
+    "train": {"utterances": 1200, "ensemble_wer": 0.31, "spike_agreement": {"mean": 0.973}},
+    "transfer": {"utterances": 400, "spike_agreement": {"mean": 0.95}},
+    "dev": {"ensemble_wer": 0.36, "spike_agreement": {"mean": None}},
+}
+CORPUS = {
+    "corpus": {
+        "train": {"utterances": 1200, "hours": 1.234, "speakers": 80, "vocabulary": 900},
+        "test": {"utterances": 150, "hours": 0.15, "speakers": 8, "vocabulary": 300, "oov_rate": 0.0331},
+        "transfer": {"utterances": 300, "hours": 0.31, "speakers": 2},
+    },
+    "rejects": {"total": 3, "too_long": 2, "empty_transcript": 1},
+}
+TIMINGS = {
+    "teacher.guide": {
+        "epochs": 10,
+        "steps": 600,
+        "passes": 1.0,
+        "labelled_utterances": 1200,
+        "unlabelled_utterances": 0,
+        "seconds": 812.5,
+        "train_loss": 0.91,
+        "dev_wer": 0.44,
+    },
+    "student.distilled": {"epochs": 10, "steps": 600, "seconds": 120.0, "train_loss": 1.2, "dev_wer": 0.5},
+}
 
 
 def test_report_has_results_corpus_soft_targets_and_timings():
-    md = report_markdown(METRICS, SOFT, corpus=CORPUS, timings=TIMINGS,
-                         plot_files=["plots/wer_per_model.png"])
-    assert ("| ensemble | 0.3700 | [0.3400, 0.4100] | 0.1850 | [0.1750, 0.2050] | 0.900 | "
-            "4,900,000 |") in md
+    md = report_markdown(
+        METRICS, SOFT, corpus=CORPUS, timings=TIMINGS, plot_files=["plots/wer_per_model.png"]
+    )
+    assert ("| ensemble | 0.3700 | [0.3400, 0.4100] | 0.1850 | [0.1750, 0.2050] | 0.900 | 4,900,000 |") in md
     assert "| student.distilled | 0.4700 | [0.4400, 0.5100] |" in md
     assert "gap_recovered of student.distilled: 0.4444, 95 % interval [0.2100, 0.6900]" in md
-    assert ("Test set: 150 utterances, 1,234 words; OOV rate against train: dev 3.10%, "
-            "test 3.31%.") in md
+    assert ("Test set: 150 utterances, 1,234 words; OOV rate against train: dev 3.10%, test 3.31%.") in md
     assert "| train | 1,200 | 1.234 | 80 | 900 | - |" in md
     assert "| test | 150 | 0.150 | 8 | 300 | 3.31% |" in md
     assert "rejected utterances: 3 (too_long: 2, empty_transcript: 1)" in md
@@ -77,23 +125,33 @@ def test_report_has_results_corpus_soft_targets_and_timings():
     assert "| transfer | 300 | 0.310 | 2 | - | - |" in md
     assert "34.1 bytes/frame over 7,348 frames" in md
     assert "| teacher.guide | 10 | 600 | 1.0 | 1,200 | 0 | 812.5 | 0.910 | 0.4400 |" in md
-    assert ("| student.distilled | 300,000 | student.baseline | 0.4700 | 0.5500 | 0.3700 | "
-            "-0.0800 [-0.1201, -0.0405] | 0.444 [0.2100, 0.6900] | 120.0 | - |") in md
+    assert (
+        "| student.distilled | 300,000 | student.baseline | 0.4700 | 0.5500 | 0.3700 | "
+        "-0.0800 [-0.1201, -0.0405] | 0.444 [0.2100, 0.6900] | 120.0 | - |"
+    ) in md
     assert "total training time: 932.5 s" in md
     assert "![wer per model](plots/wer_per_model.png)" in md
 
 
 def test_report_states_each_comparison_and_its_verdict():
     md = report_markdown(METRICS, SOFT)
-    assert ("student.distilled vs student.baseline: WER difference -0.0800 [-0.1201, -0.0405]: "
-            "significant (95 % interval excludes 0)") in md
-    assert ("ensemble vs teacher.t1 (best teacher): WER difference -0.0300 [-0.0610, 0.0042]: "
-            "95 % interval includes 0: a tie") in md
-    skipped = {**METRICS, "gap_recovered_ci": {"student.distilled": None},
-               "gap_recovered_skipped": {"student.distilled": 600}}
-    assert ("gap_recovered of student.distilled: 0.4444, 95 % interval n/a; 600 of 1000 draws "
-            "skipped (ensemble not better than student.baseline in them)"
-            in report_markdown(skipped, SOFT))
+    assert (
+        "student.distilled vs student.baseline: WER difference -0.0800 [-0.1201, -0.0405]: "
+        "significant (95 % interval excludes 0)"
+    ) in md
+    assert (
+        "ensemble vs teacher.t1 (best teacher): WER difference -0.0300 [-0.0610, 0.0042]: "
+        "95 % interval includes 0: a tie"
+    ) in md
+    skipped = {
+        **METRICS,
+        "gap_recovered_ci": {"student.distilled": None},
+        "gap_recovered_skipped": {"student.distilled": 600},
+    }
+    assert (
+        "gap_recovered of student.distilled: 0.4444, 95 % interval n/a; 600 of 1000 draws "
+        "skipped (ensemble not better than student.baseline in them)" in report_markdown(skipped, SOFT)
+    )
 
 
 def test_report_shows_where_the_errors_are():
@@ -108,10 +166,15 @@ def test_report_shows_where_the_errors_are():
 
 def test_many_speakers_list_the_worst_ten():
     speakers = [f"s{i:02d}" for i in range(25)]
-    table = {"group_by": "speaker", "utterances": {s: 4 for s in speakers},
-             "words": {s: 40 for s in speakers},
-             **{n: {s: i / 100 for i, s in enumerate(speakers)}
-                for n in ("ensemble", "student.baseline", "student.distilled")}}
+    table = {
+        "group_by": "speaker",
+        "utterances": {s: 4 for s in speakers},
+        "words": {s: 40 for s in speakers},
+        **{
+            n: {s: i / 100 for i, s in enumerate(speakers)}
+            for n in ("ensemble", "student.baseline", "student.distilled")
+        },
+    }
     md = report_markdown({**METRICS, "wer_by_group": table}, SOFT)
     assert "## WER by speaker (worst 10 of 25 by ensemble WER)" in md
     assert "| s24 | 4 | 40 | 0.2400 |" in md and "| s15 |" in md and "| s14 |" not in md
@@ -148,9 +211,12 @@ def test_dvclive_curves_are_read_per_metric(tmp_path):
 
 
 def test_write_plots_makes_readable_pngs(tmp_path):
-    runs = {"teacher.guide": plots.read_run_curves(write_run(tmp_path, "g", {"train_loss": [3, 2]})),
-            "student.distilled": plots.read_run_curves(
-                write_run(tmp_path, "d", {"train_loss": [3, 2.5], "train_kd": [0.2, 0.1]}))}
+    runs = {
+        "teacher.guide": plots.read_run_curves(write_run(tmp_path, "g", {"train_loss": [3, 2]})),
+        "student.distilled": plots.read_run_curves(
+            write_run(tmp_path, "d", {"train_loss": [3, 2.5], "train_kd": [0.2, 0.1]})
+        ),
+    }
     paths = write_plots(METRICS, runs, tmp_path / "plots")
     assert [p.name for p in paths] == list(PLOT_FILES)
     for p in paths:
@@ -166,23 +232,26 @@ def test_training_curves_need_at_least_one_curve(tmp_path):
 
 
 def test_wer_vs_rtf_plot(tmp_path):
-    plots.wer_vs_rtf([("ensemble", 0.05, 0.37), ("student.distilled.onnx_int8", 0.001, 0.47)],
-                     tmp_path / "wer_vs_rtf.png")
+    plots.wer_vs_rtf(
+        [("ensemble", 0.05, 0.37), ("student.distilled.onnx_int8", 0.001, 0.47)], tmp_path / "wer_vs_rtf.png"
+    )
     assert plt.imread(str(tmp_path / "wer_vs_rtf.png")).shape[2] in (3, 4)
 
 
 def test_size_ladder_plot(tmp_path):
-    rows = [{"params": 191_472, "twin": [0.57, 0.56, 0.58], "distilled": [0.43, 0.42, 0.44]},
-            {"params": 2_165_008, "twin": [0.25, 0.24, 0.26], "distilled": [0.17, 0.16, 0.18]}]
+    rows = [
+        {"params": 191_472, "twin": [0.57, 0.56, 0.58], "distilled": [0.43, 0.42, 0.44]},
+        {"params": 2_165_008, "twin": [0.25, 0.24, 0.26], "distilled": [0.17, 0.16, 0.18]},
+    ]
     plots.size_ladder(rows, tmp_path / "ladder.png", ensemble=0.18)
     assert plt.imread(str(tmp_path / "ladder.png")).shape[2] in (3, 4)
 
 
 def test_coincident_points_share_one_label():
-    merged = plots.merge_coincident([("student.baseline", 3e5, 0.5), ("student.distilled", 3e5, 0.5),
-                                     ("ensemble", 5e6, 0.37)])
-    assert sorted(merged) == [("ensemble", 5e6, 0.37),
-                              ("student.baseline, student.distilled", 3e5, 0.5)]
+    merged = plots.merge_coincident(
+        [("student.baseline", 3e5, 0.5), ("student.distilled", 3e5, 0.5), ("ensemble", 5e6, 0.37)]
+    )
+    assert sorted(merged) == [("ensemble", 5e6, 0.37), ("student.baseline, student.distilled", 3e5, 0.5)]
 
 
 def test_wer_by_accent_plot(tmp_path):
@@ -214,9 +283,11 @@ def test_an_empty_hypothesis_is_all_deletions():
 
 def test_top_substitutions_rank_by_count_then_words():
     pairs = Counter({("b", "x"): 2, ("a", "y"): 2, ("c", "z"): 5, ("d", "w"): 1})
-    assert top_substitutions(pairs, 3) == [{"ref": "c", "hyp": "z", "count": 5},
-                                           {"ref": "a", "hyp": "y", "count": 2},
-                                           {"ref": "b", "hyp": "x", "count": 2}]
+    assert top_substitutions(pairs, 3) == [
+        {"ref": "c", "hyp": "z", "count": 5},
+        {"ref": "a", "hyp": "y", "count": 2},
+        {"ref": "b", "hyp": "x", "count": 2},
+    ]
 
 
 def test_wer_by_group_uses_accents_of_synthetic_speakers_else_speakers():
@@ -243,8 +314,9 @@ def test_oov_rates_come_from_prepare_and_skip_splits_without_one():
 @pytest.fixture
 def tiny_params(root):
     params = load_params(root / "profiles" / "tiny.yaml")
-    return params.model_copy(update={"evaluate": params.evaluate.model_copy(
-        update={"bootstrap_samples": 500})})
+    return params.model_copy(
+        update={"evaluate": params.evaluate.model_copy(update={"bootstrap_samples": 500})}
+    )
 
 
 def comparisons(params, hyps):
@@ -253,22 +325,36 @@ def comparisons(params, hyps):
     errors = {n: utterance_errors(refs, h * 40) for n, h in hyps.items()}
     wer = {n: e.wer for n, e in errors.items()}
     draws, intervals = error_rate_intervals(params, errors)
-    return {**intervals, **student_comparisons(params, wer, draws),
-            **ensemble_comparison(params, wer, draws), "wer": wer}
+    return {
+        **intervals,
+        **student_comparisons(params, wer, draws),
+        **ensemble_comparison(params, wer, draws),
+        "wer": wer,
+    }
 
 
 def test_paired_comparisons_of_the_evaluate_stage(tiny_params):
     worse = ["the cat sat on a rug", "a dog ran away", "there house red"]
-    m = comparisons(tiny_params, {"teacher.guide": worse, "teacher.t1": HYPS, "ensemble": HYPS,
-                                  "student.baseline": worse, "student.distilled": HYPS,
-                                  "student.member": worse})
+    m = comparisons(
+        tiny_params,
+        {
+            "teacher.guide": worse,
+            "teacher.t1": HYPS,
+            "ensemble": HYPS,
+            "student.baseline": worse,
+            "student.distilled": HYPS,
+            "student.member": worse,
+        },
+    )
     assert set(m["wer_ci"]["test"]) == set(m["cer_ci"]["test"]) == set(m["wer"])
     lo, hi = m["wer_ci"]["test"]["ensemble"]
     assert lo < m["wer"]["ensemble"] < hi
     # distilled makes one error fewer than baseline in every repeat: significantly better
     # each distilled student against its own twin: the member-size one against the guide
-    assert m["comparison_model"] == {"student.distilled": "student.baseline",
-                                     "student.member": "teacher.guide"}
+    assert m["comparison_model"] == {
+        "student.distilled": "student.baseline",
+        "student.member": "teacher.guide",
+    }
     assert m["wer_diff"]["student.member"] == 0.0 and not m["beats_twin"]["student.member"]
     assert m["gap_recovered"]["student.member"] == 0.0
     assert m["wer_diff"]["student.distilled"] == pytest.approx(-1 / 13, abs=1e-6)
@@ -283,9 +369,17 @@ def test_paired_comparisons_of_the_evaluate_stage(tiny_params):
 
 
 def test_gap_recovered_is_null_when_the_ensemble_is_no_better(tiny_params):
-    m = comparisons(tiny_params, {"teacher.guide": HYPS, "teacher.t1": HYPS, "ensemble": HYPS,
-                                  "student.baseline": HYPS, "student.distilled": HYPS,
-                                  "student.member": HYPS})
+    m = comparisons(
+        tiny_params,
+        {
+            "teacher.guide": HYPS,
+            "teacher.t1": HYPS,
+            "ensemble": HYPS,
+            "student.baseline": HYPS,
+            "student.distilled": HYPS,
+            "student.member": HYPS,
+        },
+    )
     assert m["gap_recovered"]["student.distilled"] is None
     assert m["gap_recovered_ci"]["student.distilled"] is None
     assert m["gap_recovered_skipped"]["student.distilled"] == 500

@@ -14,8 +14,9 @@ def items(n=25, dim=5, seed=0):
 
 def test_round_trip_fp16_across_shards(tmp_path):
     originals = dict(items())
-    write_store(tmp_path / "s", ((u, a) for u, a in originals.items()),
-                {"x": ("float16", (5,))}, shard_frames=100)
+    write_store(
+        tmp_path / "s", ((u, a) for u, a in originals.items()), {"x": ("float16", (5,))}, shard_frames=100
+    )
     store = Store(tmp_path / "s")
     assert len(store) == 25
     assert len(list((tmp_path / "s").glob("x-*.npy"))) > 2  # really sharded

@@ -1,4 +1,5 @@
 """experiments/sweep.py: parameter overrides, the sweep table and the size-ladder rows."""
+
 import importlib.util
 from pathlib import Path
 
@@ -35,15 +36,28 @@ def test_mismatched_twins_are_refused():
 
 
 def result():
-    test = {"baseline": {"wer": 0.5, "wer_ci": [0.49, 0.51]},
-            "distilled": {"wer": 0.45, "wer_ci": [0.44, 0.46], "twin": "baseline",
-                          "wer_diff": -0.05, "wer_diff_ci": [-0.06, -0.04],
-                          "gap_recovered": 0.5, "gap_recovered_ci": [0.4, 0.6]},
-            "ensemble": {"wer": 0.4, "wer_ci": [0.39, 0.41]}}
-    return {"date": "2026-01-01", "test": test, "dev": test,
-            "variants": {"baseline": {"params": 100, "changes": {}, "seconds": 10.0},
-                         "distilled": {"params": 100, "changes": {"students.distilled.alpha": 0.9},
-                                       "seconds": 12.0}}}
+    test = {
+        "baseline": {"wer": 0.5, "wer_ci": [0.49, 0.51]},
+        "distilled": {
+            "wer": 0.45,
+            "wer_ci": [0.44, 0.46],
+            "twin": "baseline",
+            "wer_diff": -0.05,
+            "wer_diff_ci": [-0.06, -0.04],
+            "gap_recovered": 0.5,
+            "gap_recovered_ci": [0.4, 0.6],
+        },
+        "ensemble": {"wer": 0.4, "wer_ci": [0.39, 0.41]},
+    }
+    return {
+        "date": "2026-01-01",
+        "test": test,
+        "dev": test,
+        "variants": {
+            "baseline": {"params": 100, "changes": {}, "seconds": 10.0},
+            "distilled": {"params": 100, "changes": {"students.distilled.alpha": 0.9}, "seconds": 12.0},
+        },
+    }
 
 
 def test_markdown_rows_and_ladder():
@@ -51,6 +65,7 @@ def test_markdown_rows_and_ladder():
     assert "| distilled | `students.distilled.alpha=0.9` | 100 | 0.4500 |" in md
     assert "[-0.0600, -0.0400]" in md and md.count("\n") == 5
     ladder = sweep.ladder_json(result())
-    assert ladder["rows"] == [{"params": 100, "twin": [0.5, 0.49, 0.51],
-                               "distilled": [0.45, 0.44, 0.46], "name": "distilled"}]
+    assert ladder["rows"] == [
+        {"params": 100, "twin": [0.5, 0.49, 0.51], "distilled": [0.45, 0.44, 0.46], "name": "distilled"}
+    ]
     assert ladder["ensemble"] == 0.4

@@ -1,56 +1,90 @@
 """Normalization and the built-in sentence generator (pipeline/text.py)."""
+
 from collections import Counter
 
 import pytest
 
 from pipeline.config import NormalizeConfig
-from pipeline.text import (generate_sentence, lexicon, normalize, number_to_words,
-                           ordinal_to_words, plural, sentence_pool, transcript_problem,
-                           year_to_words)
+from pipeline.text import (
+    generate_sentence,
+    lexicon,
+    normalize,
+    number_to_words,
+    ordinal_to_words,
+    plural,
+    sentence_pool,
+    transcript_problem,
+    year_to_words,
+)
 
 
-@pytest.mark.parametrize("n, words", [
-    (0, "zero"), (13, "thirteen"), (40, "forty"), (342, "three hundred forty two"),
-    (1000, "one thousand"), (2_000_005, "two million five"),
-])
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (0, "zero"),
+        (13, "thirteen"),
+        (40, "forty"),
+        (342, "three hundred forty two"),
+        (1000, "one thousand"),
+        (2_000_005, "two million five"),
+    ],
+)
 def test_number_to_words(n, words):
     assert number_to_words(n) == words
 
 
-@pytest.mark.parametrize("n, words", [
-    (1, "first"), (2, "second"), (3, "third"), (12, "twelfth"), (20, "twentieth"),
-    (21, "twenty first"), (100, "one hundredth"),
-])
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (1, "first"),
+        (2, "second"),
+        (3, "third"),
+        (12, "twelfth"),
+        (20, "twentieth"),
+        (21, "twenty first"),
+        (100, "one hundredth"),
+    ],
+)
 def test_ordinal_to_words(n, words):
     assert ordinal_to_words(n) == words
 
 
-@pytest.mark.parametrize("n, words", [
-    (1987, "nineteen eighty seven"), (1905, "nineteen oh five"), (1900, "nineteen hundred"),
-    (2005, "two thousand five"), (2024, "twenty twenty four"), (2000, "two thousand"),
-])
+@pytest.mark.parametrize(
+    "n, words",
+    [
+        (1987, "nineteen eighty seven"),
+        (1905, "nineteen oh five"),
+        (1900, "nineteen hundred"),
+        (2005, "two thousand five"),
+        (2024, "twenty twenty four"),
+        (2000, "two thousand"),
+    ],
+)
 def test_year_to_words(n, words):
     assert year_to_words(n) == words
 
 
-@pytest.mark.parametrize("raw, expected", [
-    ("Call me at 7:45 on March 3rd!", "call me at seven forty five on march third"),
-    ("Meet at 9:00.", "meet at nine o'clock"),
-    ("It was 9:05", "it was nine oh five"),
-    ("It costs $3.50", "it costs three dollars fifty cents"),
-    ("only £1", "only one pound"),
-    ("up 12%", "up twelve percent"),
-    ("up 2.5 %", "up two point five percent"),
-    ("born in 1999", "born in nineteen ninety nine"),
-    ("1999 people", "one thousand nine hundred ninety nine people"),
-    ("1,250 visitors", "one thousand two hundred fifty visitors"),
-    ("pi is 3.14", "pi is three point one four"),
-    ("the 22nd and 11th floors", "the twenty second and eleventh floors"),
-    ("Café Zürich", "cafe zurich"),
-    ("He said \u201cdon\u2019t\u201d & left", "he said don't and left"),
-    ("'quoted' well-known  text", "quoted well known text"),
-    ("A 20-year-old", "a twenty year old"),
-])
+@pytest.mark.parametrize(
+    "raw, expected",
+    [
+        ("Call me at 7:45 on March 3rd!", "call me at seven forty five on march third"),
+        ("Meet at 9:00.", "meet at nine o'clock"),
+        ("It was 9:05", "it was nine oh five"),
+        ("It costs $3.50", "it costs three dollars fifty cents"),
+        ("only £1", "only one pound"),
+        ("up 12%", "up twelve percent"),
+        ("up 2.5 %", "up two point five percent"),
+        ("born in 1999", "born in nineteen ninety nine"),
+        ("1999 people", "one thousand nine hundred ninety nine people"),
+        ("1,250 visitors", "one thousand two hundred fifty visitors"),
+        ("pi is 3.14", "pi is three point one four"),
+        ("the 22nd and 11th floors", "the twenty second and eleventh floors"),
+        ("Café Zürich", "cafe zurich"),
+        ("He said \u201cdon\u2019t\u201d & left", "he said don't and left"),
+        ("'quoted' well-known  text", "quoted well known text"),
+        ("A 20-year-old", "a twenty year old"),
+    ],
+)
 def test_normalize(raw, expected):
     assert normalize(raw) == expected
 
@@ -69,11 +103,16 @@ def test_normalize_is_idempotent_on_generated_text():
         assert normalize(s) == s
 
 
-@pytest.mark.parametrize("raw, kind", [
-    ("", "empty transcript"), ("   \t", "empty transcript"),
-    ("?!...", "non-text transcript"), ("hello\x00world", "non-text transcript"),
-    ("caf\ufffd", "non-text transcript"),
-])
+@pytest.mark.parametrize(
+    "raw, kind",
+    [
+        ("", "empty transcript"),
+        ("   \t", "empty transcript"),
+        ("?!...", "non-text transcript"),
+        ("hello\x00world", "non-text transcript"),
+        ("caf\ufffd", "non-text transcript"),
+    ],
+)
 def test_transcript_problem(raw, kind):
     assert transcript_problem(raw).startswith(kind)
 
@@ -104,6 +143,7 @@ def test_generator_is_varied():
 
 def test_generator_rejects_impossible_lengths():
     import random
+
     with pytest.raises(ValueError, match="min_words/max_words"):
         generate_sentence(random.Random(0), 1, 1)
 
@@ -117,7 +157,8 @@ def test_text_file_is_normalized_filtered_and_deterministic(tmp_path):
     assert len(set(pool)) == 20
     assert all(s.startswith("line number ") and s.endswith(" said ann") for s in pool)
     assert "line number twenty nine said ann" in sentence_pool(
-        30, seed=1, min_words=4, max_words=10, text_file=str(path))
+        30, seed=1, min_words=4, max_words=10, text_file=str(path)
+    )
 
 
 def test_text_file_errors_name_the_file(tmp_path):
@@ -133,10 +174,17 @@ def test_text_file_errors_name_the_file(tmp_path):
         sentence_pool(1, seed=0, min_words=1, max_words=8, text_file=str(binary))
 
 
-@pytest.mark.parametrize("noun, plural_form", [
-    ("box", "boxes"), ("battery", "batteries"), ("key", "keys"), ("knife", "knives"),
-    ("brush", "brushes"), ("lamp", "lamps"),
-])
+@pytest.mark.parametrize(
+    "noun, plural_form",
+    [
+        ("box", "boxes"),
+        ("battery", "batteries"),
+        ("key", "keys"),
+        ("knife", "knives"),
+        ("brush", "brushes"),
+        ("lamp", "lamps"),
+    ],
+)
 def test_plural(noun, plural_form):
     assert plural(noun) == plural_form
 

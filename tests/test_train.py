@@ -1,4 +1,5 @@
 """Training loop: a run interrupted mid-epoch resumes from its checkpoint to the same weights."""
+
 import json
 
 import pytest
@@ -25,13 +26,39 @@ class Crash(RuntimeError):
 
 def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
     torch.manual_seed(0)
-    model = ConformerCTC(ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64,
-                                     conv_kernel=7, subsampling_channels=8, dropout=0.1), 80, 24)
-    cfg = TrainConfig(epochs=2, lr=1e-3, warmup_steps=2, batch_frames=400, threads=1,
-                      checkpoint_every_steps=2, time_mask=10, freq_mask=5)
-    job = TrainJob(name="t", cfg=cfg, epochs=2, seed=3, loss_fn=loss_fn,
-                   checkpoint_dir=tmp_path / ckpt, live_dir=tmp_path / f"live-{tag}",
-                   fingerprint={"tag": "same"})
+    model = ConformerCTC(
+        ModelConfig(
+            d_model=32,
+            num_layers=1,
+            num_heads=2,
+            ffn_dim=64,
+            conv_kernel=7,
+            subsampling_channels=8,
+            dropout=0.1,
+        ),
+        80,
+        24,
+    )
+    cfg = TrainConfig(
+        epochs=2,
+        lr=1e-3,
+        warmup_steps=2,
+        batch_frames=400,
+        threads=1,
+        checkpoint_every_steps=2,
+        time_mask=10,
+        freq_mask=5,
+    )
+    job = TrainJob(
+        name="t",
+        cfg=cfg,
+        epochs=2,
+        seed=3,
+        loss_fn=loss_fn,
+        checkpoint_dir=tmp_path / ckpt,
+        live_dir=tmp_path / f"live-{tag}",
+        fingerprint={"tag": "same"},
+    )
     metrics = train(model, loader, loader, sp, job, tmp_path / f"{tag}.pt")
     return load_model(tmp_path / f"{tag}.pt"), metrics
 
@@ -59,7 +86,7 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, corpus):
     for (k, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
     assert metrics["steps"] == ref_metrics["steps"] == 2 * len(loader)
-    curve = (tmp_path / "live-resumed" / "metrics.json")
+    curve = tmp_path / "live-resumed" / "metrics.json"
     assert json.loads(curve.read_text())["step"] == 1  # two epochs logged (steps 0 and 1)
 
 
@@ -82,13 +109,32 @@ def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus
     """A student reading more (or less) audio than train gets the same number of updates."""
     loader, sp = corpus
     torch.manual_seed(0)
-    model = ConformerCTC(ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64,
-                                     conv_kernel=7, subsampling_channels=8, dropout=0.1), 80, 24)
+    model = ConformerCTC(
+        ModelConfig(
+            d_model=32,
+            num_layers=1,
+            num_heads=2,
+            ffn_dim=64,
+            conv_kernel=7,
+            subsampling_channels=8,
+            dropout=0.1,
+        ),
+        80,
+        24,
+    )
     cfg = TrainConfig(epochs=2, lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)
     epoch_steps = len(loader) + 2  # e.g. train's batches, while this loader holds fewer
-    job = TrainJob(name="s", cfg=cfg, epochs=2, seed=3, loss_fn=_ctc_only,
-                   checkpoint_dir=tmp_path / "ck", live_dir=tmp_path / "live",
-                   fingerprint={}, epoch_steps=epoch_steps)
+    job = TrainJob(
+        name="s",
+        cfg=cfg,
+        epochs=2,
+        seed=3,
+        loss_fn=_ctc_only,
+        checkpoint_dir=tmp_path / "ck",
+        live_dir=tmp_path / "live",
+        fingerprint={},
+        epoch_steps=epoch_steps,
+    )
     metrics = train(model, loader, loader, sp, job, tmp_path / "s.pt")
     assert metrics["steps"] == 2 * epoch_steps
     assert metrics["passes"] == round(2 * epoch_steps / len(loader), 2)

@@ -1,4 +1,5 @@
 """``asr-distill transcribe`` on synthesized speech: same text as eager PyTorch, clear errors."""
+
 import json
 import subprocess
 import sys
@@ -62,9 +63,10 @@ def test_audio_is_downmixed_and_resampled_to_the_model_rate(audio):
     assert len(wav) == pytest.approx(len(data) * 16000 / 44100, abs=1)
 
 
-@pytest.mark.parametrize("name, reason", [("missing.wav", "file not found"),
-                                          ("corrupt.wav", "cannot read audio"),
-                                          ("empty.wav", "empty audio")])
+@pytest.mark.parametrize(
+    "name, reason",
+    [("missing.wav", "file not found"), ("corrupt.wav", "cannot read audio"), ("empty.wav", "empty audio")],
+)
 def test_bad_file_error_names_the_file(audio, name, reason):
     with pytest.raises(AudioError, match=f"{name}: {reason}"):
         read_audio(audio / name, 16000)
@@ -72,13 +74,20 @@ def test_bad_file_error_names_the_file(audio, name, reason):
 
 def test_cli_reports_bad_files_and_still_transcribes_the_rest(tiny_export, audio, capsys):
     out, model, sp = tiny_export
-    files = [audio / "speech.wav", audio / "missing.wav", audio / "corrupt.wav",
-             audio / "empty.wav", audio / "stereo.flac"]
+    files = [
+        audio / "speech.wav",
+        audio / "missing.wav",
+        audio / "corrupt.wav",
+        audio / "empty.wav",
+        audio / "stereo.flac",
+    ]
     code = main(["transcribe", "--model", str(out / ONNX_FP32), *map(str, files)])
     captured = capsys.readouterr()
     assert code == 1
-    assert captured.out.splitlines() == [eager_text(model, sp, audio / "speech.wav"),
-                                         eager_text(model, sp, audio / "stereo.flac")]
+    assert captured.out.splitlines() == [
+        eager_text(model, sp, audio / "speech.wav"),
+        eager_text(model, sp, audio / "stereo.flac"),
+    ]
     errors = captured.err.splitlines()
     for name in ("missing.wav", "corrupt.wav", "empty.wav"):
         assert any(str(audio / name) in line for line in errors), (name, errors)
@@ -92,16 +101,18 @@ def test_cli_exit_code_is_zero_when_all_files_succeed(tiny_export, audio, capsys
 
 
 def test_cli_missing_model_is_a_clear_error(tmp_path, audio, capsys):
-    assert main(["transcribe", "--model", str(tmp_path / "student.onnx"),
-                 str(audio / "speech.wav")]) == 1
+    assert main(["transcribe", "--model", str(tmp_path / "student.onnx"), str(audio / "speech.wav")]) == 1
     assert f"{tmp_path / 'student.onnx'}: exported model not found" in capsys.readouterr().err
 
 
 def test_console_script_prints_json_lines(tiny_export, audio):
     out, model, sp = tiny_export
     script = Path(sys.executable).parent / "asr-distill"
-    proc = subprocess.run([str(script), "transcribe", "--json", "--model", str(out / ONNX_INT8),
-                           str(audio / "speech.wav")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [str(script), "transcribe", "--json", "--model", str(out / ONNX_INT8), str(audio / "speech.wav")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
     assert set(row) == {"file", "text", "audio_seconds", "compute_seconds", "rtf"}

@@ -1,4 +1,5 @@
 """The transfer set and scarce labels: audio that only the teachers' soft targets label."""
+
 import json
 
 import numpy as np
@@ -15,16 +16,27 @@ from pipeline.recipes import labelled_ids
 
 
 def synthetic(transfer: int) -> DataConfig:
-    return DataConfig(synthetic=SyntheticConfig(
-        train_utterances=4, dev_utterances=2, test_utterances=2, transfer_utterances=transfer,
-        accents=["en-US"], train_variants=["m1", "f2"], eval_variants=["m4"],
-        min_words=3, max_words=6, num_workers=1))
+    return DataConfig(
+        synthetic=SyntheticConfig(
+            train_utterances=4,
+            dev_utterances=2,
+            test_utterances=2,
+            transfer_utterances=transfer,
+            accents=["en-US"],
+            train_variants=["m1", "f2"],
+            eval_variants=["m4"],
+            min_words=3,
+            max_words=6,
+            num_workers=1,
+        )
+    )
 
 
 def test_adding_a_transfer_set_leaves_the_labelled_splits_unchanged():
     without, with_ = synthetic_sentences(synthetic(0)), synthetic_sentences(synthetic(5))
-    assert {s: without[s] for s in ("train", "dev", "test")} == \
-        {s: with_[s] for s in ("train", "dev", "test")}
+    assert {s: without[s] for s in ("train", "dev", "test")} == {
+        s: with_[s] for s in ("train", "dev", "test")
+    }
     assert len(with_["transfer"]) == 5 and not without["transfer"]
     labelled = {t for s in ("train", "dev", "test") for t in with_[s]}
     assert not set(with_["transfer"]) & labelled  # new sentences
@@ -49,14 +61,19 @@ def test_manifest_rows_without_text_join_the_transfer_set(tmp_path):
     (tmp_path / "w").mkdir()
     for name in "abcd":
         sf.write(tmp_path / "w" / f"{name}.wav", 0.3 * np.sin(np.arange(16000) / 5.0), 16000)
-    rows = [{"audio": "w/a.wav", "text": "hello there", "split": "train"},
-            {"audio": "w/b.wav", "text": "a test", "split": "test"},
-            {"audio": "w/c.wav", "text": "never read", "split": "transfer"},
-            {"audio": "w/d.wav"},  # neither text nor split: audio only
-            {"audio": "w/missing.wav", "split": "transfer"}]
+    rows = [
+        {"audio": "w/a.wav", "text": "hello there", "split": "train"},
+        {"audio": "w/b.wav", "text": "a test", "split": "test"},
+        {"audio": "w/c.wav", "text": "never read", "split": "transfer"},
+        {"audio": "w/d.wav"},  # neither text nor split: audio only
+        {"audio": "w/missing.wav", "split": "transfer"},
+    ]
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    cfg = DataConfig(source="manifest", max_reject_fraction=0.5,
-                     manifest=ManifestImportConfig(path=str(tmp_path / "m.jsonl")))
+    cfg = DataConfig(
+        source="manifest",
+        max_reject_fraction=0.5,
+        manifest=ManifestImportConfig(path=str(tmp_path / "m.jsonl")),
+    )
     with pytest.raises(Exception, match="dev"):  # no dev rows: a clear error, not a silent run
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     rows.append({"audio": "w/a.wav", "text": "dev row", "split": "dev", "id": "dev1"})
@@ -66,8 +83,9 @@ def test_manifest_rows_without_text_join_the_transfer_set(tmp_path):
     assert sorted(r["id"] for r in transfer) == ["c", "d"]
     assert all("text" not in r for r in transfer)
     rejects = read_jsonl(tmp_path / "manifests" / "rejects.jsonl")
-    assert [(r["id"], r["split"], r["reason"]) for r in rejects] == \
-        [("missing", "transfer", "missing file")]  # the same checks as every other audio
+    assert [(r["id"], r["split"], r["reason"]) for r in rejects] == [
+        ("missing", "transfer", "missing file")
+    ]  # the same checks as every other audio
     assert metrics["rejects"]["total"] == 1
 
 
