@@ -5,6 +5,7 @@ Usage::
     asr-distill transcribe speech.wav other.flac              # one line of text per file
     asr-distill transcribe --json *.wav                       # JSON lines with timings
     asr-distill transcribe --model export/distilled/student.int8.onnx speech.wav
+    asr-distill ci-report --base origin/main                  # Markdown: metrics and params diff
 
 Text goes to stdout; errors name the file on stderr. Every file is attempted;
 the exit code is 1 if any failed (2 for usage errors).
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf",
     )
     t.add_argument("--threads", type=int, default=1, help="CPU threads for fbank and the model (default 1)")
+    r = sub.add_parser("ci-report", help="Markdown report of metrics and params changed since a revision")
+    r.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
+    r.add_argument("--repo", type=Path, default=Path("."), help="repository root (default .)")
     return p
 
 
@@ -84,14 +88,25 @@ def transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def ci_report(args: argparse.Namespace) -> int:
+    from pipeline.ci_report import ReportError
+    from pipeline.ci_report import ci_report as build
+
+    try:
+        print(build(args.base, args.repo))
+    except ReportError as e:
+        error(str(e))
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "transcribe":
-        return transcribe(args)
-    return 2
+    commands = {"transcribe": transcribe, "ci-report": ci_report}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -124,6 +124,19 @@ def gap_recovered(baseline: float, distilled: float, ensemble: float) -> float |
     return None if np.isnan(value) else round(value, RATE_DECIMALS)
 
 
+def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What ``dvc metrics show/diff`` and ``dvc exp show`` print (``reports/metrics.json``): test
+    WER of every system, each distilled student's WER difference with its twin and
+    ``gap_recovered``, and the int8 student's CPU speed-up over the ensemble. Everything else
+    is in ``reports/evaluation.json``."""
+    return {
+        "test_wer": dict(metrics["wer"]["test"]),
+        "wer_diff": dict(metrics["wer_diff"]),
+        "gap_recovered": dict(metrics["gap_recovered"]),
+        "int8_speedup": metrics["goals"]["int8_speedup_vs_ensemble"],
+    }
+
+
 def comparison_model(name: str, params: Params) -> str:
     """The directly trained twin a distilled student is compared with (``students.<name>.twin``)."""
     return params.twin_model(name.removeprefix("student."))

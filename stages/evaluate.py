@@ -1,15 +1,15 @@
 """Stage ``evaluate``: test WER/CER of every teacher, the ensemble and every student with
 paired-bootstrap intervals and comparisons, WER by accent (or speaker), the most frequent
 word substitutions, the export stage's CPU benchmark with the WER of every runtime (``rtf``,
-``sizes``, ``goals``, ``runtime_wer``), all in ``reports/metrics.json``;
-``reports/summary.md`` and the plots.
+``sizes``, ``goals``, ``runtime_wer``), all in ``reports/evaluation.json``; the headline
+figures in ``reports/metrics.json`` (the DVC metrics file); ``reports/summary.md`` and the plots.
 
 Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
          --soft-targets-metrics reports/soft_targets.json --prepare-metrics reports/prepare.json \
          --train-reports reports --live dvclive --metrics reports/metrics.json \
-         --summary reports/summary.md --plot reports/plots/wer.json --plots-dir reports/plots \
-         --export-metrics reports/export.json
+         --report reports/evaluation.json --summary reports/summary.md --plot reports/plots/wer.json \
+         --plots-dir reports/plots --export-metrics reports/export.json
 """
 
 import logging
@@ -22,6 +22,7 @@ from pipeline.benchmark import deployment_metrics, model_files
 from pipeline.decoding import make_decoder
 from pipeline.evaluate import (
     evaluate_models,
+    headline_metrics,
     oov_rates,
     read_speakers,
     read_timings,
@@ -79,7 +80,8 @@ def main(args, params):
                 plot_files=[Path(os.path.relpath(p, summary.parent)).as_posix() for p in pngs],
             )
         )
-    write_json(args.metrics, metrics)
+    write_json(args.report, metrics)
+    write_json(args.metrics, headline_metrics(metrics))
     log.info(
         "test WER %s; student.distilled - %s: %s %s; gap_recovered %s %s; int8 speed-up vs ensemble %sx",
         metrics["wer"]["test"],
@@ -105,6 +107,7 @@ if __name__ == "__main__":
         "train-reports",
         "live",
         "metrics",
+        "report",
         "summary",
         "plot",
         "plots-dir",

@@ -83,6 +83,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
         "data/tokenizer/spm.model",
         "data/soft_targets/train/index.json",
         "reports/metrics.json",
+        "reports/evaluation.json",
         "reports/summary.md",
         "export/distilled/student.onnx",
         "export/member/student.int8.onnx",
@@ -97,7 +98,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
 def test_metrics_have_the_documented_shape(repo):
     dst, _, _ = repo
     params = load_params(dst / "params.yaml")
-    metrics = json.loads((dst / "reports" / "metrics.json").read_text())
+    metrics = json.loads((dst / "reports" / "evaluation.json").read_text())
     systems = {
         *(f"teacher.{t}" for t in params.teacher_names()),
         "ensemble",
@@ -178,6 +179,22 @@ def test_metrics_have_the_documented_shape(repo):
     assert distilled["unlabelled_utterances"] == len(transfer)
     assert baseline["unlabelled_utterances"] == 0
     assert (dst / "reports" / "plots" / "wer_by_accent.png").exists()
+
+
+def test_dvc_metrics_show_the_headline_only(repo):
+    """`dvc metrics show` prints one narrow table: test WER per system, twin differences,
+    gap_recovered and the int8 speed-up; the stage reports are plain outputs."""
+    dst, env, _ = repo
+    evaluation = json.loads((dst / "reports" / "evaluation.json").read_text())
+    shown = json.loads(sh(["dvc", "metrics", "show", "--json"], dst, env))
+    files = next(iter(shown.values()))["data"]  # the workspace
+    assert list(files) == ["reports/metrics.json"]
+    headline = files["reports/metrics.json"]["data"]
+    assert headline["test_wer"] == evaluation["wer"]["test"]
+    assert headline["gap_recovered"] == evaluation["gap_recovered"]
+    assert headline["wer_diff"] == evaluation["wer_diff"]
+    columns = sum(len(v) if isinstance(v, dict) else 1 for v in headline.values())
+    assert columns <= 20
 
 
 def test_second_repro_runs_nothing(repo):
