@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from pipeline.config import Params
+from pipeline.errors import MissingError
 from pipeline.export import (
     ONNX_FP32,
     ONNX_INT8,
@@ -192,7 +193,7 @@ def deployment_metrics(export_report: dict[str, object], wer: dict[str, float]) 
     """
     missing = [k for k in ("wer", *BENCHMARK_KEYS) if k not in export_report]
     if missing:
-        raise KeyError(f"export report lacks {missing}: re-run the export stage")
+        raise MissingError(f"export report lacks {missing}: re-run the export stage")
     rtf = export_report["rtf"]
     known = {
         **{f"{n}.torch": v for n, v in wer.items() if n != "ensemble"},

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from pipeline.errors import MissingError
+
 
 class Strict(BaseModel):
     """Base model: unknown keys are errors, values are validated on assignment."""
@@ -426,7 +428,7 @@ class Params(Strict):
         if name == "guide":
             return self.guide
         if name not in self.teachers:
-            raise KeyError(f"unknown teacher '{name}'; known: guide, {', '.join(self.teachers)}")
+            raise MissingError(f"unknown teacher '{name}'; known: guide, {', '.join(self.teachers)}")
         return self.teachers[name]
 
     def teacher_names(self) -> list[str]:

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from pipeline.errors import InputError
+
 log = logging.getLogger(__name__)
 
 
@@ -62,7 +64,7 @@ def pick_device(name: str, local_rank: int = 0) -> torch.device:
         name = "cuda" if torch.cuda.is_available() else "cpu"
     if name == "cuda":
         if not torch.cuda.is_available():
-            raise RuntimeError("train.device is 'cuda' but no CUDA device is available")
+            raise InputError("train.device is 'cuda' but no CUDA device is available")
         return torch.device("cuda", local_rank)
     return torch.device("cpu")
 

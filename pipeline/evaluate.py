@@ -36,6 +36,7 @@ import torch
 from pipeline.bootstrap import Interval, gap_fraction, gap_interval, paired_bootstrap, percentile_interval
 from pipeline.config import Params
 from pipeline.decoding import Decoder
+from pipeline.errors import MissingError
 from pipeline.io import read_json, read_jsonl
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
@@ -364,7 +365,9 @@ def speakers_of(ids: Sequence[str], speakers: Mapping[str, str]) -> list[str]:
     """The speaker of each utterance in ``ids``; an utterance without one is an error."""
     missing = [u for u in ids if u not in speakers]
     if missing:
-        raise KeyError(f"{len(missing)} test utterances have no speaker in the manifest, e.g. {missing[:3]}")
+        raise MissingError(
+            f"{len(missing)} test utterances have no speaker in the manifest, e.g. {missing[:3]}"
+        )
     return [speakers[u] for u in ids]
 
 

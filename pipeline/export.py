@@ -41,6 +41,7 @@ import torch
 from pipeline.config import ExportConfig
 from pipeline.ctc import greedy_decode
 from pipeline.deploy import DeployConformer
+from pipeline.errors import MissingError
 from pipeline.evaluate import score
 from pipeline.io import read_jsonl, write_json
 from pipeline.model import ConformerCTC
@@ -334,7 +335,7 @@ def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:
     rows = read_jsonl(manifest)
     missing = [r["id"] for r in rows if r["id"] not in store]
     if missing:
-        raise KeyError(
+        raise MissingError(
             f"{manifest}: {len(missing)} utterances have no features in {store.dir}, e.g. {missing[:3]}"
         )
     if not rows:

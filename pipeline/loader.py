@@ -34,6 +34,7 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
+from pipeline.errors import MissingError
 from pipeline.model import subsampled_lengths
 from pipeline.store import Store, StoreUnion
 
@@ -172,7 +173,7 @@ class BatchLoader:
         """
         missing = [u for u in texts if u not in store]
         if missing:
-            raise KeyError(
+            raise MissingError(
                 f"{len(missing)} manifest utterances have no features in {store.dir}, e.g. {missing[:3]}"
             )
         self.store = store

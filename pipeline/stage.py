@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 
 from pipeline.config import Params, ParamsError, load_params
+from pipeline.errors import InputError
 
 log = logging.getLogger("asr_distill")
 
@@ -30,6 +31,6 @@ def run(main: Callable[[argparse.Namespace, Params], None], args: argparse.Names
     try:
         params = load_params(args.params)
         main(args, params)
-    except (ParamsError, ValueError, KeyError, FileNotFoundError, RuntimeError) as e:
-        log.error("%s", e)
+    except (ParamsError, InputError, ValueError, FileNotFoundError) as e:
+        log.error("%s", e)  # the user's to fix: one line; anything else is a bug and keeps its traceback
         sys.exit(1)

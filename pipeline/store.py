@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.errors import MissingError
+
 FORMAT = "asr-distill-store/1"
 
 
@@ -142,7 +144,7 @@ class Store:
         try:
             shard, offset, n = self.index[utt_id]
         except KeyError:
-            raise KeyError(f"utterance '{utt_id}' is not in store {self.dir}") from None
+            raise MissingError(f"utterance '{utt_id}' is not in store {self.dir}") from None
         return self._shard(name, shard)[offset : offset + n]
 
     def check(self) -> None:
@@ -226,7 +228,7 @@ class StoreUnion:
     def get(self, utt_id: str, name: str) -> np.ndarray:
         store = self._where.get(utt_id)
         if store is None:
-            raise KeyError(f"utterance '{utt_id}' is in none of {[str(s.dir) for s in self.stores]}")
+            raise MissingError(f"utterance '{utt_id}' is in none of {[str(s.dir) for s in self.stores]}")
         return store.get(utt_id, name)
 
 
