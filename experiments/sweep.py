@@ -65,6 +65,7 @@ THIRD = {
     "dropout": 0.1,
 }
 SCARCE = {"students.baseline.labelled_fraction": 0.2, "students.distilled.labelled_fraction": 0.2}
+TWICE = {"students.baseline.epochs": 30, "students.distilled.epochs": 30}
 THIRD_PAIR = {"students.baseline.model": THIRD, "students.distilled.model": THIRD}
 
 # name: (student, overrides, twin variant or None for a directly trained model)
@@ -103,8 +104,8 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
     "budget": {
         "baseline": ("baseline", {}, None),
         "distilled": ("distilled", {}, "baseline"),
-        "baseline_x2": ("baseline", {"train.epochs": 30}, None),
-        "distilled_x2": ("distilled", {"train.epochs": 30}, "baseline_x2"),
+        "baseline_x2": ("baseline", TWICE, None),
+        "distilled_x2": ("distilled", TWICE, "baseline_x2"),
     },
 }
 

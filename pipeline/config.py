@@ -221,7 +221,6 @@ class ModelConfig(Strict):
 class TrainConfig(Strict):
     """Optimisation settings shared by teachers and students."""
 
-    epochs: int = Field(10, ge=1)
     lr: float = Field(2e-3, gt=0)
     weight_decay: float = Field(1e-2, ge=0)
     warmup_steps: int = Field(200, ge=0)
@@ -254,11 +253,7 @@ class TrainConfig(Strict):
 
 
 class TeacherConfig(Strict):
-    """One ensemble member: its own seed, epochs and architecture.
-
-    ``epochs`` is required: ``train.epochs`` is the students', and a teacher that
-    read it would be retrained whenever the students' schedule changed.
-    """
+    """One ensemble member: its own seed, epochs (required) and architecture."""
 
     seed: int = 0
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -283,7 +278,7 @@ class DistillConfig(Strict):
 class StudentConfig(Strict):
     """One student: ``(1 - alpha) * CTC + alpha * T^2 * KD``; ``alpha: 0`` is a directly trained twin.
 
-    Update budget: ``epochs`` (default ``train.epochs``) times the batches of one pass over
+    Update budget: ``epochs`` (required) times the batches of one pass over
     the whole train split, whatever data the student sees; a teacher's budget is defined
     the same way, so twins compare at equal optimizer updates.
     """
@@ -291,7 +286,7 @@ class StudentConfig(Strict):
     alpha: float = Field(0.0, ge=0, le=1)
     seed: int = 0
     model: ModelConfig | None = None  # default: the shared ``student:`` block
-    epochs: int | None = Field(None, ge=1)  # default: train.epochs
+    epochs: int = Field(ge=1)
     # The directly trained model this one is compared with (required when alpha > 0): a
     # student with alpha 0, or ``guide`` (a teacher trained with plain CTC). Same
     # architecture, seed, budget and labelled share are checked.
@@ -412,7 +407,7 @@ class Params(Strict):
 
     def student_epochs(self, name: str) -> int:
         """Student ``name``'s update budget in passes over the train split."""
-        return self.students[name].epochs or self.train.epochs
+        return self.students[name].epochs
 
     def student_recipe(self, name: str) -> tuple[ModelConfig, int, int, float]:
         s = self.students[name]
@@ -469,7 +464,10 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | Non
 
 
 # Keys that moved, as the error names them -> where they went: an old params.yaml is told.
-MOVED_KEYS = {"evaluate.rtf_utterances": "export.rtf_utterances"}
+MOVED_KEYS = {
+    "evaluate.rtf_utterances": "export.rtf_utterances",
+    "train.epochs": "students.<name>.epochs (every student sets its own, as teachers do)",
+}
 
 
 def format_errors(err: ValidationError, source: str) -> str:

@@ -144,10 +144,9 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
         loss_fn=loss_fn,
         checkpoint_dir=paths["checkpoints"],
         live_dir=paths["live"],
-        # train.epochs is the students' schedule; the teacher's is in tcfg
         fingerprint={
             "teacher": tcfg.model_dump(),
-            "train": params.train.model_dump(exclude={"epochs"}),
+            "train": params.train.model_dump(),
             "guided": guided,
             "guide_weight": params.ensemble.guide_weight,
             "data": data_digest(paths),

@@ -46,7 +46,6 @@ def run_training(rank, world, root, port, results):
         24,
     )
     cfg = TrainConfig(
-        epochs=2,
         lr=1e-3,
         warmup_steps=2,
         batch_frames=600,

@@ -40,7 +40,6 @@ def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
         24,
     )
     cfg = TrainConfig(
-        epochs=2,
         lr=1e-3,
         warmup_steps=2,
         batch_frames=400,
@@ -122,7 +121,7 @@ def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus
         80,
         24,
     )
-    cfg = TrainConfig(epochs=2, lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)
+    cfg = TrainConfig(lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)
     epoch_steps = len(loader) + 2  # e.g. train's batches, while this loader holds fewer
     job = TrainJob(
         name="s",
