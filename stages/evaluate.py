@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from pipeline.benchmark import deployment_metrics, model_files
-from pipeline.decoding import make_decoder
+from pipeline.decoding import greedy_decoder, make_decoder
 from pipeline.evaluate import (
     evaluate_models,
     headline_metrics,
@@ -50,7 +50,7 @@ def main(args, params):
     speakers = read_speakers(Path(args.manifests) / "test.jsonl")
     train_words = (w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split())
     decode = make_decoder(params.evaluate, sp, train_words)
-    metrics = evaluate_models(params, teachers, students, loader, decode, speakers)
+    metrics = evaluate_models(params, teachers, students, loader, decode, speakers, greedy_decoder(sp))
     metrics["decoder"] = {"name": params.evaluate.decoder, "beam_size": params.evaluate.beam_size}
     prepare = read_json(args.prepare_metrics)
     metrics["oov_rate"] = oov_rates(prepare)
@@ -61,7 +61,11 @@ def main(args, params):
     }
     metrics["soft_targets"]["spike_agreement_train"] = soft["train"]["spike_agreement"]["mean"]
     metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
-    metrics.update(deployment_metrics(read_json(args.export_metrics), metrics["wer"]["test"]))
+    metrics.update(
+        deployment_metrics(
+            read_json(args.export_metrics), metrics["wer"]["test"], metrics["wer_greedy"]["test"]
+        )
+    )
     reports, live = Path(args.train_reports), Path(args.live)
     timings = {f"teacher.{n}": t for n, t in read_timings(reports / "teachers", list(teachers)).items()}
     timings.update({f"student.{n}": t for n, t in read_timings(reports / "students", list(students)).items()})

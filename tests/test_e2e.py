@@ -130,10 +130,13 @@ def test_metrics_have_the_documented_shape(repo):
     # The export stage ran the benchmark; evaluate copied it and added each runtime's WER.
     export = json.loads((dst / "reports" / "export.json").read_text())
     assert metrics["rtf"] == export["rtf"] and metrics["sizes"] == export["sizes"]
-    assert set(metrics["runtime_wer"]) == set(metrics["rtf"])
+    assert set(metrics["runtime_wer"]) == set(metrics["rtf"]) == set(metrics["runtime_wer_greedy"])
     assert metrics["runtime_wer"]["ensemble"] == metrics["wer"]["test"]["ensemble"]
+    assert metrics["runtime_wer_greedy"]["ensemble"] == metrics["wer_greedy"]["test"]["ensemble"]
+    assert all(v is not None for v in metrics["runtime_wer_greedy"].values())
     assert (
-        metrics["runtime_wer"]["student.distilled.onnx_int8"] == export["wer"]["student.distilled.onnx_int8"]
+        metrics["runtime_wer_greedy"]["student.distilled.onnx_int8"]
+        == export["wer"]["student.distilled.onnx_int8"]
     )
     summary = (dst / "reports" / "summary.md").read_text()
     assert "## Deployment" in summary and "student.distilled.onnx_int8" in summary
