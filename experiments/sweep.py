@@ -87,11 +87,6 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
     "scarce": {
         "baseline_fifth": ("baseline", SCARCE, None),
         "distilled_fifth": ("distilled", SCARCE, "baseline_fifth"),
-        "pseudo_labels_fifth": (
-            "distilled",
-            {**SCARCE, "students.distilled.pseudo_labels": True},
-            "baseline_fifth",
-        ),
     },
     "ladder": {
         "baseline": ("baseline", {}, None),

@@ -223,9 +223,17 @@ def librispeech_audio_only(root: Path, subset: str) -> list[Candidate]:
     ]
 
 
+def corpus_root(root: str | None, key: str) -> Path:
+    """``root`` as a folder that exists, or an error naming the params key."""
+    path = Path(root or "")
+    if not path.is_dir():
+        raise FileNotFoundError(f"{key}: {path} does not exist or is not a folder")
+    return path
+
+
 def librispeech_candidates(cfg: LibriSpeechConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """All candidates of the subsets chosen for train, dev, test and the transfer set."""
-    root = Path(cfg.root or "")
+    root = corpus_root(cfg.root, "data.librispeech.root")
     cands: list[Candidate] = []
     rejects: list[dict[str, Any]] = []
     for split, subsets in (
@@ -264,7 +272,7 @@ def _require_columns(path: Path, rows: list[dict[str, str]], columns: list[str])
 
 def commonvoice_candidates(cfg: CommonVoiceConfig) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """Candidates from ``clips/`` and the split TSVs (``transfer_tsv``: audio only)."""
-    root = Path(cfg.root or "")
+    root = corpus_root(cfg.root, "data.commonvoice.root")
     cands: list[Candidate] = []
     tables = [("train", cfg.train_tsv), ("dev", cfg.dev_tsv), ("test", cfg.test_tsv)]
     if cfg.transfer_tsv:

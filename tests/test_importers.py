@@ -347,3 +347,17 @@ def test_importer_params_are_validated(data, message):
     }
     with pytest.raises(ParamsError, match=message):
         parse_params(raw)
+
+
+@pytest.mark.parametrize("source", ["librispeech", "commonvoice"])
+def test_a_missing_corpus_root_names_its_key(tmp_path, source):
+    from pipeline.config import CommonVoiceConfig, LibriSpeechConfig
+    from pipeline.importers import commonvoice_candidates, librispeech_candidates
+
+    missing = str(tmp_path / "nowhere")
+    read = {
+        "librispeech": lambda: librispeech_candidates(LibriSpeechConfig(root=missing)),
+        "commonvoice": lambda: commonvoice_candidates(CommonVoiceConfig(root=missing)),
+    }[source]
+    with pytest.raises(FileNotFoundError, match=rf"data\.{source}\.root: .*nowhere does not exist"):
+        read()
