@@ -278,9 +278,9 @@ def fmt(ci: list[float] | None) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     lines = [
-        "| variant | changes | params | dev WER | test WER | 95 % interval | vs twin | "
+        "| variant | changes | params | dev WER | test WER | 95 % interval | vs twin | WER diff | "
         "diff interval | gap_recovered | gap interval | train s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, info in result["variants"].items():
         dev, test = result["dev"][name], result["test"][name]

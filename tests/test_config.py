@@ -128,6 +128,6 @@ def test_the_member_student_takes_the_guide_as_twin(tiny):
 
 
 def test_student_names_do_not_clash_with_teachers(tiny):
-    tiny["students"]["t1"] = {"alpha": 0.0}
+    tiny["students"]["t1"] = {"alpha": 0.0, "epochs": 2}
     with pytest.raises(ParamsError, match=r"t1 is also a teacher's name"):
         parse_params(tiny)

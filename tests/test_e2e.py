@@ -194,8 +194,12 @@ def test_dvc_metrics_show_the_headline_only(repo):
     assert list(files) == ["reports/metrics.json"]
     headline = files["reports/metrics.json"]["data"]
     assert headline["test_wer"] == evaluation["wer"]["test"]
-    assert headline["gap_recovered"] == evaluation["gap_recovered"]
     assert headline["wer_diff"] == evaluation["wer_diff"]
+
+    def known(d):  # dvc leaves out null values (gap_recovered when the ensemble is not better)
+        return {k: v for k, v in d.items() if v is not None}
+
+    assert known(headline.get("gap_recovered", {})) == known(evaluation["gap_recovered"])
     columns = sum(len(v) if isinstance(v, dict) else 1 for v in headline.values())
     assert columns <= 20
 
