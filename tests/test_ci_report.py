@@ -46,9 +46,9 @@ def write_run(repo: Path, alpha: float, gap: float) -> None:
 
 
 @pytest.fixture
-def repo(tmp_path):
-    env_bin = str(Path(sys.executable).parent)
-    os.environ["PATH"] = env_bin + os.pathsep + os.environ["PATH"]
+def repo(tmp_path, monkeypatch):
+    # the dvc of this interpreter's environment, for this test only
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
     git(tmp_path, "init", "-q")
     subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
