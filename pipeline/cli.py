@@ -5,6 +5,7 @@ Usage::
     asr-distill transcribe speech.wav other.flac              # one line of text per file
     asr-distill transcribe --json *.wav                       # JSON lines with timings
     asr-distill transcribe --model export/distilled/student.int8.onnx speech.wav
+    asr-distill transcribe --stream --model export/<student>/streaming.onnx speech.wav
     asr-distill ci-report --base origin/main                  # Markdown: metrics and params diff
 
 Text goes to stdout; errors name the file on stderr. Every file is attempted;
@@ -47,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf",
     )
     t.add_argument("--threads", type=int, default=1, help="CPU threads for fbank and the model (default 1)")
+    t.add_argument(
+        "--stream",
+        action="store_true",
+        help="a streaming student: feed each file chunk by chunk as if live, print partial "
+        "results on stderr as they grow (uses streaming.onnx from the --model directory)",
+    )
     r = sub.add_parser("ci-report", help="Markdown report of metrics and params changed since a revision")
     r.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
     r.add_argument("--repo", type=Path, default=Path("."), help="repository root (default .)")
@@ -65,14 +72,20 @@ def transcribe(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)  # fbank runs in torch; extra threads only contend
     try:
-        model = ExportedModel.load(args.model, args.threads)
+        if args.stream:
+            model = load_streaming(args.model, args.threads)
+        else:
+            model = ExportedModel.load(args.model, args.threads)
     except (FileNotFoundError, ValueError, KeyError) as e:
         error(str(e))
         return 1
     failed = 0
     for path in args.files:
         try:
-            result = model.transcribe(path)
+            if args.stream:
+                result = model.transcribe(path, partial_printer(path))
+            else:
+                result = model.transcribe(path).as_dict()
         except AudioError as e:
             error(str(e))
             failed += 1
@@ -82,10 +95,27 @@ def transcribe(args: argparse.Namespace) -> int:
             error(f"{path}: transcription failed ({type(e).__name__}: {e})")
             failed += 1
             continue
-        print(json.dumps(result.as_dict(), ensure_ascii=False) if args.json else result.text, flush=True)
+        print(json.dumps(result, ensure_ascii=False) if args.json else result["text"], flush=True)
     if failed:
         error(f"{failed} of {len(args.files)} files failed")
     return 1 if failed else 0
+
+
+def load_streaming(model: Path, threads: int):
+    """The streaming graph of the export directory holding ``model`` (or ``model`` itself)."""
+    from pipeline.export import STREAMING
+    from pipeline.streaming import StreamingModel
+
+    return StreamingModel.load(model if model.name == STREAMING else model.parent / STREAMING, threads)
+
+
+def partial_printer(path: Path):
+    """Print ``FILE [seconds heard] text so far`` on stderr."""
+
+    def show(seconds: float, text: str) -> None:
+        print(f"{path} [{seconds:6.2f} s] {text}", file=sys.stderr, flush=True)
+
+    return show
 
 
 def ci_report(args: argparse.Namespace) -> int:

@@ -208,6 +208,12 @@ class ModelConfig(Strict):
     conv_kernel: int = Field(15, ge=3)
     subsampling_channels: int = Field(64, ge=4)
     dropout: float = Field(0.1, ge=0, lt=1)
+    # Streaming: output frames (40 ms each) per attention chunk; 0 = full context. A streaming
+    # model's frames attend to their own chunk and ``left_frames`` frames before it, and its
+    # depthwise convolutions are causal, so a chunk's outputs never change when later audio
+    # arrives (pipeline/streaming.py runs it chunk by chunk).
+    chunk_frames: int = Field(0, ge=0)
+    left_frames: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _heads(self) -> ModelConfig:
@@ -215,7 +221,15 @@ class ModelConfig(Strict):
             raise ValueError(f"d_model {self.d_model} is not divisible by num_heads {self.num_heads}")
         if self.conv_kernel % 2 == 0:
             raise ValueError(f"conv_kernel must be odd, got {self.conv_kernel}")
+        if self.left_frames and not self.chunk_frames:
+            raise ValueError("left_frames needs chunk_frames > 0 (full-context models see everything)")
+        if self.chunk_frames and not self.left_frames:
+            raise ValueError("a streaming model (chunk_frames > 0) needs left_frames > 0")
         return self
+
+    @property
+    def streaming(self) -> bool:
+        return self.chunk_frames > 0
 
 
 class TrainConfig(Strict):
@@ -302,11 +316,17 @@ class StudentConfig(Strict):
     # alpha > 0 only: CTC also on the ensemble's greedy transcripts of untranscribed audio
     # (sequence-level KD) instead of the KD term alone.
     pseudo_labels: bool = False
+    # alpha > 0 only: delay the soft targets by this many 40 ms frames, so a streaming student,
+    # which emits its spikes later than the full-context teachers, is taught where it can
+    # emit them (``asr-distill spike-delay`` measures the delay of a trained model).
+    kd_shift: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _distilled_only(self) -> StudentConfig:
         if self.alpha == 0 and self.pseudo_labels:
             raise ValueError("pseudo_labels needs alpha > 0 (a twin learns from transcripts only)")
+        if self.alpha == 0 and self.kd_shift:
+            raise ValueError("kd_shift needs alpha > 0 (it shifts the soft targets)")
         return self
 
 

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline.model import ConformerCTC, subsampled_lengths
+from pipeline.model import ConformerCTC, attention_blocked, subsampled_lengths
 
 
 def _linear(weight: torch.Tensor, bias: torch.Tensor | None, scale: float = 1.0) -> nn.Linear:
@@ -65,8 +65,9 @@ class _Layer(nn.Module):
     """One Conformer layer (torchaudio's ``ConformerLayer`` as :func:`pipeline.model._conformer_layer`
     runs it), in ``(N, T, D)`` layout."""
 
-    def __init__(self, layer: nn.Module) -> None:
+    def __init__(self, layer: nn.Module, causal: bool = False) -> None:
         super().__init__()
+        self.causal = causal  # streaming model: the depthwise conv sees no future frame
         attn = layer.self_attn
         d, self.heads = attn.embed_dim, attn.num_heads
         self.head_dim = d // self.heads
@@ -87,15 +88,32 @@ class _Layer(nn.Module):
         self.final_norm = copy.deepcopy(layer.final_layer_norm)
 
     def forward(self, x: torch.Tensor, attn_bias: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
-        """``x``: ``(N, T, D)``; ``attn_bias``: ``(N, 1, 1, T)`` 0 or -inf; ``keep``: ``(N, T, 1)``."""
+        """``x``: ``(N, T, D)``; ``attn_bias``: ``(N, 1, 1, T)`` (a streaming model's
+        ``(N, 1, T, T)``) 0 or -inf; ``keep``: ``(N, T, 1)``."""
         x = x + self.ffn1(x)
-        qkv = self.qkv(self.attn_norm(x)).unflatten(-1, (3, self.heads, self.head_dim))
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (N, H, T, d_head)
-        weights = torch.softmax(q @ k.transpose(-1, -2) + attn_bias, dim=-1)
-        x = x + self.attn_out((weights @ v).transpose(1, 2).flatten(2))
+        x = x + self.attend(self.qkv_heads(x), attn_bias)
         y = F.glu(self.pointwise1(self.conv_norm(x)), dim=-1) * keep
-        y = self.depthwise(y.transpose(1, 2)).transpose(1, 2)
-        x = x + self.pointwise2(F.silu(self.depthwise_norm(y)))
+        if self.causal:
+            y = F.pad(y, (0, 0, self.depthwise.kernel_size[0] - 1, 0))
+        return self.finish(x, self.depthwise(y.transpose(1, 2)).transpose(1, 2))
+
+    def qkv_heads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Queries, keys and values ``(N, H, T, d_head)`` of the layer input ``(N, T, D)``."""
+        qkv = self.qkv(self.attn_norm(x)).unflatten(-1, (3, self.heads, self.head_dim))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        return q, k, v
+
+    def attend(
+        self, qkv: tuple[torch.Tensor, torch.Tensor, torch.Tensor], attn_bias: torch.Tensor
+    ) -> torch.Tensor:
+        """Attention output ``(N, T_q, D)`` (before the residual) of queries over keys/values."""
+        q, k, v = qkv
+        weights = torch.softmax(q @ k.transpose(-1, -2) + attn_bias, dim=-1)
+        return self.attn_out((weights @ v).transpose(1, 2).flatten(2))
+
+    def finish(self, x: torch.Tensor, depthwise_out: torch.Tensor) -> torch.Tensor:
+        """The rest of the layer after the depthwise convolution's output ``(N, T, C)``."""
+        x = x + self.pointwise2(F.silu(self.depthwise_norm(depthwise_out)))
         x = x + self.ffn2(x)
         return self.final_norm(x)
 
@@ -115,7 +133,9 @@ class DeployConformer(nn.Module):
         self.register_buffer("cmvn_scale", 1.0 / std)
         self.register_buffer("cmvn_shift", -model.cmvn_mean.detach() / std)
         self.subsampling = copy.deepcopy(model.subsampling)
-        self.layers = nn.ModuleList(_Layer(layer) for layer in model.encoder.conformer_layers)
+        self.chunk_frames, self.left_frames = model.cfg.chunk_frames, model.cfg.left_frames
+        causal = model.cfg.streaming
+        self.layers = nn.ModuleList(_Layer(layer, causal) for layer in model.encoder.conformer_layers)
         self.output = _linear(model.output.weight, model.output.bias)
         self.eval()
 
@@ -124,9 +144,13 @@ class DeployConformer(nn.Module):
         x = self.subsampling(feats * self.cmvn_scale + self.cmvn_shift)  # (N, T', D)
         out_lengths = subsampled_lengths(lengths).clamp(min=1, max=x.shape[1])
         pad = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]
-        attn_bias = torch.zeros(pad.shape, dtype=x.dtype, device=x.device).masked_fill(pad, float("-inf"))[
-            :, None, None, :
-        ]
+        if self.chunk_frames:
+            blocked = attention_blocked(pad, self.chunk_frames, self.left_frames)[:, None]  # (N, 1, T, T)
+        else:
+            blocked = pad[:, None, None, :]  # (N, 1, 1, T)
+        attn_bias = torch.zeros(blocked.shape, dtype=x.dtype, device=x.device).masked_fill(
+            blocked, float("-inf")
+        )
         keep = (~pad).unsqueeze(-1).to(x.dtype)
         for layer in self.layers:
             x = layer(x, attn_bias, keep)

@@ -53,6 +53,7 @@ CONFIG_FORMAT = "asr-distill-export/1"
 TORCHSCRIPT = "student.torchscript.pt"
 ONNX_FP32 = "student.onnx"
 ONNX_INT8 = "student.int8.onnx"
+STREAMING = "streaming.onnx"  # streaming students only: one chunk per call (pipeline.streaming)
 TOKENIZER = "tokenizer.model"
 CONFIG = "config.json"
 # Shortest input the ONNX graph is exported for (the dynamo exporter's lower bound
@@ -233,7 +234,9 @@ def transcripts(runner: Runner, examples: Sequence[np.ndarray], sp: spm.Sentence
     return texts
 
 
-def write_config(path: Path, features_meta: dict[str, Any], vocab_size: int) -> None:
+def write_config(
+    path: Path, features_meta: dict[str, Any], vocab_size: int, streaming: dict[str, Any] | None = None
+) -> None:
     """``config.json``: what a runtime needs besides the graph to turn audio into text."""
     write_json(
         path,
@@ -250,6 +253,7 @@ def write_config(path: Path, features_meta: dict[str, Any], vocab_size: int) -> 
             "outputs": {"logits": "(N, T', vocab_size) float32", "out_lengths": "(N,) int64"},
             "models": {"onnx": ONNX_FP32, "onnx_int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
             "tokenizer": TOKENIZER,
+            **({"streaming": streaming} if streaming else {}),
         },
     )
 
@@ -268,8 +272,14 @@ def write_artifacts(
     export_onnx(deployable, out_dir / ONNX_FP32, opset)
     log.info("export: ONNX int8 (dynamic quantization)")
     quantize_int8(out_dir / ONNX_FP32, out_dir / ONNX_INT8)
+    streaming = None
+    if model.cfg.streaming:
+        from pipeline.streaming import export_streaming_onnx
+
+        log.info("export: streaming ONNX (one chunk per call, caches as inputs and outputs)")
+        streaming = export_streaming_onnx(model, out_dir / STREAMING, opset)
     shutil.copy(tokenizer, out_dir / TOKENIZER)
-    write_config(out_dir / CONFIG, features_meta, model.vocab_size)
+    write_config(out_dir / CONFIG, features_meta, model.vocab_size, streaming)
 
 
 def check_parity(
@@ -325,8 +335,26 @@ def _check_parity(
             f"{out_dir / ONNX_INT8}: int8 test WER {wer['onnx_int8']:.4f} differs from eager "
             f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}"
         )
+    if model.cfg.streaming:
+        parity["streaming"] = _check_streaming(out_dir, examples, fp32, cfg)
     log.info("export parity: %s; test WER %s", parity, wer)
     return {"parity": parity, "wer": {f"{label}.{k}": v for k, v in wer.items()}}
+
+
+def _check_streaming(out_dir: Path, examples: Sequence[np.ndarray], fp32: Runner, cfg: ExportConfig) -> dict:
+    """The streaming graph, chunk by chunk, must give the offline graph's logits and exactly its
+    greedy transcripts on every example."""
+    from pipeline.streaming import StreamingModel, streaming_parity
+
+    offline = [fp32(*as_batch(f))[0][0] for f in examples]
+    result = streaming_parity(StreamingModel.load(out_dir / STREAMING), examples, offline)
+    if result["transcripts_differ"] or not result["max_abs_logit_diff"] <= cfg.parity_atol:
+        raise ExportParityError(
+            f"{out_dir / STREAMING}: streaming decode differs from the offline graph on "
+            f"{result['transcripts_differ']} of {result['utterances']} utterances "
+            f"(max |logit diff| {result['max_abs_logit_diff']:.3g})"
+        )
+    return result
 
 
 def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:

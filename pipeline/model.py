@@ -4,6 +4,10 @@ Input: raw (un-normalized) fbank ``(N, T, n_mels)`` and lengths ``(N,)``.
 CMVN lives inside the model as buffers, so an exported model needs only fbank.
 Two stride-2 convolutions subsample time by 4: every model in the pipeline
 emits one frame per 40 ms, so teacher and student frames correspond 1:1.
+
+A streaming model (``model.chunk_frames > 0``) runs the same layers with a chunk
+attention mask (:func:`chunk_mask`) and causal depthwise convolutions, so the outputs
+of a chunk depend on no later audio; :mod:`pipeline.streaming` runs it chunk by chunk.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from torchaudio.models import Conformer
 
 from pipeline.config import ModelConfig
@@ -21,6 +26,29 @@ from pipeline.config import ModelConfig
 def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
     """Frames after two (kernel 3, stride 2, no padding) convolutions."""
     return ((lengths - 1) // 2 - 1) // 2
+
+
+def chunk_mask(frames: int, chunk: int, left: int, device: torch.device | None = None) -> torch.Tensor:
+    """``(T, T)`` bool, True where query frame i may NOT attend to key frame j.
+
+    Frame i of chunk ``c = i // chunk`` sees frames ``[c * chunk - left, (c + 1) * chunk)``:
+    its own chunk whole and ``left`` frames before it, nothing after the chunk.
+    """
+    i = torch.arange(frames, device=device)[:, None]
+    j = torch.arange(frames, device=device)[None, :]
+    start = (i // chunk) * chunk
+    return (j >= start + chunk) | (j < start - left)
+
+
+def attention_blocked(pad_mask: torch.Tensor, chunk: int, left: int) -> torch.Tensor:
+    """``(N, T, T)`` bool, True where attention is blocked: padded keys, and keys outside the
+    chunk window of a streaming model (``chunk > 0``). A frame always sees itself, so no row
+    is all blocked (padded frames' outputs are ignored, but must not be NaN)."""
+    n, t = pad_mask.shape
+    blocked = pad_mask[:, None, :].expand(n, t, t)
+    if chunk:
+        blocked = blocked | chunk_mask(t, chunk, left, pad_mask.device)[None]
+    return blocked & ~torch.eye(t, dtype=torch.bool, device=pad_mask.device)[None]
 
 
 class Subsampling(nn.Module):
@@ -60,32 +88,47 @@ class ChannelNorm(nn.Module):
         return self.norm(x.transpose(1, 2)).transpose(1, 2)
 
 
-def _convolution(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def _convolution(layer: nn.Module, x: torch.Tensor, keep: torch.Tensor, causal: bool = False) -> torch.Tensor:
     """torchaudio's convolution module with padded frames zeroed before the depthwise conv.
 
     Without the mask, padding leaks into the last valid frames through the
     depthwise kernel, so a frame's posterior would depend on what it was batched
     with: fatal when teacher and student frames must correspond 1:1.
-    ``x``: ``(T, N, D)``, ``keep``: ``(N, 1, T)`` 1 for valid frames.
+    ``x``: ``(T, N, D)``, ``keep``: ``(N, 1, T)`` 1 for valid frames. ``causal``: the depthwise
+    conv (built without padding) sees the current frame and ``kernel - 1`` frames before it.
     """
     module = layer.conv_module
     y = module.layer_norm(x.transpose(0, 1)).transpose(1, 2)  # (N, D, T)
-    pointwise, glu, *rest = module.sequential
+    pointwise, glu, depthwise, *rest = module.sequential
     y = glu(pointwise(y)) * keep  # (N, C, T)
-    for sub in rest:  # depthwise conv, norm, activation, pointwise, dropout
+    if causal:
+        y = F.pad(y, (depthwise.kernel_size[0] - 1, 0))
+    y = depthwise(y)
+    for sub in rest:  # norm, activation, pointwise, dropout
         y = sub(y)
     return x + y.permute(2, 0, 1)  # (T, N, D)
 
 
 def _conformer_layer(
-    layer: nn.Module, x: torch.Tensor, pad_mask: torch.Tensor, keep: torch.Tensor
+    layer: nn.Module,
+    x: torch.Tensor,
+    pad_mask: torch.Tensor,
+    keep: torch.Tensor,
+    blocked: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``torchaudio.models.conformer.ConformerLayer.forward`` with :func:`_convolution`."""
+    """``torchaudio.models.conformer.ConformerLayer.forward`` with :func:`_convolution`.
+
+    ``blocked``: a streaming model's ``(N * heads, T, T)`` attention mask (see
+    :func:`attention_blocked`), which also makes the convolution causal; None: full context.
+    """
     x = x + 0.5 * layer.ffn1(x)
     y = layer.self_attn_layer_norm(x)
-    y, _ = layer.self_attn(query=y, key=y, value=y, key_padding_mask=pad_mask, need_weights=False)
+    if blocked is None:
+        y, _ = layer.self_attn(query=y, key=y, value=y, key_padding_mask=pad_mask, need_weights=False)
+    else:
+        y, _ = layer.self_attn(query=y, key=y, value=y, attn_mask=blocked, need_weights=False)
     x = x + layer.self_attn_dropout(y)
-    x = _convolution(layer, x, keep)
+    x = _convolution(layer, x, keep, causal=blocked is not None)
     x = x + 0.5 * layer.ffn2(x)
     return layer.final_layer_norm(x)
 
@@ -113,6 +156,8 @@ class ConformerCTC(nn.Module):
         for layer in self.encoder.conformer_layers:
             seq = layer.conv_module.sequential
             seq[3] = ChannelNorm(seq[3].num_features)  # was BatchNorm1d
+            if cfg.streaming:
+                seq[2].padding = (0,)  # causal: _convolution pads the past only
         self.output = nn.Linear(cfg.d_model, vocab_size)
 
     def set_cmvn(self, mean: list[float], std: list[float]) -> None:
@@ -129,9 +174,13 @@ class ConformerCTC(nn.Module):
         # utterance stay valid, and export needs no data-dependent shapes.
         pad_mask = torch.arange(x.shape[1], device=x.device)[None, :] >= out_lengths[:, None]
         keep = (~pad_mask).unsqueeze(1).to(x.dtype)  # (N, 1, T')
+        blocked = None
+        if self.cfg.streaming:
+            blocked = attention_blocked(pad_mask, self.cfg.chunk_frames, self.cfg.left_frames)
+            blocked = blocked.repeat_interleave(self.cfg.num_heads, dim=0)  # (N * heads, T', T')
         x = x.transpose(0, 1)  # (T', N, D)
         for layer in self.encoder.conformer_layers:
-            x = _conformer_layer(layer, x, pad_mask, keep)
+            x = _conformer_layer(layer, x, pad_mask, keep, blocked)
         return self.output(x.transpose(0, 1)), out_lengths  # (N, T', V)
 
 

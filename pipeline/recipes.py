@@ -83,13 +83,40 @@ def argmax_tokens(model: ConformerCTC, loader: BatchLoader) -> dict[str, np.ndar
     return out
 
 
-def soft_target_extras(soft: Store) -> Extra:
-    """Per-utterance soft targets for the loader: top-k ids (int64 for gather), probs, rest."""
-    return lambda u: {
-        "ids": soft.get(u, "ids").astype(np.int64),
-        "probs": soft.get(u, "probs"),
-        "rest": soft.get(u, "rest"),
-    }
+def soft_target_extras(soft: Store, shift: int = 0) -> Extra:
+    """Per-utterance soft targets for the loader: top-k ids (int64 for gather), probs, rest.
+
+    ``shift > 0`` delays them by that many frames (see :func:`delay_targets`).
+    """
+
+    def extras(u: str) -> dict[str, np.ndarray]:
+        ids, probs, rest = soft.get(u, "ids").astype(np.int64), soft.get(u, "probs"), soft.get(u, "rest")
+        if shift:
+            ids, probs, rest = delay_targets(ids, probs, rest, shift)
+        return {"ids": ids, "probs": probs, "rest": rest}
+
+    return extras
+
+
+def delay_targets(
+    ids: np.ndarray, probs: np.ndarray, rest: np.ndarray, shift: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Soft targets ``(T, k)``, ``(T, k)``, ``(T,)`` delayed by ``shift`` frames, same length.
+
+    Frame ``t`` gets the teachers' frame ``t - shift``; the first ``shift`` frames are blank
+    with certainty, the teachers' last ``shift`` frames (trailing silence) are dropped. A
+    streaming student emits each token later than full-context teachers; delayed targets
+    ask for the spike where it can emit it.
+    """
+    shift = min(shift, len(ids))
+    blank_ids = np.broadcast_to(np.arange(ids.shape[1], dtype=ids.dtype), (shift, ids.shape[1]))
+    blank_probs = np.zeros((shift, probs.shape[1]), probs.dtype)
+    blank_probs[:, 0] = 1.0  # id 0 (blank) first
+    return (
+        np.concatenate([blank_ids, ids[: len(ids) - shift]]),
+        np.concatenate([blank_probs, probs[: len(probs) - shift]]),
+        np.concatenate([np.zeros(shift, rest.dtype), rest[: len(rest) - shift]]),
+    )
 
 
 def data_digest(paths: dict[str, Path]) -> str:
@@ -240,7 +267,7 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str
         soft = StoreUnion(data.soft)
         soft_meta = soft.meta
         temperature = float(soft.meta["temperature"])
-        extras = soft_target_extras(soft)
+        extras = soft_target_extras(soft, scfg.kd_shift)
     train_loader = BatchLoader(
         StoreUnion(data.stores),
         data.texts,
