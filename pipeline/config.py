@@ -318,7 +318,7 @@ class StudentConfig(Strict):
     pseudo_labels: bool = False
     # alpha > 0 only: delay the soft targets by this many 40 ms frames, so a streaming student,
     # which emits its spikes later than the full-context teachers, is taught where it can
-    # emit them (``asr-distill spike-delay`` measures the delay of a trained model).
+    # emit them (experiments/streaming.py measures the delay of a streaming twin on dev).
     kd_shift: int = Field(0, ge=0)
 
     @model_validator(mode="after")

@@ -69,3 +69,15 @@ def test_markdown_rows_and_ladder():
         {"params": 100, "twin": [0.5, 0.49, 0.51], "distilled": [0.45, 0.44, 0.46], "name": "distilled"}
     ]
     assert ladder["ensemble"] == 0.4
+
+
+def test_streaming_variants_are_valid_params():
+    spec = importlib.util.spec_from_file_location("streaming", ROOT / "experiments" / "streaming.py")
+    streaming = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(streaming)
+    for name, (student, changes, twin) in streaming.variants(RAW, shift=3).items():
+        params = parse_params(sweep.override(RAW, changes), name)
+        model = params.student_model(student)
+        assert model.streaming == name.startswith("stream"), name
+        assert twin is None or twin in streaming.variants(RAW, shift=3)
+    assert params.students["stream_distilled_shift"].kd_shift == 3
