@@ -61,7 +61,8 @@ def transcribe(args: argparse.Namespace) -> int:
     """Transcribe every file; a failure is reported and the next file is still tried."""
     import torch
 
-    from pipeline.transcribe import AudioError, ExportedModel
+    from pipeline.audio import AudioError
+    from pipeline.transcribe import ExportedModel
 
     torch.set_num_threads(args.threads)  # fbank runs in torch; extra threads only contend
     try:

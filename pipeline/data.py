@@ -66,17 +66,9 @@ import torchaudio.transforms as T
 from scipy.signal import lfilter
 from tqdm import tqdm
 
+from pipeline.audio import AudioError, read_audio
 from pipeline.config import DataConfig, SyntheticConfig
-from pipeline.importers import (
-    LABELLED_SPLITS,
-    SPLITS,
-    TRANSFER,
-    AudioProblem,
-    Candidate,
-    list_candidates,
-    read_audio,
-    reject,
-)
+from pipeline.importers import LABELLED_SPLITS, SPLITS, TRANSFER, Candidate, list_candidates, reject
 from pipeline.io import atomic_path, write_jsonl
 from pipeline.synth import available_variants, speak_batches
 from pipeline.text import normalize, sentence_pool, transcript_problem
@@ -344,8 +336,8 @@ class SplitWriter:
         if not reason:
             try:
                 wav, fixes = read_audio(cand.audio, self.cfg.sample_rate)
-            except AudioProblem as e:
-                reason = str(e)
+            except AudioError as e:
+                reason = e.reason
         if reason:
             self.rejects.append(reject(cand.id, cand.split, reason, cand.audio))
             return

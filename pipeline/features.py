@@ -57,12 +57,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import numpy as np
-import soundfile as sf
 import torch
 import torchaudio.compliance.kaldi as kaldi
-import torchaudio.functional as AF
 from tqdm import tqdm
 
+from pipeline.audio import read_audio
 from pipeline.config import FeaturesConfig
 from pipeline.importers import SPLITS, TRANSFER
 from pipeline.io import atomic_path, read_jsonl, write_json
@@ -75,18 +74,6 @@ FIELD = "fbank"
 TASK_SECONDS = 30.0  # audio per worker task: scheduling only, the output does not depend on it
 
 Row = dict[str, Any]
-
-
-def load_audio(path: str | Path, sample_rate: int) -> np.ndarray:
-    """Read a file as mono float32 at ``sample_rate`` (downmix and resample if needed)."""
-    try:
-        wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
-    except Exception as e:  # soundfile raises several types; name the file either way
-        raise ValueError(f"{path}: cannot read audio ({e})") from None
-    wav = wav[:, 0] if wav.shape[1] == 1 else wav.mean(axis=1)
-    if sr != sample_rate:
-        wav = AF.resample(torch.from_numpy(wav), sr, sample_rate).numpy()
-    return wav
 
 
 def fbank(wav: np.ndarray, sample_rate: int, cfg: FeaturesConfig) -> np.ndarray:
@@ -186,7 +173,7 @@ def _extract_task(rows: list[Row]) -> Result:
     for row in rows:
         if cfg.dither > 0:  # dither noise depends on the utterance only, not on scheduling
             torch.manual_seed(zlib.crc32(row["id"].encode()))
-        feats = fbank(load_audio(row["audio"], sr), sr, cfg)
+        feats = fbank(read_audio(row["audio"], sr).samples, sr, cfg)
         if not len(feats):
             raise ValueError(f"{row['audio']}: '{row['id']}' is too short for one frame")
         out.append((row["id"], feats.astype(np.float16)))

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pipeline.audio import read_audio
 from pipeline.config import FeaturesConfig
-from pipeline.features import SPLITS, ShardWriter, extract_features, fbank, load_audio
+from pipeline.features import SPLITS, ShardWriter, extract_features, fbank
 from pipeline.io import write_jsonl
 from pipeline.store import Store
 
@@ -77,7 +78,7 @@ def test_fp16_store_matches_float32_fbank_and_index_is_whole(manifests, tmp_path
         store = Store(tmp_path / "features" / split)
         store.check()
         for utt in store.ids():
-            expected = fbank(load_audio(rows[utt]["audio"], SR), SR, CFG)  # float32, per file
+            expected = fbank(read_audio(rows[utt]["audio"], SR).samples, SR, CFG)  # float32, per file
             got = store.get(utt, "fbank")
             assert got.dtype == np.float16 and got.shape == expected.shape == (store.frames(utt), 80)
             np.testing.assert_allclose(got.astype(np.float32), expected, rtol=2e-3, atol=2e-3)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pipeline.audio import AudioError, decode, read_audio, wav_truncation
 from pipeline.config import (
     CommonVoiceConfig,
     DataConfig,
@@ -20,7 +21,7 @@ from pipeline.config import (
     parse_params,
 )
 from pipeline.data import TooManyRejects, prepare
-from pipeline.importers import AudioProblem, assign_split, decode, read_audio, wav_truncation
+from pipeline.importers import assign_split
 from pipeline.io import read_jsonl
 from pipeline.text import normalize
 
@@ -307,15 +308,15 @@ def test_truncated_wav_is_detected(tmp_path):
     assert wav_truncation(path) is None
     truncate(path, 0.6)
     assert "of 32000 bytes" in wav_truncation(path)
-    with pytest.raises(AudioProblem, match="truncated audio"):
+    with pytest.raises(AudioError, match="truncated audio"):
         decode(path)
 
 
 def test_zero_byte_and_missing_files(tmp_path):
     (tmp_path / "empty.flac").write_bytes(b"")
-    with pytest.raises(AudioProblem, match="empty audio"):
+    with pytest.raises(AudioError, match="empty audio"):
         decode(tmp_path / "empty.flac")
-    with pytest.raises(AudioProblem, match="missing file"):
+    with pytest.raises(AudioError, match="missing file"):
         decode(tmp_path / "nope.flac")
 
 
