@@ -68,8 +68,9 @@ from tqdm import tqdm
 
 from pipeline.audio import AudioError, read_audio
 from pipeline.config import DataConfig, SyntheticConfig
-from pipeline.importers import LABELLED_SPLITS, SPLITS, TRANSFER, Candidate, list_candidates, reject
+from pipeline.importers import Candidate, list_candidates, reject
 from pipeline.io import atomic_path, write_jsonl
+from pipeline.splits import EVAL_SPLITS, LABELLED_SPLITS, SPLITS, TRANSFER
 from pipeline.synth import available_variants, speak_batches
 from pipeline.text import normalize, sentence_pool, transcript_problem
 
@@ -261,7 +262,7 @@ def synthetic_corpus(cfg: DataConfig) -> Iterator[tuple[str, Utterance]]:
         split: plan_split(
             split,
             sentences[split],
-            s.eval_variants if split in ("dev", "test") else s.train_variants,
+            s.eval_variants if split in EVAL_SPLITS else s.train_variants,
             s,
             cfg.seed,
         )
@@ -437,7 +438,7 @@ def voice_stats(manifests: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     """
     speakers = {r["speaker"] for rows in manifests.values() for r in rows}
     train = {r["speaker"] for r in manifests["train"]}
-    held_out = {r["speaker"] for s in ("dev", "test") for r in manifests[s]}
+    held_out = {r["speaker"] for s in EVAL_SPLITS for r in manifests[s]}
     stats = {"voices": len(speakers), "eval_voices_in_train": len(held_out & train)}
     if speakers and all("+" in s for s in speakers):
         stats["accents"] = len({s.split("+")[0] for s in speakers})

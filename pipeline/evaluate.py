@@ -41,6 +41,7 @@ from pipeline.io import read_json, read_jsonl
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
 from pipeline.soft_targets import combine_posteriors
+from pipeline.splits import EVAL_SPLITS, SOFT_TARGET_SPLITS, TRANSFER
 
 if TYPE_CHECKING:  # matplotlib loads in half a second; `transcribe` imports this module for score()
     from pipeline import plots
@@ -387,7 +388,7 @@ def oov_rates(prepare: Mapping[str, Any]) -> dict[str, float]:
     """OOV rate against train of dev and test, from ``reports/prepare.json`` (splits without one
     are left out)."""
     corpus = prepare.get("corpus", {})
-    rates = {s: corpus.get(s, {}).get("oov_rate") for s in ("dev", "test")}
+    rates = {s: corpus.get(s, {}).get("oov_rate") for s in EVAL_SPLITS}
     return {s: r for s, r in rates.items() if r is not None}
 
 
@@ -583,10 +584,10 @@ def soft_targets_markdown(soft: dict[str, Any]) -> list[str]:
         "| split | utterances | ensemble WER (averaged posteriors) | teacher spike agreement (mean) |",
         "|---|---|---|---|",
     ]
-    for split in ("train", "dev", "transfer"):
+    for split in SOFT_TARGET_SPLITS:
         if split in soft:
             s = soft[split]
-            wer = "- (no transcripts)" if split == "transfer" else fmt(s.get("ensemble_wer"))
+            wer = "- (no transcripts)" if split == TRANSFER else fmt(s.get("ensemble_wer"))
             lines.append(
                 f"| {split} | {fmt(s.get('utterances'))} | {wer} | "
                 f"{fmt(s.get('spike_agreement', {}).get('mean'))} |"

@@ -63,8 +63,8 @@ from tqdm import tqdm
 
 from pipeline.audio import read_audio
 from pipeline.config import FeaturesConfig
-from pipeline.importers import SPLITS, TRANSFER
 from pipeline.io import atomic_path, read_jsonl, write_json
+from pipeline.splits import SPLITS, TRANSFER
 from pipeline.store import write_index
 
 log = logging.getLogger(__name__)

@@ -39,11 +39,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import CommonVoiceConfig, DataConfig, LibriSpeechConfig, ManifestImportConfig
+from pipeline.splits import SPLITS, TRANSFER
 
-# Transcribed splits, and the transfer set: audio only, labelled by the teachers alone.
-LABELLED_SPLITS = ("train", "dev", "test")
-TRANSFER = "transfer"
-SPLITS = (*LABELLED_SPLITS, TRANSFER)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 

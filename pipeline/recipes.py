@@ -23,11 +23,11 @@ import torch
 
 from pipeline.config import ModelConfig, Params, TrainConfig
 from pipeline.ctc import ctc_loss, guided_ctc_loss
-from pipeline.importers import TRANSFER
 from pipeline.io import file_digest, read_json, read_jsonl
 from pipeline.kd import distillation_loss, kd_loss, nonblank_frames
 from pipeline.loader import Batch, BatchLoader, Extra, make_buckets
 from pipeline.model import ConformerCTC, count_parameters, load_model
+from pipeline.splits import TRANSFER
 from pipeline.store import Store, StoreUnion
 from pipeline.tokenizer import load_tokenizer
 from pipeline.train import TrainJob, train

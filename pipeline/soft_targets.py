@@ -28,10 +28,10 @@ from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
-from pipeline.importers import LABELLED_SPLITS
 from pipeline.io import atomic_path, write_json
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC
+from pipeline.splits import LABELLED_SPLITS
 from pipeline.store import Store, write_store
 from pipeline.tokenizer import BLANK
 

@@ -186,7 +186,7 @@ def fold_accents(text: str) -> str:
 _NON_WORD = re.compile(r"[^A-Za-z0-9' ]+")
 _APOSTROPHES = re.compile(r"[\u2018\u2019\u02bc`]")
 _SPACES = re.compile(r"\s+")
-_DEFAULT_NORMALIZE = NormalizeConfig()
+_DEFAULT_NORMALIZE = NormalizeConfig(lowercase=True, strip_punctuation=True, spell_numbers=True)
 
 
 def normalize(text: str, cfg: NormalizeConfig | None = None) -> str:

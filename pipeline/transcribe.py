@@ -25,7 +25,7 @@ import sentencepiece as spm
 import torch
 
 from pipeline.audio import AudioError, read_audio
-from pipeline.config import FeaturesConfig
+from pipeline.config import FbankConfig
 from pipeline.ctc import greedy_decode
 from pipeline.export import CONFIG, CONFIG_FORMAT, Runner, as_batch, onnx_runner
 from pipeline.features import fbank
@@ -55,7 +55,7 @@ class ExportedModel:
 
     runner: Runner
     sp: spm.SentencePieceProcessor
-    features: FeaturesConfig
+    features: FbankConfig
     sample_rate: int
     min_frames: int
 
@@ -73,7 +73,7 @@ class ExportedModel:
         loaded = cls(
             onnx_runner(model, threads),
             load_tokenizer(model.parent / config["tokenizer"]),
-            FeaturesConfig(**config["features"]),
+            FbankConfig(**config["features"]),
             int(config["sample_rate"]),
             int(config["min_frames"]),
         )

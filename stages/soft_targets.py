@@ -9,11 +9,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline.importers import TRANSFER
 from pipeline.io import file_digest, write_json
 from pipeline.model import load_model
 from pipeline.recipes import make_loader
 from pipeline.soft_targets import build_soft_targets
+from pipeline.splits import SOFT_TARGET_SPLITS
 from pipeline.stage import parser, run
 from pipeline.tokenizer import load_tokenizer
 
@@ -26,7 +26,7 @@ def main(args, params):
     digests = {n: file_digest(f) for n, f in files.items()}
     loaders = {
         s: make_loader(Path(args.features), Path(args.manifests), s, sp, params.train.batch_frames)
-        for s in ("train", "dev", TRANSFER)
+        for s in SOFT_TARGET_SPLITS
     }
     write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
 

@@ -13,9 +13,10 @@ import pytest
 import soundfile as sf
 
 from pipeline.audio import read_audio
-from pipeline.config import FeaturesConfig
-from pipeline.features import SPLITS, ShardWriter, extract_features, fbank
+from pipeline.config import default_params
+from pipeline.features import ShardWriter, extract_features, fbank
 from pipeline.io import write_jsonl
+from pipeline.splits import SPLITS
 from pipeline.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ SENTENCES = [
     "green apples fall from the tall tree",
 ]
 # shard_frames at its minimum (10 s of audio) so the train split has several shards.
-CFG = FeaturesConfig(shard_frames=1000, num_workers=1)
+CFG = default_params({"features.shard_frames": 1000, "features.num_workers": 1}).features
 
 
 @pytest.fixture(scope="module")

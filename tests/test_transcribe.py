@@ -13,14 +13,14 @@ import torchaudio.functional as AF
 
 from pipeline.audio import AudioError, read_audio
 from pipeline.cli import main
-from pipeline.config import FeaturesConfig
+from pipeline.config import default_params
 from pipeline.ctc import greedy_decode
 from pipeline.export import ONNX_FP32, ONNX_INT8
 from pipeline.features import fbank
 from pipeline.synth import Espeak
 from pipeline.transcribe import ExportedModel
 
-FEATURES = FeaturesConfig(n_mels=40)  # what the tiny_export fixture's config.json says
+FEATURES = default_params({"features.n_mels": 40}).features  # what the tiny_export fixture's config.json says
 
 
 @pytest.fixture(scope="module")
