@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import jiwer
 import numpy as np
 import torch
 
@@ -42,8 +41,9 @@ from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
 from pipeline.soft_targets import combine_posteriors
 from pipeline.splits import EVAL_SPLITS, SOFT_TARGET_SPLITS, TRANSFER
+from pipeline.wer import RATE_DECIMALS, UtteranceErrors, score, utterance_errors
 
-if TYPE_CHECKING:  # matplotlib loads in half a second; `transcribe` imports this module for score()
+if TYPE_CHECKING:  # matplotlib loads in half a second: only write_plots needs it
     from pipeline import plots
 
 log = logging.getLogger(__name__)
@@ -53,70 +53,8 @@ PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png", "
 # Groups (accents or speakers) shown in the summary table and the plot, worst first; the
 # metrics keep all of them.
 MAX_GROUP_ROWS = 10
-# Decimals of point WER/CER and of intervals and differences in reports/metrics.json.
-RATE_DECIMALS, INTERVAL_DECIMALS = 4, 6
-
-
-@dataclass(frozen=True)
-class UtteranceErrors:
-    """One system's jiwer edit counts per test utterance, and its word substitutions."""
-
-    words: np.ndarray  # (N,) word substitutions + deletions + insertions
-    ref_words: np.ndarray  # (N,) reference words
-    chars: np.ndarray  # (N,) character edits (spaces count, as in jiwer.cer)
-    ref_chars: np.ndarray  # (N,) reference characters
-    substitutions: Counter[tuple[str, str]]  # (ref word, hyp word) -> count
-
-    @property
-    def wer(self) -> float:
-        """Corpus WER: all word edits over all reference words."""
-        return float(self.words.sum() / max(self.ref_words.sum(), 1))
-
-    @property
-    def cer(self) -> float:
-        """Corpus CER: all character edits over all reference characters."""
-        return float(self.chars.sum() / max(self.ref_chars.sum(), 1))
-
-
-def chunk_edits(chunk: jiwer.AlignmentChunk) -> int:
-    """Edits in one alignment chunk: inserted hypothesis tokens, or substituted/deleted
-    reference tokens (0 for ``equal``)."""
-    if chunk.type == "equal":
-        return 0
-    if chunk.type == "insert":
-        return chunk.hyp_end_idx - chunk.hyp_start_idx
-    return chunk.ref_end_idx - chunk.ref_start_idx
-
-
-def edit_counts(output: jiwer.WordOutput | jiwer.CharacterOutput) -> tuple[np.ndarray, np.ndarray]:
-    """``(edits, reference lengths)`` per utterance, each ``(N,)``, from jiwer's alignments."""
-    edits = [sum(chunk_edits(c) for c in chunks) for chunks in output.alignments]
-    lengths = [len(r) for r in output.references]
-    return np.array(edits, dtype=np.int64), np.array(lengths, dtype=np.int64)
-
-
-def substitution_pairs(output: jiwer.WordOutput) -> Counter[tuple[str, str]]:
-    """``(ref word, hyp word)`` counts over the substitutions of jiwer's word alignments."""
-    pairs: Counter[tuple[str, str]] = Counter()
-    for ref, hyp, chunks in zip(output.references, output.hypotheses, output.alignments):
-        for c in chunks:
-            if c.type == "substitute":
-                pairs.update(zip(ref[c.ref_start_idx : c.ref_end_idx], hyp[c.hyp_start_idx : c.hyp_end_idx]))
-    return pairs
-
-
-def utterance_errors(refs: Sequence[str], hyps: Sequence[str]) -> UtteranceErrors:
-    """Word and character edit counts per utterance; an empty hypothesis is all deletions."""
-    hyps = [h if h.strip() else "" for h in hyps]
-    words = jiwer.process_words(list(refs), hyps)
-    chars = jiwer.process_characters(list(refs), hyps)
-    return UtteranceErrors(*edit_counts(words), *edit_counts(chars), substitution_pairs(words))
-
-
-def score(refs: list[str], hyps: list[str]) -> tuple[float, float]:
-    """Corpus (WER, CER), rounded; equal to ``jiwer.wer`` and ``jiwer.cer``."""
-    errors = utterance_errors(refs, hyps)
-    return round(errors.wer, RATE_DECIMALS), round(errors.cer, RATE_DECIMALS)
+# Decimals of intervals and differences in reports/evaluation.json (rates: RATE_DECIMALS).
+INTERVAL_DECIMALS = 6
 
 
 def gap_recovered(baseline: float, distilled: float, ensemble: float) -> float | None:

@@ -42,10 +42,10 @@ from pipeline.config import ExportConfig
 from pipeline.ctc import greedy_decode
 from pipeline.deploy import DeployConformer
 from pipeline.errors import MissingError
-from pipeline.evaluate import score
 from pipeline.io import read_jsonl, write_json
 from pipeline.model import ConformerCTC
 from pipeline.store import Store
+from pipeline.wer import score
 
 log = logging.getLogger(__name__)
 

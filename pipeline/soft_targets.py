@@ -21,7 +21,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -34,6 +33,7 @@ from pipeline.model import ConformerCTC
 from pipeline.splits import LABELLED_SPLITS
 from pipeline.store import Store, write_store
 from pipeline.tokenizer import BLANK
+from pipeline.wer import RATE_DECIMALS, corpus_wer
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def build_soft_targets(
                     hard = combine_posteriors(logits, 1.0, combine)
                     hyp = sp.decode(greedy_decode(hard[None], torch.tensor([len(hard)]))[0])
                     refs.append(text)
-                    hyps.append(hyp or "<empty>")
+                    hyps.append(hyp)
                     utt_ids.append(u)
                     yield u, {"ids": ids, "probs": probs, "rest": rest}
 
@@ -165,12 +165,9 @@ def build_soft_targets(
             frames += sum(v[2] for v in Store(tmp / split).index.values())
             metrics[split] = {"utterances": len(hyps), "spike_agreement": meter.result()}
             if split in LABELLED_SPLITS:
-                metrics[split]["ensemble_wer"] = round(float(jiwer.wer(refs, hyps)), 4)
+                metrics[split]["ensemble_wer"] = round(corpus_wer(refs, hyps), RATE_DECIMALS)
             if split != "dev":  # sequence-level KD reads them (students.<name>.pseudo_labels)
-                write_json(
-                    tmp / f"{split}.hyps.json",
-                    {u: "" if h == "<empty>" else h for u, h in zip(utt_ids, hyps)},
-                )
+                write_json(tmp / f"{split}.hyps.json", dict(zip(utt_ids, hyps)))
         disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
     kept = np.concatenate(retained) if retained else np.zeros(1)
     metrics.update(
