@@ -125,7 +125,7 @@ def main() -> None:
 
     soft = Store(w / "data/soft_targets/train")
     kd_loader = make_loader(feats, mans, "train", sp, bf, soft_target_extras(soft), train=params.train)
-    student = build_model(params.student, feats, sp.get_piece_size(), 0).to(device).train()
+    student = build_model(params.student_defaults.model, feats, sp.get_piece_size(), 0).to(device).train()
     opt_s = torch.optim.AdamW(student.parameters(), lr=1e-4)
     alpha = params.students["distilled"].alpha
 

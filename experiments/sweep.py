@@ -29,7 +29,6 @@ Usage (in a checkout where ``make run`` finished; results under ``experiments/ru
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import sys
 import time
@@ -42,7 +41,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
-from pipeline.config import Params, parse_params  # noqa: E402
+from pipeline.config import Params, override, parse_params  # noqa: E402
 from pipeline.decoding import make_decoder  # noqa: E402
 from pipeline.evaluate import decode_test, gap_recovered, utterance_errors  # noqa: E402
 from pipeline.importers import TRANSFER  # noqa: E402
@@ -103,19 +102,6 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
         "distilled_x2": ("distilled", TWICE, "baseline_x2"),
     },
 }
-
-
-def override(raw: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the raw params with dotted keys set (every key must already exist or be a
-    known optional field; the result is validated by the caller)."""
-    out = copy.deepcopy(raw)
-    for key, value in changes.items():
-        node = out
-        *path, leaf = key.split(".")
-        for part in path:
-            node = node[part]
-        node[leaf] = value
-    return out
 
 
 def soft_targets_for(run: Path, params: Params, out: Path) -> Path:

@@ -3,8 +3,8 @@
 Teachers are Conformer-CTC models. The guide teacher trains with plain CTC;
 with ``ensemble.align: guide`` every other teacher adds the guided-CTC term
 (Kurata & Audhkhasi 2019) that pulls its spikes onto the guide's frames.
-Students use the shared ``student:`` architecture unless they set their own
-``model`` and train on ``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``,
+Students use ``student_defaults.model`` unless they set their own ``model``
+and train on ``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``,
 the CTC term only on utterances with a transcript (see :func:`student_data`).
 """
 

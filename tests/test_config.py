@@ -3,7 +3,14 @@ import copy
 import pytest
 import yaml
 
-from pipeline.config import ParamsError, load_params, parse_params
+from pipeline.config import (
+    DEFAULT_PARAMS,
+    ParamsError,
+    default_params,
+    load_params,
+    parse_params,
+    read_params,
+)
 
 
 @pytest.fixture
@@ -78,7 +85,7 @@ def test_missing_required_student(tiny):
 
 
 def test_heads_must_divide_d_model(tiny):
-    tiny["student"]["num_heads"] = 3
+    tiny["student_defaults"]["model"]["num_heads"] = 3
     with pytest.raises(ParamsError, match="divisible"):
         parse_params(tiny)
 
@@ -120,7 +127,7 @@ def test_the_member_student_takes_the_guide_as_twin(tiny):
     params = parse_params(copy.deepcopy(tiny))
     assert params.twin_model("member") == "teacher.guide"
     assert params.student_model("member") == params.guide.model
-    assert params.student_model("distilled") == params.student
+    assert params.student_model("distilled") == params.student_defaults.model
     assert params.distilled_students() == ["distilled", "member"]
     tiny["students"]["member"]["model"]["d_model"] = 32
     with pytest.raises(ParamsError, match=r"'guide' differs in model"):
@@ -128,6 +135,69 @@ def test_the_member_student_takes_the_guide_as_twin(tiny):
 
 
 def test_student_names_do_not_clash_with_teachers(tiny):
-    tiny["students"]["t1"] = {"alpha": 0.0, "epochs": 2}
+    tiny["students"]["t1"] = {"alpha": 0.0, "epochs": 2, "seed": 0}
     with pytest.raises(ParamsError, match=r"t1 is also a teacher's name"):
         parse_params(tiny)
+
+
+def test_a_missing_section_or_key_is_named_in_one_line():
+    raw = read_params(DEFAULT_PARAMS)
+    del raw["export"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert str(err.value) == "params.yaml: missing section 'export'"
+    raw = read_params(DEFAULT_PARAMS)
+    del raw["students"]["distilled"]["epochs"]
+    del raw["train"]["lr"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert str(err.value).splitlines() == [
+        "params.yaml: invalid parameters",
+        "  missing key 'train.lr'",
+        "  missing key 'students.distilled.epochs'",
+    ]
+
+
+def test_the_code_has_no_defaults_of_its_own():
+    """Every key but a student's is required: params.yaml is the one place that sets them."""
+    from pipeline.config import Params, Strict, StudentConfig, StudentDefaults
+
+    def required(model) -> None:
+        for name, field in model.model_fields.items():
+            if model is StudentConfig and name in StudentDefaults.model_fields:
+                continue  # from student_defaults
+            assert field.is_required(), f"{model.__name__}.{name} has a default"
+            for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                if isinstance(arg, type) and issubclass(arg, Strict):
+                    required(arg)
+
+    required(Params)
+
+
+def test_students_take_what_they_leave_out_from_student_defaults():
+    params = default_params({"student_defaults.kd_frames": "nonblank", "students.baseline.kd_frames": "all"})
+    assert params.students["distilled"].kd_frames == "nonblank"
+    assert params.students["baseline"].kd_frames == "all"
+    assert params.students["distilled"].model == params.student_defaults.model
+    assert params.students["member"].model != params.student_defaults.model  # its own
+    raw = read_params(DEFAULT_PARAMS)
+    del raw["student_defaults"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert str(err.value) == "params.yaml: missing section 'student_defaults'"
+
+
+def test_the_old_student_block_says_where_it_moved(tiny):
+    tiny["student"] = tiny["student_defaults"]["model"]
+    with pytest.raises(ParamsError, match=r"unknown key 'student'; it moved to student_defaults\.model"):
+        parse_params(tiny)
+
+
+def test_a_missing_or_broken_params_file_is_one_line(tmp_path):
+    from pipeline.errors import InputError
+
+    with pytest.raises(InputError, match="nowhere.yaml: parameters file not found"):
+        load_params(tmp_path / "nowhere.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [\n")
+    with pytest.raises(ParamsError, match="bad.yaml: not valid YAML"):
+        load_params(tmp_path / "bad.yaml")

@@ -10,7 +10,7 @@ import torch
 import torch.multiprocessing as tmp_mp
 from tiny_corpus import TEXTS, make_corpus
 
-from pipeline.config import ModelConfig, TrainConfig
+from pipeline.config import ModelConfig, default_params
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC
 from pipeline.recipes import _ctc_only
@@ -45,7 +45,7 @@ def run_training(rank, world, root, port, results):
         80,
         24,
     )
-    cfg = TrainConfig(
+    opts = dict(
         lr=1e-3,
         warmup_steps=2,
         batch_frames=600,
@@ -54,6 +54,7 @@ def run_training(rank, world, root, port, results):
         loader_workers=0,
         device="cpu",
     )
+    cfg = default_params({"train": opts}).train
     out = root / f"world{world}"
     job = TrainJob(
         name=f"w{world}",

@@ -7,7 +7,7 @@ import onnx
 import pytest
 import torch
 
-from pipeline.config import ExportConfig
+from pipeline.config import default_params
 from pipeline.export import (
     CONFIG,
     ONNX_FP32,
@@ -89,7 +89,7 @@ def test_check_parity_reports_differences_and_wer(tiny_export):
     out, model, sp = tiny_export
     feats = [padded_batch([n], seed=n)[0][0] for n in (150, 260, 90)]
     refs = ["hello world", "a small test", "the export"]
-    result = check_parity(model, out, feats, refs, sp, ExportConfig())
+    result = check_parity(model, out, feats, refs, sp, default_params().export)
     parity = result["parity"]
     assert parity["torchscript_max_abs_diff"] < 1e-4
     assert parity["onnx_max_abs_diff"] < 1e-4
@@ -107,14 +107,14 @@ def test_parity_failure_names_the_file(tiny_export):
     other.set_cmvn([8.0] * 40, [3.0] * 40)
     feats = [padded_batch([200])[0][0]]
     with pytest.raises(ExportParityError, match=r"student\.torchscript\.pt: parity failed"):
-        check_parity(other, out, feats, ["hello"], sp, ExportConfig())
+        check_parity(other, out, feats, ["hello"], sp, default_params().export)
 
 
 def test_int8_wer_tolerance_is_enforced(tiny_export):
     out, model, sp = tiny_export
     feats = [padded_batch([n], seed=n)[0][0] for n in (150, 260, 90, 400)]
-    hyps = check_parity(model, out, feats, ["x"] * 4, sp, ExportConfig())["wer"]
-    strict = ExportConfig(int8_wer_tolerance=0.0)
+    hyps = check_parity(model, out, feats, ["x"] * 4, sp, default_params().export)["wer"]
+    strict = default_params({"export.int8_wer_tolerance": 0.0}).export
     if hyps["student.distilled.onnx_int8"] == hyps["student.distilled.torch"]:
         check_parity(model, out, feats, ["x"] * 4, sp, strict)  # equal WER passes at 0 tolerance
     else:

@@ -6,7 +6,7 @@ import pytest
 import torch
 from tiny_corpus import TEXTS, make_corpus
 
-from pipeline.config import ModelConfig, TrainConfig
+from pipeline.config import ModelConfig, default_params
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, load_model
 from pipeline.recipes import _ctc_only
@@ -39,7 +39,7 @@ def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
         80,
         24,
     )
-    cfg = TrainConfig(
+    opts = dict(
         lr=1e-3,
         warmup_steps=2,
         batch_frames=400,
@@ -48,6 +48,7 @@ def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
         time_mask=10,
         freq_mask=5,
     )
+    cfg = default_params({"train": opts}).train
     job = TrainJob(
         name="t",
         cfg=cfg,
@@ -121,7 +122,7 @@ def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus
         80,
         24,
     )
-    cfg = TrainConfig(lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)
+    cfg = default_params({"train": dict(lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)}).train
     epoch_steps = len(loader) + 2  # e.g. train's batches, while this loader holds fewer
     job = TrainJob(
         name="s",
