@@ -31,12 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.config import load_params  # noqa: E402
 from pipeline.ctc import ctc_loss  # noqa: E402
 from pipeline.distributed import Context, pick_device  # noqa: E402
+from pipeline.ensemble import combine_posteriors  # noqa: E402
 from pipeline.kd import distillation_loss, kd_loss  # noqa: E402
+from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model import load_model  # noqa: E402
-from pipeline.recipes import build_model, make_loader, soft_target_extras  # noqa: E402
-from pipeline.soft_targets import combine_posteriors, top_k_with_rest  # noqa: E402
+from pipeline.recipes import build_model, soft_target_extras  # noqa: E402
+from pipeline.soft_targets import top_k_with_rest  # noqa: E402
 from pipeline.store import Store  # noqa: E402
-from pipeline.tokenizer import load_tokenizer  # noqa: E402
+from pipeline.tokens import load_tokenizer  # noqa: E402
 from pipeline.train import autocast  # noqa: E402
 
 

@@ -22,7 +22,7 @@ Every distilled student is exported (``export/<name>/``) and benchmarked in each
 
 The export stage runs :func:`run_benchmark` and writes the result into
 ``reports/export.json``; evaluate copies it into ``reports/metrics.json`` with the
-test WER of every runtime (:func:`deployment_metrics`). On the machine you deploy
+test WER of every runtime (:func:`pipeline.evaluate.deployment_metrics`). On the machine you deploy
 to, ``python benchmarks/rtf.py`` (after ``dvc repro export``) repeats it.
 """
 
@@ -36,22 +36,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.config import Params
-from pipeline.errors import MissingError
-from pipeline.export import (
+from pipeline.ensemble import combine_posteriors
+from pipeline.model import ConformerCTC
+from pipeline.runtime import (
     ONNX_FP32,
     ONNX_INT8,
     TORCHSCRIPT,
     Runner,
     as_batch,
-    file_sizes,
     onnx_runner,
     single_thread,
     torch_runner,
     torchscript_runner,
 )
-from pipeline.model import ConformerCTC
-from pipeline.soft_targets import combine_posteriors
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +64,11 @@ def ensemble_runner(teachers: Sequence[ConformerCTC], combine: str) -> Runner:
         return probs.log().numpy(), outs[0][1].numpy()
 
     return run
+
+
+def file_sizes(paths: dict[str, Sequence[Path]]) -> dict[str, int]:
+    """Bytes on disk per name (a name may cover several files, e.g. the ensemble)."""
+    return {name: sum(Path(p).stat().st_size for p in files) for name, files in paths.items()}
 
 
 def time_pass(runner: Runner, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -125,14 +127,6 @@ def all_runners(
     return runners
 
 
-def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[str, Path]:
-    """Every model file the params name, keyed ``teacher.<name>`` / ``student.<name>``."""
-    return {
-        **{f"teacher.{n}": Path(teachers_dir) / f"{n}.pt" for n in params.teacher_names()},
-        **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.students},
-    }
-
-
 def run_benchmark(
     teachers: dict[str, ConformerCTC],
     students: dict[str, ConformerCTC],
@@ -177,41 +171,6 @@ def run_benchmark(
         "goals": speed_goals(rtf),
         "rtf_utterances": len(examples),
         "rtf_audio_seconds": round(seconds, 3),
-    }
-
-
-# What evaluate copies from the export stage's report into reports/metrics.json.
-BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds")
-
-
-def deployment_metrics(
-    export_report: dict[str, object], wer: dict[str, float], wer_greedy: dict[str, float] | None = None
-) -> dict[str, object]:
-    """The export stage's benchmark (``reports/export.json``) for the evaluation report, with
-    the test WER of every benchmarked runtime, decoded two ways:
-
-    ``runtime_wer``: evaluate's decoder (``wer``, per system), for the ensemble and the
-    PyTorch rows; ``runtime_wer_greedy``: best path, as ``asr-distill transcribe`` runs,
-    from ``wer_greedy`` (evaluate) and, for the exported formats, the export stage's
-    parity check.
-    """
-    missing = [k for k in ("wer", *BENCHMARK_KEYS) if k not in export_report]
-    if missing:
-        raise MissingError(f"export report lacks {missing}: re-run the export stage")
-    rtf = export_report["rtf"]
-
-    def per_runtime(by_system: dict[str, float]) -> dict[str, float | None]:
-        return {
-            **{f"{n}.torch": v for n, v in by_system.items() if n != "ensemble"},
-            "ensemble": by_system.get("ensemble"),
-        }
-
-    decoded = per_runtime(wer)
-    greedy = {**per_runtime(wer_greedy or {}), **export_report["wer"]}
-    return {
-        **{k: export_report[k] for k in BENCHMARK_KEYS},
-        "runtime_wer": {n: decoded.get(n) for n in rtf},
-        "runtime_wer_greedy": {n: greedy.get(n) for n in rtf},
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
 
 
 def ctc_loss(

@@ -35,11 +35,11 @@ import torch
 from pipeline.bootstrap import Interval, gap_fraction, gap_interval, paired_bootstrap, percentile_interval
 from pipeline.config import Params
 from pipeline.decoding import Decoder
+from pipeline.ensemble import combine_posteriors
 from pipeline.errors import MissingError
 from pipeline.io import read_json, read_jsonl
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
-from pipeline.soft_targets import combine_posteriors
 from pipeline.splits import EVAL_SPLITS, SOFT_TARGET_SPLITS, TRANSFER
 from pipeline.wer import RATE_DECIMALS, UtteranceErrors, score, utterance_errors
 
@@ -328,6 +328,41 @@ def oov_rates(prepare: Mapping[str, Any]) -> dict[str, float]:
     corpus = prepare.get("corpus", {})
     rates = {s: corpus.get(s, {}).get("oov_rate") for s in EVAL_SPLITS}
     return {s: r for s, r in rates.items() if r is not None}
+
+
+# What evaluate copies from the export stage's report (reports/export.json).
+BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds")
+
+
+def deployment_metrics(
+    export_report: dict[str, object], wer: dict[str, float], wer_greedy: dict[str, float] | None = None
+) -> dict[str, object]:
+    """The export stage's benchmark (``reports/export.json``) for the evaluation report, with
+    the test WER of every benchmarked runtime, decoded two ways:
+
+    ``runtime_wer``: evaluate's decoder (``wer``, per system), for the ensemble and the
+    PyTorch rows; ``runtime_wer_greedy``: best path, as ``asr-distill transcribe`` runs,
+    from ``wer_greedy`` (evaluate) and, for the exported formats, the export stage's
+    parity check.
+    """
+    missing = [k for k in ("wer", *BENCHMARK_KEYS) if k not in export_report]
+    if missing:
+        raise MissingError(f"export report lacks {missing}: re-run the export stage")
+    rtf = export_report["rtf"]
+
+    def per_runtime(by_system: dict[str, float]) -> dict[str, float | None]:
+        return {
+            **{f"{n}.torch": v for n, v in by_system.items() if n != "ensemble"},
+            "ensemble": by_system.get("ensemble"),
+        }
+
+    decoded = per_runtime(wer)
+    greedy = {**per_runtime(wer_greedy or {}), **export_report["wer"]}
+    return {
+        **{k: export_report[k] for k in BENCHMARK_KEYS},
+        "runtime_wer": {n: decoded.get(n) for n in rtf},
+        "runtime_wer_greedy": {n: greedy.get(n) for n in rtf},
+    }
 
 
 def model_order(wer: dict[str, Any]) -> list[str]:

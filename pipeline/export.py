@@ -30,7 +30,7 @@ import contextlib
 import logging
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -44,50 +44,30 @@ from pipeline.deploy import DeployConformer
 from pipeline.errors import MissingError
 from pipeline.io import read_jsonl, write_json
 from pipeline.model import ConformerCTC
+from pipeline.runtime import (
+    CONFIG,
+    CONFIG_FORMAT,
+    MIN_FRAMES,
+    ONNX_FP32,
+    ONNX_INT8,
+    TOKENIZER,
+    TORCHSCRIPT,
+    Runner,
+    as_batch,
+    jit_warnings_off,
+    onnx_runner,
+    single_thread,
+    torch_runner,
+    torchscript_runner,
+)
 from pipeline.store import Store
 from pipeline.wer import score
 
 log = logging.getLogger(__name__)
 
-CONFIG_FORMAT = "asr-distill-export/1"
-TORCHSCRIPT = "student.torchscript.pt"
-ONNX_FP32 = "student.onnx"
-ONNX_INT8 = "student.int8.onnx"
-TOKENIZER = "tokenizer.model"
-CONFIG = "config.json"
-# Shortest input the ONNX graph is exported for (the dynamo exporter's lower bound
-# on the time axis); transcribe rejects shorter audio with a clear error.
-MIN_FRAMES = 16
-
-# (N, T, F) float32 feats, (N,) int64 lengths -> (N, T', V) float32 logits, (N,) lengths
-Runner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
-
 
 class ExportParityError(RuntimeError):
     """An exported model does not reproduce the eager PyTorch model."""
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch on one intra-op thread, restoring the previous setting after.
-
-    Batch-1 inference of a small model gains nothing from more threads, and on
-    a shared machine their spin-waiting makes it many times slower.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def jit_warnings_off() -> Iterator[None]:
-    """Silence "`torch.jit.*` is deprecated": still how C++ and mobile runtimes load a model."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.")
-        yield
 
 
 def export_torchscript(model: torch.nn.Module, path: Path) -> None:
@@ -160,54 +140,6 @@ def quantize_int8(src: Path, dst: Path) -> None:
     # The quantizer logs one INFO line per tensor it leaves in float, on the root logger.
     with quiet_loggers("", level=logging.ERROR):
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS)
-
-
-def onnx_session(path: Path, threads: int = 1):
-    """A CPU onnxruntime session with ``threads`` intra-op threads."""
-    import onnxruntime as ort
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: ONNX model not found (run the export stage)")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def torch_runner(model: torch.nn.Module) -> Runner:
-    """Wrap an eager or TorchScript model as a numpy :data:`Runner`."""
-
-    def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            logits, out = model(torch.from_numpy(feats), torch.from_numpy(lengths))
-        return logits.numpy(), out.numpy()
-
-    return run
-
-
-def torchscript_runner(path: Path) -> Runner:
-    """Load a TorchScript file as a numpy :data:`Runner`."""
-    with jit_warnings_off():
-        return torch_runner(torch.jit.load(str(path)))
-
-
-def onnx_runner(path: Path, threads: int = 1) -> Runner:
-    """Wrap an ONNX file as a numpy :data:`Runner`."""
-    session = onnx_session(path, threads)
-
-    def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, out = session.run(["logits", "out_lengths"], {"feats": feats, "lengths": lengths})
-        return logits, out
-
-    return run
-
-
-def as_batch(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One utterance ``(T, F)`` (any float dtype) as a batch of one: ``(1, T, F)``, ``(1,)``."""
-    x = np.ascontiguousarray(feats, dtype=np.float32)[None]
-    return x, np.array([x.shape[1]], dtype=np.int64)
 
 
 def max_logit_diff(reference: Runner, candidate: Runner, examples: Sequence[np.ndarray]) -> float:
@@ -349,8 +281,3 @@ def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def file_sizes(paths: dict[str, Sequence[Path]]) -> dict[str, int]:
-    """Bytes on disk per name (a name may cover several files, e.g. the ensemble)."""
-    return {name: sum(Path(p).stat().st_size for p in files) for name, files in paths.items()}

@@ -58,11 +58,11 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import torch
-import torchaudio.compliance.kaldi as kaldi
 from tqdm import tqdm
 
 from pipeline.audio import read_audio
 from pipeline.config import FeaturesConfig
+from pipeline.fbank import fbank, num_frames
 from pipeline.io import atomic_path, read_jsonl, write_json
 from pipeline.splits import SPLITS, TRANSFER
 from pipeline.store import write_index
@@ -74,28 +74,6 @@ FIELD = "fbank"
 TASK_SECONDS = 30.0  # audio per worker task: scheduling only, the output does not depend on it
 
 Row = dict[str, Any]
-
-
-def fbank(wav: np.ndarray, sample_rate: int, cfg: FeaturesConfig) -> np.ndarray:
-    """``(frames, n_mels)`` float32 log-mel filterbank of a float waveform in [-1, 1]."""
-    x = torch.from_numpy(np.ascontiguousarray(wav, dtype=np.float32)).unsqueeze(0) * 32768.0
-    feats = kaldi.fbank(
-        x,
-        num_mel_bins=cfg.n_mels,
-        frame_shift=cfg.frame_shift_ms,
-        frame_length=cfg.frame_length_ms,
-        dither=cfg.dither,
-        sample_frequency=sample_rate,
-        energy_floor=0.0,
-    )
-    return feats.numpy()
-
-
-def num_frames(samples: int, sample_rate: int, cfg: FeaturesConfig) -> int:
-    """Frames ``kaldi.fbank`` emits for ``samples`` samples (``snip_edges=True``)."""
-    window = int(sample_rate * cfg.frame_length_ms / 1000)  # rounded as kaldi.fbank rounds
-    shift = int(sample_rate * cfg.frame_shift_ms / 1000)
-    return 0 if samples < window else 1 + (samples - window) // shift
 
 
 def estimated_frames(row: Row, sample_rate: int, cfg: FeaturesConfig) -> int:

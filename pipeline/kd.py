@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
 
 EPS = 1e-8
 

@@ -18,47 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sentencepiece as spm
 import torch
 
-from pipeline.config import ModelConfig, Params, TrainConfig
+from pipeline.config import ModelConfig, Params
 from pipeline.ctc import ctc_loss, guided_ctc_loss
-from pipeline.io import file_digest, read_json, read_jsonl
+from pipeline.io import file_digest, read_json
 from pipeline.kd import distillation_loss, kd_loss, nonblank_frames
-from pipeline.loader import Batch, BatchLoader, Extra, make_buckets
+from pipeline.loader import Batch, BatchLoader, Extra, make_buckets, make_loader, split_texts
 from pipeline.model import ConformerCTC, count_parameters, load_model
 from pipeline.splits import TRANSFER
 from pipeline.store import Store, StoreUnion
-from pipeline.tokenizer import load_tokenizer
+from pipeline.tokens import load_tokenizer
 from pipeline.train import TrainJob, train
 
 log = logging.getLogger(__name__)
-
-
-def split_texts(manifest_dir: Path, split: str) -> dict[str, str]:
-    """``id -> transcript`` of a split ("" for the transfer set's untranscribed rows)."""
-    return {r["id"]: r.get("text", "") for r in read_jsonl(Path(manifest_dir) / f"{split}.jsonl")}
-
-
-def make_loader(
-    features_dir: Path,
-    manifest_dir: Path,
-    split: str,
-    sp: spm.SentencePieceProcessor,
-    batch_frames: int,
-    extras: Extra | None = None,
-    train: TrainConfig | None = None,
-) -> BatchLoader:
-    """A loader over ``split``; pass ``train`` for training loaders (workers, speed perturbation)."""
-    options = {} if train is None else {"workers": train.loader_workers, "speed_perturb": train.speed_perturb}
-    return BatchLoader(
-        Store(Path(features_dir) / split),
-        split_texts(manifest_dir, split),
-        sp,
-        batch_frames,
-        extras,
-        **options,
-    )
 
 
 def build_model(cfg: ModelConfig, features_dir: Path, vocab_size: int, seed: int) -> ConformerCTC:

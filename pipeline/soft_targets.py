@@ -27,31 +27,16 @@ from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
+from pipeline.ensemble import combine_posteriors
 from pipeline.io import atomic_path, write_json
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC
 from pipeline.splits import LABELLED_SPLITS
 from pipeline.store import Store, write_store
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
 from pipeline.wer import RATE_DECIMALS, corpus_wer
 
 log = logging.getLogger(__name__)
-
-
-def combine_posteriors(
-    logits: Sequence[torch.Tensor], temperature: float, combine: str = "mean"
-) -> torch.Tensor:
-    """Ensemble distribution ``(..., V)`` from per-teacher logits ``(..., V)``.
-
-    ``mean``: average of ``softmax(z_i / T)`` (Hinton et al.); ``geometric``:
-    renormalized ``exp(mean_i log_softmax(z_i / T))``.
-    """
-    log_probs = torch.stack([torch.log_softmax(z.float() / temperature, -1) for z in logits])
-    if combine == "mean":
-        return log_probs.exp().mean(0)
-    if combine == "geometric":
-        return torch.softmax(log_probs.mean(0), -1)
-    raise ValueError(f"unknown combine method '{combine}' (use mean or geometric)")
 
 
 def top_k_with_rest(probs: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -27,10 +27,10 @@ import torch
 from pipeline.audio import AudioError, read_audio
 from pipeline.config import FbankConfig
 from pipeline.ctc import greedy_decode
-from pipeline.export import CONFIG, CONFIG_FORMAT, Runner, as_batch, onnx_runner
-from pipeline.features import fbank
+from pipeline.fbank import fbank
 from pipeline.io import read_json
-from pipeline.tokenizer import load_tokenizer
+from pipeline.runtime import CONFIG, CONFIG_FORMAT, Runner, as_batch, onnx_runner
+from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
 

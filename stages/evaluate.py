@@ -18,9 +18,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.benchmark import deployment_metrics, model_files
 from pipeline.decoding import greedy_decoder, make_decoder
 from pipeline.evaluate import (
+    deployment_metrics,
     evaluate_models,
     headline_metrics,
     oov_rates,
@@ -31,11 +31,11 @@ from pipeline.evaluate import (
     write_plots,
 )
 from pipeline.io import atomic_path, read_json, read_jsonl, write_json
-from pipeline.model import load_model
+from pipeline.loader import make_loader
+from pipeline.model import load_model, model_files
 from pipeline.plots import read_run_curves
-from pipeline.recipes import make_loader
 from pipeline.stage import parser, run
-from pipeline.tokenizer import load_tokenizer
+from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger("asr_distill")
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import torch
 
 from pipeline import export as ex
-from pipeline.benchmark import model_files, run_benchmark
+from pipeline.benchmark import run_benchmark
 from pipeline.io import atomic_path, write_json
-from pipeline.model import load_model
+from pipeline.model import load_model, model_files
 from pipeline.stage import parser, run
 from pipeline.store import Store
-from pipeline.tokenizer import load_tokenizer
+from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger("asr_distill")
 

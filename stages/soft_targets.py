@@ -10,12 +10,12 @@ from pathlib import Path
 import torch
 
 from pipeline.io import file_digest, write_json
+from pipeline.loader import make_loader
 from pipeline.model import load_model
-from pipeline.recipes import make_loader
 from pipeline.soft_targets import build_soft_targets
 from pipeline.splits import SOFT_TARGET_SPLITS
 from pipeline.stage import parser, run
-from pipeline.tokenizer import load_tokenizer
+from pipeline.tokens import load_tokenizer
 
 
 def main(args, params):

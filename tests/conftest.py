@@ -22,10 +22,12 @@ def tiny_export(tmp_path_factory):
     import torch
 
     from pipeline.config import ModelConfig, default_params
-    from pipeline.export import single_thread, write_artifacts
+    from pipeline.export import write_artifacts
     from pipeline.io import write_jsonl
     from pipeline.model import ConformerCTC
-    from pipeline.tokenizer import load_tokenizer, train_tokenizer
+    from pipeline.runtime import single_thread
+    from pipeline.tokenizer import train_tokenizer
+    from pipeline.tokens import load_tokenizer
 
     work = tmp_path_factory.mktemp("tiny_export")
     words = "hello world this is a small test of the export and the transcribe command".split()

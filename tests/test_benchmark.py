@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.benchmark import deployment_metrics, ensemble_runner, measure_rtf, run_benchmark, speed_goals
+from pipeline.benchmark import ensemble_runner, measure_rtf, run_benchmark, speed_goals
 from pipeline.config import ModelConfig
-from pipeline.export import torch_runner
+from pipeline.evaluate import deployment_metrics
 from pipeline.model import ConformerCTC, save_model
+from pipeline.runtime import torch_runner
 
 CFG = ModelConfig(
     d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3, subsampling_channels=4, dropout=0.0

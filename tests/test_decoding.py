@@ -4,7 +4,7 @@ import torch
 
 from pipeline.config import default_params
 from pipeline.decoding import make_decoder
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
 
 # The words the conftest tokenizer was trained on.
 WORDS = "hello world this is a small test of the export and the".split()

@@ -8,19 +8,18 @@ import pytest
 import torch
 
 from pipeline.config import default_params
-from pipeline.export import (
+from pipeline.export import ExportParityError, check_parity
+from pipeline.model import ConformerCTC, subsampled_lengths
+from pipeline.runtime import (
     CONFIG,
     ONNX_FP32,
     ONNX_INT8,
     TOKENIZER,
     TORCHSCRIPT,
-    ExportParityError,
-    check_parity,
     onnx_runner,
     torch_runner,
     torchscript_runner,
 )
-from pipeline.model import ConformerCTC, subsampled_lengths
 
 
 def padded_batch(lengths: list[int], n_mels: int = 40, seed: int = 1):

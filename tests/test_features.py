@@ -14,7 +14,8 @@ import soundfile as sf
 
 from pipeline.audio import read_audio
 from pipeline.config import default_params
-from pipeline.features import ShardWriter, extract_features, fbank
+from pipeline.fbank import fbank
+from pipeline.features import ShardWriter, extract_features
 from pipeline.io import write_jsonl
 from pipeline.splits import SPLITS
 from pipeline.store import Store

@@ -15,8 +15,8 @@ from pipeline.audio import AudioError, read_audio
 from pipeline.cli import main
 from pipeline.config import default_params
 from pipeline.ctc import greedy_decode
-from pipeline.export import ONNX_FP32, ONNX_INT8
-from pipeline.features import fbank
+from pipeline.fbank import fbank
+from pipeline.runtime import ONNX_FP32, ONNX_INT8
 from pipeline.synth import Espeak
 from pipeline.transcribe import ExportedModel
 
