@@ -300,6 +300,13 @@ class StudentConfig(StudentDefaults):
         return self
 
 
+class GoalsConfig(Strict):
+    """Deployment goals of the int8 ``student.distilled`` against the ensemble (one CPU thread)."""
+
+    min_speedup: float = Field(gt=0)  # at least this many times faster than the ensemble
+    max_rtf: float = Field(gt=0)  # at most this real-time factor
+
+
 class ExportConfig(Strict):
     """Export and CPU benchmark of the distilled student."""
 
@@ -311,6 +318,7 @@ class ExportConfig(Strict):
     # the fastest pass per model is reported.
     rtf_utterances: int = Field(ge=1)
     rtf_repeats: int = Field(ge=1)
+    goals: GoalsConfig
 
 
 class EvaluateConfig(Strict):
