@@ -45,6 +45,7 @@ def main() -> None:
         params.ensemble.combine,
         args.repeats or params.export.rtf_repeats,
         twins,
+        goals=params.export.goals,
     )
     print(json.dumps(report, indent=2))
 

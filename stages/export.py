@@ -73,13 +73,16 @@ def main(args, params):
                 params.ensemble.combine,
                 params.export.rtf_repeats,
                 twins,
+                goals=params.export.goals,
             )
         )
     write_json(args.metrics, report)
     log.info(
-        "int8 student vs ensemble: %sx faster, RTF %s (goals: 50x, RTF <= 0.01)",
+        "int8 student vs ensemble: %sx faster, RTF %s (goals: %gx, RTF <= %g)",
         report["goals"]["int8_speedup_vs_ensemble"],
         report["rtf"]["student.distilled.onnx_int8"],
+        params.export.goals.min_speedup,
+        params.export.goals.max_rtf,
     )
 
 
