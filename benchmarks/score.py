@@ -70,8 +70,8 @@ def main() -> None:
             {
                 "split": args.split,
                 "align": params.ensemble.align,
-                "temperature": params.distill.temperature,
-                "top_k": params.distill.top_k,
+                "temperature": params.soft_targets.temperature,
+                "top_k": params.soft_targets.top_k,
                 "alpha": params.students["distilled"].alpha,
                 **result,
             },

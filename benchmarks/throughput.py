@@ -90,7 +90,7 @@ def main() -> None:
     print(f"device: {name}; batch_frames {bf}; amp {params.train.amp if device.type == 'cuda' else 'off'}")
 
     loader = make_loader(feats, mans, "train", sp, bf, train=params.train)
-    teacher = build_model(params.guide.model, feats, sp.get_piece_size(), 0).to(device).train()
+    teacher = build_model(params.teachers.guide.model, feats, sp.get_piece_size(), 0).to(device).train()
     opt = torch.optim.AdamW(teacher.parameters(), lr=1e-4)
 
     def teacher_step(batch):
@@ -108,7 +108,7 @@ def main() -> None:
     )
 
     teachers = [load_model(w / f"models/teachers/{n}.pt", device) for n in params.teacher_names()]
-    T, k = params.distill.temperature, params.distill.top_k
+    T, k = params.soft_targets.temperature, params.soft_targets.top_k
 
     @torch.no_grad()
     def soft_step(batch):

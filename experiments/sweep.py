@@ -73,7 +73,7 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
         "baseline": ("baseline", {}, None),
         "distilled": ("distilled", {}, "baseline"),
         "alpha0.9": ("distilled", {"students.distilled.alpha": 0.9}, "baseline"),
-        "temperature1": ("distilled", {"distill.temperature": 1.0}, "baseline"),
+        "temperature1": ("distilled", {"soft_targets.temperature": 1.0}, "baseline"),
         "nonblank": ("distilled", {"students.distilled.kd_frames": "nonblank"}, "baseline"),
         "kd_only_nonblank": (
             "distilled",
@@ -105,17 +105,17 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
 
 
 def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
-    """The run's soft targets, or new ones at this variant's ``distill`` settings."""
+    """The run's soft targets, or new ones at this variant's ``soft_targets`` settings."""
     if not (run / "data/soft_targets/train/index.json").exists():
         return run / "data/soft_targets"  # a twin reads none (and the run has not made them yet)
     meta = read_json(run / "data/soft_targets/train/index.json").get("meta", {})
     same = (
-        float(meta.get("temperature", -1)) == params.distill.temperature
-        and int(meta.get("top_k", -1)) == params.distill.top_k
+        float(meta.get("temperature", -1)) == params.soft_targets.temperature
+        and int(meta.get("top_k", -1)) == params.soft_targets.top_k
     )
     if same:
         return run / "data/soft_targets"
-    target = out / f"soft_targets_T{params.distill.temperature:g}_k{params.distill.top_k}"
+    target = out / f"soft_targets_T{params.soft_targets.temperature:g}_k{params.soft_targets.top_k}"
     if not (target / "train" / "index.json").exists():
         sp = load_tokenizer(run / "data/tokenizer/spm.model")
         files = {n: run / "models/teachers" / f"{n}.pt" for n in params.teacher_names()}

@@ -10,7 +10,7 @@ Usage::
 
     from pipeline.config import load_params
     params = load_params("params.yaml")
-    params.distill.temperature
+    params.soft_targets.temperature
 
 Code and tests that need a complete config start from this checkout's ``params.yaml``::
 
@@ -245,8 +245,21 @@ class TeacherConfig(Strict):
     epochs: int = Field(ge=1)
 
 
-class GuideConfig(TeacherConfig):
-    """The guide teacher: trained first with plain CTC, always an ensemble member."""
+class TeachersConfig(Strict):
+    """``teachers``: the ensemble. The guide trains first, with plain CTC; every other
+    teacher (``others``, one ``train_teacher@<name>`` stage each) trains after it and, with
+    ``ensemble.align: guide``, pulls its CTC spikes onto the guide's frames."""
+
+    guide: TeacherConfig
+    others: dict[str, TeacherConfig]
+
+    @model_validator(mode="after")
+    def _others(self) -> TeachersConfig:
+        if not self.others:
+            raise ValueError("teachers.others: at least one teacher besides the guide is required")
+        if "guide" in self.others:
+            raise ValueError("teachers.others: 'guide' is the name of teachers.guide")
+        return self
 
 
 class EnsembleConfig(Strict):
@@ -255,7 +268,9 @@ class EnsembleConfig(Strict):
     combine: Literal["mean", "geometric"]
 
 
-class DistillConfig(Strict):
+class SoftTargetsConfig(Strict):
+    """``soft_targets``: the ensemble's softened posteriors, kept as top-k per frame."""
+
     temperature: float = Field(gt=0)
     top_k: int = Field(ge=1)
 
@@ -343,10 +358,9 @@ class Params(Strict):
     features: FeaturesConfig
     tokenizer: TokenizerConfig
     train: TrainConfig
-    guide: GuideConfig
-    teachers: dict[str, TeacherConfig]
+    teachers: TeachersConfig
     ensemble: EnsembleConfig
-    distill: DistillConfig
+    soft_targets: SoftTargetsConfig
     student_defaults: StudentDefaults
     students: dict[str, StudentConfig]
     export: ExportConfig
@@ -367,10 +381,6 @@ class Params(Strict):
 
     @model_validator(mode="after")
     def _names(self) -> Params:
-        if len(self.teachers) < 1:
-            raise ValueError("teachers: at least one teacher besides the guide is required")
-        if "guide" in self.teachers:
-            raise ValueError("teachers: 'guide' is reserved for the guide teacher section")
         for required in ("baseline", "distilled"):
             if required not in self.students:
                 raise ValueError(f"students: a '{required}' student is required")
@@ -378,7 +388,7 @@ class Params(Strict):
             raise ValueError("students.baseline.alpha must be 0 (the directly trained twin)")
         if self.students["distilled"].alpha == 0.0:
             raise ValueError("students.distilled.alpha must be above 0 (it learns from the teachers)")
-        clash = set(self.students) & {"guide", *self.teachers}
+        clash = set(self.students) & set(self.teacher_names())
         if clash:
             raise ValueError(f"students: {', '.join(sorted(clash))} is also a teacher's name")
         for name, s in self.students.items():
@@ -395,7 +405,8 @@ class Params(Strict):
                 f"model it is compared with (a student with alpha 0, or guide)"
             )
         if s.twin == "guide":
-            recipe = (self.guide.model, self.guide.epochs, self.guide.seed, 1.0)
+            guide = self.teachers.guide
+            recipe = (guide.model, guide.epochs, guide.seed, 1.0)
         elif s.twin in self.students and self.students[s.twin].alpha == 0:
             recipe = self.student_recipe(s.twin)
         else:
@@ -430,16 +441,16 @@ class Params(Strict):
         return "teacher.guide" if twin == "guide" else f"student.{twin}"
 
     def teacher(self, name: str) -> TeacherConfig:
-        """The config of teacher ``name`` (``guide`` or a key of ``teachers``)."""
+        """The config of teacher ``name`` (``guide`` or a key of ``teachers.others``)."""
         if name == "guide":
-            return self.guide
-        if name not in self.teachers:
-            raise MissingError(f"unknown teacher '{name}'; known: guide, {', '.join(self.teachers)}")
-        return self.teachers[name]
+            return self.teachers.guide
+        if name not in self.teachers.others:
+            raise MissingError(f"unknown teacher '{name}'; known: {', '.join(self.teacher_names())}")
+        return self.teachers.others[name]
 
     def teacher_names(self) -> list[str]:
         """All ensemble members, the guide first."""
-        return ["guide", *self.teachers]
+        return ["guide", *self.teachers.others]
 
 
 class ParamsError(InputError, ValueError):
@@ -475,11 +486,26 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | Non
 
 
 # Keys that moved, as the error names them -> where they went: an old params.yaml is told.
+# ``*`` stands for one user-chosen name (a teacher's, a student's).
 MOVED_KEYS = {
     "evaluate.rtf_utterances": "export.rtf_utterances",
     "train.epochs": "students.<name>.epochs (every student sets its own, as teachers do)",
     "student": "student_defaults.model",
+    "distill": "soft_targets",
+    "guide": "teachers.guide",
+    "teachers.*": "teachers.others.*",
 }
+
+
+def _moved(dotted: str) -> str | None:
+    """Where key ``dotted`` moved, if it is one of :data:`MOVED_KEYS`."""
+    parts = dotted.split(".")
+    for old, new in MOVED_KEYS.items():
+        pattern = old.split(".")
+        if len(pattern) == len(parts) and all(p in ("*", q) for p, q in zip(pattern, parts)):
+            names = iter(q for p, q in zip(pattern, parts) if p == "*")
+            return ".".join(next(names) if p == "*" else p for p in new.split("."))
+    return None
 
 
 def _describe(e: dict[str, Any]) -> str:
@@ -488,8 +514,9 @@ def _describe(e: dict[str, Any]) -> str:
     if e["type"] == "extra_forbidden":
         valid = _valid_keys(Params, e["loc"])
         hint = f"; valid keys here: {', '.join(valid)}" if valid else ""
-        if dotted in MOVED_KEYS:
-            hint = f"; it moved to {MOVED_KEYS[dotted]}{hint}"
+        moved = _moved(dotted)
+        if moved:
+            hint = f"; it moved to {moved}{hint}"
         return f"unknown key '{dotted}'{hint}"
     if e["type"] == "missing":
         return f"missing {'section' if len(e['loc']) == 1 else 'key'} '{dotted}'"

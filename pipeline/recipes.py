@@ -206,7 +206,7 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str
     sp = load_tokenizer(paths["tokenizer"])
     bf = params.train.batch_frames
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
-    alpha, temperature = scfg.alpha, params.distill.temperature
+    alpha, temperature = scfg.alpha, params.soft_targets.temperature
     data = student_data(params, name, paths)
     extras, soft_meta = None, None
     if alpha > 0:

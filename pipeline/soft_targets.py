@@ -111,7 +111,7 @@ def build_soft_targets(
     student's checkpoint is never resumed on soft targets from other teachers.
     """
     t0 = time.time()
-    temperature, k = params.distill.temperature, params.distill.top_k
+    temperature, k = params.soft_targets.temperature, params.soft_targets.top_k
     combine = params.ensemble.combine
     names = list(models)
     fields = {"ids": ("uint16", (k,)), "probs": ("float16", (k,)), "rest": ("float16", ())}

@@ -33,15 +33,15 @@ def test_unknown_top_level_key_is_named(tiny):
         parse_params(tiny)
     msg = str(err.value)
     assert "unknown key 'distil'" in msg
-    assert "distill" in msg  # the valid keys are listed
+    assert "soft_targets" in msg  # the valid keys are listed
 
 
 def test_mistyped_nested_key_lists_valid_keys(tiny):
-    tiny["distill"]["temprature"] = 3.0
+    tiny["soft_targets"]["temprature"] = 3.0
     with pytest.raises(ParamsError) as err:
         parse_params(tiny)
     msg = str(err.value)
-    assert "unknown key 'distill.temprature'" in msg
+    assert "unknown key 'soft_targets.temprature'" in msg
     assert "temperature" in msg and "top_k" in msg
 
 
@@ -53,18 +53,18 @@ def test_a_moved_key_says_where_it_went(tiny):
 
 
 def test_mistyped_key_inside_a_named_teacher(tiny):
-    tiny["teachers"]["t1"]["model"]["d_modle"] = 64
+    tiny["teachers"]["others"]["t1"]["model"]["d_modle"] = 64
     with pytest.raises(ParamsError) as err:
         parse_params(tiny)
     msg = str(err.value)
-    assert "teachers.t1.model.d_modle" in msg
+    assert "teachers.others.t1.model.d_modle" in msg
     assert "d_model" in msg
 
 
 def test_wrong_type_and_range(tiny):
     bad = copy.deepcopy(tiny)
-    bad["distill"]["temperature"] = "hot"
-    with pytest.raises(ParamsError, match="distill.temperature"):
+    bad["soft_targets"]["temperature"] = "hot"
+    with pytest.raises(ParamsError, match="soft_targets.temperature"):
         parse_params(bad)
     bad = copy.deepcopy(tiny)
     bad["students"]["distilled"]["alpha"] = 1.5
@@ -103,8 +103,8 @@ def test_students_set_their_own_epochs(tiny):
 
 
 def test_a_teacher_without_epochs_is_rejected(tiny):
-    del tiny["teachers"]["t1"]["epochs"]
-    with pytest.raises(ParamsError, match="teachers.t1.epochs"):
+    del tiny["teachers"]["others"]["t1"]["epochs"]
+    with pytest.raises(ParamsError, match="teachers.others.t1.epochs"):
         parse_params(tiny)
 
 
@@ -126,7 +126,7 @@ def test_a_distilled_student_needs_a_twin_with_its_recipe(tiny):
 def test_the_member_student_takes_the_guide_as_twin(tiny):
     params = parse_params(copy.deepcopy(tiny))
     assert params.twin_model("member") == "teacher.guide"
-    assert params.student_model("member") == params.guide.model
+    assert params.student_model("member") == params.teachers.guide.model
     assert params.student_model("distilled") == params.student_defaults.model
     assert params.distilled_students() == ["distilled", "member"]
     tiny["students"]["member"]["model"]["d_model"] = 32
@@ -191,6 +191,19 @@ def test_the_old_student_block_says_where_it_moved(tiny):
     tiny["student"] = tiny["student_defaults"]["model"]
     with pytest.raises(ParamsError, match=r"unknown key 'student'; it moved to student_defaults\.model"):
         parse_params(tiny)
+
+
+def test_keys_of_an_older_params_yaml_say_where_they_moved(tiny):
+    old = copy.deepcopy(tiny)
+    old["distill"] = old.pop("soft_targets")
+    old["guide"] = old["teachers"]["guide"]
+    old["teachers"] = old["teachers"]["others"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(old)
+    msg = str(err.value)
+    assert "unknown key 'distill'; it moved to soft_targets" in msg
+    assert "unknown key 'guide'; it moved to teachers.guide" in msg
+    assert "unknown key 'teachers.t1'; it moved to teachers.others.t1" in msg
 
 
 def test_a_missing_or_broken_params_file_is_one_line(tmp_path):

@@ -71,7 +71,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
         "soft_targets",
         "evaluate",
         "export",
-        *(f"train_teacher@{t}" for t in params.teachers),
+        *(f"train_teacher@{t}" for t in params.teachers.others),
         *(f"train_student@{s}" for s in params.students),
     }
     assert ran_stages(first) == expected_stages
@@ -221,7 +221,9 @@ def test_changing_alpha_reruns_only_that_student_and_downstream(repo):
 def test_new_soft_targets_retrain_the_student_from_scratch(repo):
     """A finished checkpoint must not be resumed on soft targets with another top-k."""
     dst, env, _ = repo
-    out = sh(["dvc", "exp", "run", "-S", "students.distilled.alpha=0.3", "-S", "distill.top_k=4"], dst, env)
+    out = sh(
+        ["dvc", "exp", "run", "-S", "students.distilled.alpha=0.3", "-S", "soft_targets.top_k=4"], dst, env
+    )
     assert ran_stages(out) == {
         "soft_targets",
         "train_student@baseline",
@@ -243,7 +245,7 @@ def test_kill_9_mid_training_then_repro_resumes(repo):
 
     dst, env, _ = repo
     params = yaml.safe_load((dst / "params.yaml").read_text())
-    params["guide"]["epochs"] = 40
+    params["teachers"]["guide"]["epochs"] = 40
     params["students"]["member"]["epochs"] = 40  # the guide is its twin: same budget
     params["train"]["checkpoint_every_steps"] = 1
     (dst / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
