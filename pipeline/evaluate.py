@@ -8,7 +8,7 @@ frame accuracy) and parameters.
 
 Comparisons are paired (every system is scored on the same resamples):
 each distilled student against its twin, the directly trained model named by
-``students.<name>.twin`` (``comparison_model``, ``wer_diff``, ``wer_diff_ci``),
+``students.<name>.twin`` (``twin``, ``wer_diff``, ``wer_diff_ci``),
 the ensemble against the best single teacher (``ensemble_vs_best_teacher``),
 and, per distilled student, ``gap_recovered = (WER_twin - WER_student) /
 (WER_twin - WER_ensemble)``, null when the denominator is not positive.
@@ -49,7 +49,7 @@ if TYPE_CHECKING:  # matplotlib loads in half a second: only write_plots needs i
 log = logging.getLogger(__name__)
 
 # PNGs the evaluate stage writes into reports/plots/ (declared as plots in dvc.yaml).
-PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png", "wer_by_accent.png")
+PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png", "wer_by_group.png")
 # Groups (accents or speakers) shown in the summary table and the plot, worst first; the
 # metrics keep all of them.
 MAX_GROUP_ROWS = 10
@@ -73,11 +73,11 @@ def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         "test_wer": dict(metrics["wer"]["test"]),
         "wer_diff": dict(metrics["wer_diff"]),
         "gap_recovered": dict(metrics["gap_recovered"]),
-        "int8_speedup": metrics["goals"]["int8_speedup_vs_ensemble"],
+        "int8_speedup": metrics["goals"]["int8_speedup"],
     }
 
 
-def comparison_model(name: str, params: Params) -> str:
+def twin_of(name: str, params: Params) -> str:
     """The directly trained twin a distilled student is compared with (``students.<name>.twin``)."""
     return params.twin_model(name.removeprefix("student."))
 
@@ -185,7 +185,7 @@ def student_comparisons(
     the student is better) with its interval, and gap_recovered with its interval."""
     confidence = params.evaluate.confidence
     keys = (
-        "comparison_model",
+        "twin",
         "wer_diff",
         "wer_diff_ci",
         "gap_recovered",
@@ -195,7 +195,7 @@ def student_comparisons(
     )
     out: dict[str, dict[str, Any]] = {k: {} for k in keys}
     for name in compared_students(params):
-        twin = out["comparison_model"][name] = comparison_model(name, params)
+        twin = out["twin"][name] = twin_of(name, params)
         out["wer_diff"][name] = round(wer[name] - wer[twin], INTERVAL_DECIMALS)
         out["wer_diff_ci"][name] = rounded(percentile_interval(draws[name] - draws[twin], confidence))
         out["gap_recovered"][name] = gap_recovered(wer[twin], wer[name], wer["ensemble"])
@@ -401,7 +401,7 @@ def comparison_sentence(system: str, other: str, diff: float, ci: Sequence[float
 
 def gap_sentence(metrics: dict[str, Any], name: str) -> str:
     """gap_recovered of one student with its interval and any skipped bootstrap draws."""
-    gap, twin = metrics["gap_recovered"][name], metrics["comparison_model"][name]
+    gap, twin = metrics["gap_recovered"][name], metrics["twin"][name]
     skipped = metrics["gap_recovered_skipped"][name]
     value = f"n/a (ensemble not better than {twin})" if gap is None else f"{gap:.4f}"
     note = (
@@ -453,9 +453,7 @@ def results_markdown(metrics: dict[str, Any]) -> list[str]:
     ]
     for name, diff in metrics["wer_diff"].items():
         comparisons.append(
-            comparison_sentence(
-                name, metrics["comparison_model"][name], diff, metrics["wer_diff_ci"][name], level
-            )
+            comparison_sentence(name, metrics["twin"][name], diff, metrics["wer_diff_ci"][name], level)
         )
     comparisons += [gap_sentence(metrics, name) for name in metrics["wer_diff"]]
     return [
@@ -623,7 +621,7 @@ def distillation_markdown(
         f"difference [{level}] | gap recovered [{level}] | student s | twin s |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for name, twin in metrics["comparison_model"].items():
+    for name, twin in metrics["twin"].items():
         gap = metrics["gap_recovered"][name]
         seconds = [timings.get(n, {}).get("seconds", "-") for n in (name, twin)]
         lines.append(
@@ -670,7 +668,7 @@ def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
         "",
         f"{metrics['rtf_utterances']} test utterances "
         f"({metrics['rtf_audio_seconds']} s of audio); int8 speed-up vs ensemble "
-        f"{goals['int8_speedup_vs_ensemble']}x "
+        f"{goals['int8_speedup']}x "
         f"(goal {speed.removeprefix('int8_at_least_').removesuffix('_faster')}: "
         f"{'met' if goals[speed] else 'not met'}), "
         f"RTF <= {rtf_goal.removeprefix('int8_rtf_at_most_')}: {'met' if goals[rtf_goal] else 'not met'}",

@@ -180,7 +180,7 @@ def write_config(path: Path, features_meta: dict[str, Any], vocab_size: int) -> 
             "min_frames": MIN_FRAMES,
             "inputs": {"feats": "(N, T, n_mels) float32 raw fbank", "lengths": "(N,) int64"},
             "outputs": {"logits": "(N, T', vocab_size) float32", "out_lengths": "(N,) int64"},
-            "models": {"onnx": ONNX_FP32, "onnx_int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
+            "models": {"onnx": ONNX_FP32, "int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
             "tokenizer": TOKENIZER,
         },
     )
@@ -249,12 +249,12 @@ def _check_parity(
             )
     wer = {
         name: score(list(refs), transcripts(runner, examples, sp))[0]
-        for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("onnx_int8", int8))
+        for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("int8", int8))
     }
-    parity["int8_wer_delta"] = round(wer["onnx_int8"] - wer["torch"], 4)
+    parity["int8_wer_delta"] = round(wer["int8"] - wer["torch"], 4)
     if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
         raise ExportParityError(
-            f"{out_dir / ONNX_INT8}: int8 test WER {wer['onnx_int8']:.4f} differs from eager "
+            f"{out_dir / ONNX_INT8}: int8 test WER {wer['int8']:.4f} differs from eager "
             f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}"
         )
     log.info("export parity: %s; test WER %s", parity, wer)

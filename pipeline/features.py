@@ -3,7 +3,7 @@
 Usage::
 
     python stages/features.py --manifests data/manifests --out data/features \\
-        --work data/features.partial --metrics reports/features.json
+        --work data/features.partial --report reports/features.json
 
 Output layout (``data/features``, renamed into place only when complete)::
 

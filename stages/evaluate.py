@@ -6,10 +6,10 @@ figures in ``reports/metrics.json`` (the DVC metrics file); ``reports/summary.md
 
 Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
-         --soft-targets-metrics reports/soft_targets.json --prepare-metrics reports/prepare.json \
+         --soft-targets-report reports/soft_targets.json --prepare-report reports/prepare.json \
          --train-reports reports --live dvclive --metrics reports/metrics.json \
-         --report reports/evaluation.json --summary reports/summary.md --plot reports/plots/wer.json \
-         --plots-dir reports/plots --export-metrics reports/export.json
+         --report reports/evaluation.json --summary reports/summary.md \
+         --plot reports/plots/wer_per_model.json --plots-dir reports/plots --export-report reports/export.json
 """
 
 import logging
@@ -52,9 +52,9 @@ def main(args, params):
     decode = make_decoder(params.evaluate, sp, train_words)
     metrics = evaluate_models(params, teachers, students, loader, decode, speakers, greedy_decoder(sp))
     metrics["decoder"] = {"name": params.evaluate.decoder, "beam_size": params.evaluate.beam_size}
-    prepare = read_json(args.prepare_metrics)
+    prepare = read_json(args.prepare_report)
     metrics["oov_rate"] = oov_rates(prepare)
-    soft = read_json(args.soft_targets_metrics)
+    soft = read_json(args.soft_targets_report)
     metrics["soft_targets"] = {
         k: soft[k]
         for k in ("bytes_per_frame", "retained_mass_mean", "retained_mass_min", "temperature", "top_k")
@@ -63,7 +63,7 @@ def main(args, params):
     metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
     metrics.update(
         deployment_metrics(
-            read_json(args.export_metrics), metrics["wer"]["test"], metrics["wer_greedy"]["test"]
+            read_json(args.export_report), metrics["wer"]["test"], metrics["wer_greedy"]["test"]
         )
     )
     reports, live = Path(args.train_reports), Path(args.live)
@@ -89,33 +89,19 @@ def main(args, params):
     log.info(
         "test WER %s; student.distilled - %s: %s %s; gap_recovered %s %s; int8 speed-up vs ensemble %sx",
         metrics["wer"]["test"],
-        metrics["comparison_model"]["student.distilled"],
+        metrics["twin"]["student.distilled"],
         metrics["wer_diff"]["student.distilled"],
         metrics["wer_diff_ci"]["student.distilled"],
         metrics["gap_recovered"],
         metrics["gap_recovered_ci"]["student.distilled"],
-        metrics["goals"]["int8_speedup_vs_ensemble"],
+        metrics["goals"]["int8_speedup"],
     )
 
 
 if __name__ == "__main__":
-    p = parser(__doc__)
-    for flag in (
-        "teachers",
-        "students",
-        "features",
-        "manifests",
-        "tokenizer",
-        "soft-targets-metrics",
-        "prepare-metrics",
-        "train-reports",
-        "live",
-        "metrics",
-        "report",
-        "summary",
-        "plot",
-        "plots-dir",
-        "export-metrics",
-    ):
-        p.add_argument(f"--{flag}", required=True)
-    run(main, p.parse_args())
+    flags = (
+        *("teachers", "students", "features", "manifests", "tokenizer"),
+        *("soft-targets-report", "prepare-report", "export-report", "train-reports", "live"),
+        *("metrics", "report", "summary", "plot", "plots-dir"),
+    )
+    run(main, parser(__doc__, *flags).parse_args())

@@ -2,7 +2,7 @@
 
 Usage: python stages/soft_targets.py --teachers models/teachers --features data/features \
          --manifests data/manifests --tokenizer data/tokenizer/spm.model \
-         --out data/soft_targets --metrics reports/soft_targets.json
+         --out data/soft_targets --report reports/soft_targets.json
 """
 
 from pathlib import Path
@@ -28,11 +28,8 @@ def main(args, params):
         s: make_loader(Path(args.features), Path(args.manifests), s, sp, params.train.batch_frames)
         for s in SOFT_TARGET_SPLITS
     }
-    write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
+    write_json(args.report, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
 
 
 if __name__ == "__main__":
-    p = parser(__doc__)
-    for flag in ("teachers", "features", "manifests", "tokenizer", "out", "metrics"):
-        p.add_argument(f"--{flag}", required=True)
-    run(main, p.parse_args())
+    run(main, parser(__doc__, "teachers", "features", "manifests", "tokenizer", "out", "report").parse_args())

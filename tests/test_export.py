@@ -94,7 +94,7 @@ def test_check_parity_reports_differences_and_wer(tiny_export):
     assert parity["onnx_max_abs_diff"] < 1e-4
     assert parity["utterances"] == 3
     assert set(result["wer"]) == {
-        f"student.distilled.{k}" for k in ("torch", "torchscript", "onnx", "onnx_int8")
+        f"student.distilled.{k}" for k in ("torch", "torchscript", "onnx", "int8")
     }
     assert result["wer"]["student.distilled.torch"] == result["wer"]["student.distilled.onnx"]
 
@@ -114,7 +114,7 @@ def test_int8_wer_tolerance_is_enforced(tiny_export):
     feats = [padded_batch([n], seed=n)[0][0] for n in (150, 260, 90, 400)]
     hyps = check_parity(model, out, feats, ["x"] * 4, sp, default_params().export)["wer"]
     strict = default_params({"export.int8_wer_tolerance": 0.0}).export
-    if hyps["student.distilled.onnx_int8"] == hyps["student.distilled.torch"]:
+    if hyps["student.distilled.int8"] == hyps["student.distilled.torch"]:
         check_parity(model, out, feats, ["x"] * 4, sp, strict)  # equal WER passes at 0 tolerance
     else:
         with pytest.raises(ExportParityError, match=r"student\.int8\.onnx: int8 test WER"):

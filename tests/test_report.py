@@ -50,7 +50,7 @@ METRICS = {
     "test_utterances": 150,
     "test_words": 1_234,
     "oov_rate": {"dev": 0.031, "test": 0.0331},
-    "comparison_model": {"student.distilled": "student.baseline"},
+    "twin": {"student.distilled": "student.baseline"},
     "wer_diff": {"student.distilled": -0.08},
     "wer_diff_ci": {"student.distilled": [-0.1201, -0.0405]},
     "gap_recovered": {"student.distilled": 0.4444},
@@ -231,7 +231,7 @@ def test_training_curves_need_at_least_one_curve(tmp_path):
 
 def test_wer_vs_rtf_plot(tmp_path):
     plots.wer_vs_rtf(
-        [("ensemble", 0.05, 0.37), ("student.distilled.onnx_int8", 0.001, 0.47)], tmp_path / "wer_vs_rtf.png"
+        [("ensemble", 0.05, 0.37), ("student.distilled.int8", 0.001, 0.47)], tmp_path / "wer_vs_rtf.png"
     )
     assert plt.imread(str(tmp_path / "wer_vs_rtf.png")).shape[2] in (3, 4)
 
@@ -252,10 +252,10 @@ def test_coincident_points_share_one_label():
     assert sorted(merged) == [("ensemble", 5e6, 0.37), ("student.baseline, student.distilled", 3e5, 0.5)]
 
 
-def test_wer_by_accent_plot(tmp_path):
+def test_wer_by_group_plot(tmp_path):
     wer = {n: {g: GROUPS[g][n] for g in GROUPS} for n in ("ensemble", "student.distilled")}
-    plots.wer_by_group(wer, ["en-GB", "en-US"], "accent", tmp_path / "wer_by_accent.png")
-    assert plots.describe(tmp_path / "wer_by_accent.png")["width"] > 300
+    plots.wer_by_group(wer, ["en-GB", "en-US"], "accent", tmp_path / "wer_by_group.png")
+    assert plots.describe(tmp_path / "wer_by_group.png")["width"] > 300
 
 
 # The paired comparisons built on per-utterance counts.
@@ -333,7 +333,7 @@ def test_paired_comparisons_of_the_evaluate_stage(tiny_params):
     assert lo < m["wer"]["ensemble"] < hi
     # distilled makes one error fewer than baseline in every repeat: significantly better
     # each distilled student against its own twin: the member-size one against the guide
-    assert m["comparison_model"] == {
+    assert m["twin"] == {
         "student.distilled": "student.baseline",
         "student.member": "teacher.guide",
     }
