@@ -19,8 +19,8 @@ import soundfile as sf
 
 from pipeline.config import DataConfig, default_params
 from pipeline.data import plan_split, prepare, synthesize, synthetic_sentences
+from pipeline.sentences import _TEMPLATES, lexicon
 from pipeline.synth import speak_batch
-from pipeline.text import _TEMPLATES, lexicon
 
 
 def bench_synthesis(n: int) -> None:

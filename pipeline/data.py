@@ -28,7 +28,7 @@ message naming the worst files and writes the full list to
 ``<manifests>.rejects.jsonl`` beside the (unwritten) manifest folder.
 
 Synthetic corpus (``data.source: synthetic``): sentences from
-:mod:`pipeline.text` (or ``data.synthetic.text_file``), spoken by espeak-ng.
+:mod:`pipeline.sentences` (or ``data.synthetic.text_file``), spoken by espeak-ng.
 Each utterance draws, from a ``random.Random`` seeded by (seed, split, index),
 an accent from ``accents``, a voice variant, a rate in ``rate_wpm``, a pitch in
 ``pitch`` and an SNR in ``snr_db`` for additive coloured noise. How dev and
@@ -70,9 +70,10 @@ from pipeline.audio import AudioError, read_audio
 from pipeline.config import DataConfig, SyntheticConfig
 from pipeline.importers import Candidate, list_candidates, reject
 from pipeline.io import atomic_path, write_jsonl
+from pipeline.sentences import sentence_pool
 from pipeline.splits import EVAL_SPLITS, LABELLED_SPLITS, SPLITS, TRANSFER
 from pipeline.synth import available_variants, speak_batches
-from pipeline.text import normalize, sentence_pool, transcript_problem
+from pipeline.text import normalize, transcript_problem
 
 log = logging.getLogger(__name__)
 SILENCE_PEAK = 1e-4  # below this peak amplitude (about -80 dBFS) audio counts as silent

@@ -1,21 +1,12 @@
-"""Normalization and the built-in sentence generator (pipeline/text.py)."""
+"""Normalization (pipeline/text.py) and the built-in sentence generator (pipeline/sentences.py)."""
 
 from collections import Counter
 
 import pytest
 
 from pipeline.config import NormalizeConfig, default_params
-from pipeline.text import (
-    generate_sentence,
-    lexicon,
-    normalize,
-    number_to_words,
-    ordinal_to_words,
-    plural,
-    sentence_pool,
-    transcript_problem,
-    year_to_words,
-)
+from pipeline.sentences import generate_sentence, lexicon, plural, sentence_pool
+from pipeline.text import normalize, number_to_words, ordinal_to_words, transcript_problem, year_to_words
 
 
 @pytest.mark.parametrize(
