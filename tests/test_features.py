@@ -15,8 +15,9 @@ import soundfile as sf
 from pipeline.audio import read_audio
 from pipeline.config import default_params
 from pipeline.fbank import fbank
-from pipeline.features import ShardWriter, extract_features
+from pipeline.features import extract_features
 from pipeline.io import write_jsonl
+from pipeline.shards import ShardWriter
 from pipeline.splits import SPLITS
 from pipeline.store import Store
 
@@ -105,10 +106,11 @@ KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
 import pipeline.features as F
+from pipeline.shards import ShardWriter
 from pipeline.config import FeaturesConfig
 
 finished = []
-finish, add = F.ShardWriter.finish, F.ShardWriter.add
+finish, add = ShardWriter.finish, ShardWriter.add
 
 def finish_and_count(self):
     finished.append(self.plan.path)
@@ -119,7 +121,7 @@ def add_or_die(self, utt_id, feats):
     if finished:  # one utterance into the second shard: die without any clean-up
         os.kill(os.getpid(), signal.SIGKILL)
 
-F.ShardWriter.finish, F.ShardWriter.add = finish_and_count, add_or_die
+ShardWriter.finish, ShardWriter.add = finish_and_count, add_or_die
 cfg = FeaturesConfig.model_validate_json(sys.argv[3])
 F.extract_features(Path(sys.argv[1]), Path(sys.argv[2]), cfg, 16000)
 """
