@@ -1,7 +1,6 @@
 import copy
 
 import pytest
-import yaml
 
 from pipeline.config import (
     DEFAULT_PARAMS,
@@ -11,18 +10,21 @@ from pipeline.config import (
     parse_params,
     read_params,
 )
+from pipeline.profiles import Profile
 
 
 @pytest.fixture
 def tiny(root):
-    return yaml.safe_load((root / "profiles" / "tiny.yaml").read_text())
+    """params.yaml with profiles/tiny.yaml applied, as a raw mapping."""
+    return Profile("tiny", root / "params.yaml", root).raw()
 
 
-@pytest.mark.parametrize(
-    "name", ["params.yaml", "profiles/tiny.yaml", "profiles/small.yaml", "profiles/gpu-librispeech100.yaml"]
-)
+@pytest.mark.parametrize("name", ["params.yaml", "tiny", "small", "gpu-librispeech100"])
 def test_shipped_profiles_validate(root, name):
-    params = load_params(root / name)
+    if name == "params.yaml":
+        params = load_params(root / name)
+    else:
+        params = Profile(name, root / "params.yaml", root).result
     assert params.teacher_names()[0] == "guide"
     assert {"baseline", "distilled"} <= set(params.students)
 

@@ -41,8 +41,7 @@ def repo(tmp_path_factory):
         if (root / rel).is_file():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, dst / rel)
-    shutil.copy(dst / "profiles" / "tiny.yaml", dst / "params.yaml")
-    # PYTHONPATH: stage scripts import the copy's own pipeline/, not the installed one.
+    # PYTHONPATH: stage scripts (and asr-distill) import the copy's own pipeline/, not the installed one.
     env = {
         **os.environ,
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
@@ -52,6 +51,7 @@ def repo(tmp_path_factory):
         "GIT_COMMITTER_NAME": "ci",
         "GIT_COMMITTER_EMAIL": "ci@example.com",
     }
+    sh(["asr-distill", "profile", "tiny"], dst, env)  # as README, Profiles, says
     sh(["git", "init", "-q"], dst, env)
     sh(["git", "add", "-A"], dst, env)
     sh(["git", "commit", "-qm", "tiny profile"], dst, env)
@@ -134,10 +134,7 @@ def test_metrics_have_the_documented_shape(repo):
     assert metrics["runtime_wer"]["ensemble"] == metrics["wer"]["test"]["ensemble"]
     assert metrics["runtime_wer_greedy"]["ensemble"] == metrics["wer_greedy"]["test"]["ensemble"]
     assert all(v is not None for v in metrics["runtime_wer_greedy"].values())
-    assert (
-        metrics["runtime_wer_greedy"]["student.distilled.int8"]
-        == export["wer"]["student.distilled.int8"]
-    )
+    assert metrics["runtime_wer_greedy"]["student.distilled.int8"] == export["wer"]["student.distilled.int8"]
     summary = (dst / "reports" / "summary.md").read_text()
     assert "## Deployment" in summary and "student.distilled.int8" in summary
     # Paired-bootstrap intervals, comparisons and the error breakdown (evaluate.*).

@@ -6,7 +6,6 @@ import pytest
 from matplotlib import pyplot as plt
 
 from pipeline import plots
-from pipeline.config import load_params
 from pipeline.evaluate import (
     PLOT_FILES,
     ensemble_comparison,
@@ -21,6 +20,7 @@ from pipeline.evaluate import (
     write_plots,
 )
 from pipeline.io import write_json
+from pipeline.profiles import Profile
 from pipeline.wer import utterance_errors
 
 WER = {
@@ -295,7 +295,7 @@ def test_oov_rates_come_from_prepare_and_skip_splits_without_one():
 
 @pytest.fixture
 def tiny_params(root):
-    params = load_params(root / "profiles" / "tiny.yaml")
+    params = Profile("tiny", root / "params.yaml", root).result
     return params.model_copy(
         update={"evaluate": params.evaluate.model_copy(update={"bootstrap_samples": 500})}
     )
