@@ -21,15 +21,29 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from pipeline.errors import InputError, MissingError
 
 # The checkout's own params.yaml: the defaults every other config starts from.
 DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+# A share of a whole, 0 to 1.
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class Strict(BaseModel):
@@ -41,25 +55,25 @@ class Strict(BaseModel):
 class SyntheticConfig(Strict):
     """The embedded espeak-ng corpus (``data.source: synthetic``)."""
 
-    train_utterances: int = Field(ge=1)
-    dev_utterances: int = Field(ge=1)
-    test_utterances: int = Field(ge=1)
+    train_utterances: PositiveInt
+    dev_utterances: PositiveInt
+    test_utterances: PositiveInt
     # The transfer set: extra utterances (new sentences, training voices) whose transcripts
     # are never written; only the teachers' soft targets label them.
-    transfer_utterances: int = Field(ge=0)
+    transfer_utterances: NonNegativeInt
     accents: list[str]
     train_variants: list[str]
     eval_variants: list[str]
     rate_wpm: tuple[int, int]
     pitch: tuple[int, int]
     snr_db: tuple[float, float]
-    min_words: int = Field(ge=1)
-    max_words: int = Field(ge=1)
+    min_words: PositiveInt
+    max_words: PositiveInt
     text_file: str | None
     # closed: a few hundred everyday words (pipeline/closed_lexicon.py), test OOV near 0;
     # open: thousands of names, cities and words, many of them unseen in training.
     vocabulary: Literal["closed", "open"]
-    num_workers: int = Field(ge=1)  # espeak-ng processes; the audio does not depend on it
+    num_workers: PositiveInt  # espeak-ng processes; the audio does not depend on it
 
     @model_validator(mode="after")
     def _ranges(self) -> SyntheticConfig:
@@ -135,9 +149,9 @@ class DataConfig(Strict):
     source: Literal["synthetic", "librispeech", "commonvoice", "manifest"]
     seed: int
     sample_rate: int = Field(ge=8000)
-    min_duration: float = Field(gt=0)
-    max_duration: float = Field(gt=0)
-    max_reject_fraction: float = Field(ge=0, le=1)
+    min_duration: PositiveFloat
+    max_duration: PositiveFloat
+    max_reject_fraction: Share
     normalize: NormalizeConfig
     synthetic: SyntheticConfig
     librispeech: LibriSpeechConfig
@@ -165,16 +179,16 @@ class FbankConfig(Strict):
     """The front end: what an exported model needs to turn audio into its input."""
 
     n_mels: int = Field(ge=8)
-    frame_shift_ms: float = Field(gt=0)
-    frame_length_ms: float = Field(gt=0)
-    dither: float = Field(ge=0)
+    frame_shift_ms: PositiveFloat
+    frame_length_ms: PositiveFloat
+    dither: NonNegativeFloat
 
 
 class FeaturesConfig(FbankConfig):
     """``features``: the front end plus how the features stage stores and computes it."""
 
     shard_frames: int = Field(ge=1000)
-    num_workers: int = Field(ge=1)
+    num_workers: PositiveInt
 
 
 class TokenizerConfig(Strict):
@@ -187,8 +201,8 @@ class ModelConfig(Strict):
     """A Conformer-CTC acoustic model: 4x conv subsampling + Conformer + linear."""
 
     d_model: int = Field(ge=8)
-    num_layers: int = Field(ge=1)
-    num_heads: int = Field(ge=1)
+    num_layers: PositiveInt
+    num_heads: PositiveInt
     ffn_dim: int = Field(ge=8)
     conv_kernel: int = Field(ge=3)
     subsampling_channels: int = Field(ge=4)
@@ -206,24 +220,24 @@ class ModelConfig(Strict):
 class TrainConfig(Strict):
     """Optimisation settings shared by teachers and students."""
 
-    lr: float = Field(gt=0)
-    weight_decay: float = Field(ge=0)
-    warmup_steps: int = Field(ge=0)
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    warmup_steps: NonNegativeInt
     batch_frames: int = Field(ge=100)
-    grad_clip: float = Field(gt=0)
+    grad_clip: PositiveFloat
     spec_augment: bool
-    freq_mask: int = Field(ge=0)
-    time_mask: int = Field(ge=0)
-    num_time_masks: int = Field(ge=0)
-    threads: int = Field(ge=1)
-    checkpoint_every_steps: int = Field(ge=1)
+    freq_mask: NonNegativeInt
+    time_mask: NonNegativeInt
+    num_time_masks: NonNegativeInt
+    threads: PositiveInt
+    checkpoint_every_steps: PositiveInt
     # Speed factors drawn per batch (e.g. [0.9, 1.0, 1.1]); empty = off. Ignored, with a
     # log line, when per-frame extras (guide tokens, soft targets) are attached.
     speed_perturb: list[float]
     # DataLoader worker processes building batches; 0 builds them in the training process.
-    loader_workers: int = Field(ge=0)
+    loader_workers: NonNegativeInt
     # Processes per machine: >1 relaunches the stage under torchrun (PyTorch DDP).
-    nproc: int = Field(ge=1)
+    nproc: PositiveInt
     device: Literal["auto", "cpu", "cuda"]
     # bf16 autocast and torch.compile apply on CUDA only; the CPU path stays fp32 eager.
     amp: Literal["none", "bf16"]
@@ -242,7 +256,7 @@ class TeacherConfig(Strict):
 
     seed: int
     model: ModelConfig
-    epochs: int = Field(ge=1)
+    epochs: PositiveInt
 
 
 class TeachersConfig(Strict):
@@ -264,15 +278,15 @@ class TeachersConfig(Strict):
 
 class EnsembleConfig(Strict):
     align: Literal["none", "guide"]
-    guide_weight: float = Field(ge=0)
+    guide_weight: NonNegativeFloat
     combine: Literal["mean", "geometric"]
 
 
 class SoftTargetsConfig(Strict):
     """``soft_targets``: the ensemble's softened posteriors, kept as top-k per frame."""
 
-    temperature: float = Field(gt=0)
-    top_k: int = Field(ge=1)
+    temperature: PositiveFloat
+    top_k: PositiveInt
 
 
 class StudentDefaults(Strict):
@@ -304,9 +318,9 @@ class StudentConfig(StudentDefaults):
     compare at equal optimizer updates. Keys it leaves out come from ``student_defaults``.
     """
 
-    alpha: float = Field(ge=0, le=1)
+    alpha: Share
     seed: int
-    epochs: int = Field(ge=1)
+    epochs: PositiveInt
 
     @model_validator(mode="after")
     def _distilled_only(self) -> StudentConfig:
@@ -318,21 +332,21 @@ class StudentConfig(StudentDefaults):
 class GoalsConfig(Strict):
     """Deployment goals of the int8 ``student.distilled`` against the ensemble (one CPU thread)."""
 
-    min_speedup: float = Field(gt=0)  # at least this many times faster than the ensemble
-    max_rtf: float = Field(gt=0)  # at most this real-time factor
+    min_speedup: PositiveFloat  # at least this many times faster than the ensemble
+    max_rtf: PositiveFloat  # at most this real-time factor
 
 
 class ExportConfig(Strict):
     """Export and CPU benchmark of the distilled student."""
 
     opset: int = Field(ge=13)
-    parity_atol: float = Field(gt=0)
+    parity_atol: PositiveFloat
     # Largest |WER(int8 ONNX) - WER(eager)| on test accepted (0.005 = 0.5 points).
-    int8_wer_tolerance: float = Field(ge=0, le=1)
+    int8_wer_tolerance: Share
     # CPU benchmark: the first rtf_utterances test utterances, timed rtf_repeats times;
     # the fastest pass per model is reported.
-    rtf_utterances: int = Field(ge=1)
-    rtf_repeats: int = Field(ge=1)
+    rtf_utterances: PositiveInt
+    rtf_repeats: PositiveInt
     goals: GoalsConfig
 
 
@@ -346,9 +360,9 @@ class EvaluateConfig(Strict):
     # greedy: best path; lexicon: beam search restricted to the words of the train transcripts
     # (torchaudio's ctc_decoder, no language model). The export stage's runtime WER stays greedy.
     decoder: Literal["greedy", "lexicon"]
-    beam_size: int = Field(ge=1)
+    beam_size: PositiveInt
     # Most frequent word substitutions listed per system in the summary.
-    top_substitutions: int = Field(ge=1)
+    top_substitutions: PositiveInt
 
 
 class Params(Strict):
