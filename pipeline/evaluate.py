@@ -110,16 +110,15 @@ class Decoded:
 
 @torch.no_grad()
 def decode_test(
-    params: Params,
-    teachers: dict[str, ConformerCTC],
-    students: dict[str, ConformerCTC],
+    models: Mapping[str, ConformerCTC],
+    combine: str,
     loader: BatchLoader,
     decode: Decoder,
     greedy: Decoder | None = None,
 ) -> Decoded:
-    """Decode ``loader`` with every model and the ensemble of the teachers (``decode``:
+    """Decode ``loader`` with every model (report name -> model, :func:`named_models`) and with
+    the ``combine`` ensemble of the ``teacher.*`` ones (``decode``:
     :func:`pipeline.decoding.make_decoder`), and with ``greedy`` too when given."""
-    models = named_models(teachers, students)
     for m in models.values():
         m.eval()
     hyps: dict[str, list[str]] = {name: [] for name in [*models, "ensemble"]}
@@ -130,8 +129,8 @@ def decode_test(
     for batch in loader:
         outs = {name: m(batch.feats, batch.lengths) for name, m in models.items()}
         lengths = next(iter(outs.values()))[1]
-        teacher_logits = [outs[f"teacher.{n}"][0] for n in teachers]
-        ens = combine_posteriors(teacher_logits, 1.0, params.ensemble.combine).log()
+        teacher_logits = [logits for name, (logits, _) in outs.items() if name.startswith("teacher.")]
+        ens = combine_posteriors(teacher_logits, 1.0, combine).log()
         outs["ensemble"] = (ens, lengths)
         ens_best = ens.argmax(-1)
         mask = torch.arange(ens.shape[1], device=lengths.device)[None, :] < lengths[:, None]
@@ -261,22 +260,14 @@ def top_substitutions(pairs: Counter[tuple[str, str]], k: int) -> list[dict[str,
 
 
 def evaluate_models(
-    params: Params,
-    teachers: dict[str, ConformerCTC],
-    students: dict[str, ConformerCTC],
-    loader: BatchLoader,
-    decode: Decoder,
-    speakers: Mapping[str, str],
-    greedy: Decoder | None = None,
+    params: Params, models: Mapping[str, ConformerCTC], decoded: Decoded, speakers: Mapping[str, str]
 ) -> dict[str, Any]:
-    """Decode test with every model and the ensemble; returns the metrics mapping.
+    """The metrics mapping of every system from its test transcripts (:func:`decode_test`;
+    with best-path transcripts too, ``wer_greedy``, as the exported runtimes decode).
 
-    ``decode``: logits -> transcripts (:func:`pipeline.decoding.make_decoder`); ``greedy``:
-    also the best path of every system (``wer_greedy``), as the exported runtimes decode.
-
+    ``models``: report name -> model (:func:`named_models`), for their sizes;
     ``speakers``: utterance id -> manifest speaker (:func:`read_speakers`).
     """
-    decoded = decode_test(params, teachers, students, loader, decode, greedy)
     errors = {name: utterance_errors(decoded.refs, h) for name, h in decoded.hyps.items()}
     wer = {name: e.wer for name, e in errors.items()}
     draws, intervals = error_rate_intervals(params, errors)
@@ -291,7 +282,7 @@ def evaluate_models(
         ),
         **intervals,
         "frame_agreement": {"test": {n: round(a, 4) for n, a in decoded.agreement.items()}},
-        "params": {n: count_parameters(m) for n, m in named_models(teachers, students).items()},
+        "params": {n: count_parameters(m) for n, m in models.items()},
         "test_utterances": len(decoded.refs),
         "test_words": int(errors["ensemble"].ref_words.sum()),
         **student_comparisons(params, wer, draws),

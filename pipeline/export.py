@@ -219,46 +219,34 @@ def check_parity(
     :class:`ExportParityError` naming the file and the measured gap when a check fails.
     """
     with single_thread():
-        return _check_parity(model, out_dir, examples, refs, sp, cfg, label)
-
-
-def _check_parity(
-    model: ConformerCTC,
-    out_dir: Path,
-    examples: Sequence[np.ndarray],
-    refs: Sequence[str],
-    sp: spm.SentencePieceProcessor,
-    cfg: ExportConfig,
-    label: str,
-) -> dict[str, Any]:
-    model.eval()
-    eager = torch_runner(model)
-    scripted = torchscript_runner(out_dir / TORCHSCRIPT)
-    fp32, int8 = onnx_runner(out_dir / ONNX_FP32), onnx_runner(out_dir / ONNX_INT8)
-    parity = {
-        "torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
-        "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
-        "utterances": len(examples),
-        "atol": cfg.parity_atol,
-    }
-    for key, name in (("torchscript_max_abs_diff", TORCHSCRIPT), ("onnx_max_abs_diff", ONNX_FP32)):
-        if not parity[key] <= cfg.parity_atol:
+        model.eval()
+        eager = torch_runner(model)
+        scripted = torchscript_runner(out_dir / TORCHSCRIPT)
+        fp32, int8 = onnx_runner(out_dir / ONNX_FP32), onnx_runner(out_dir / ONNX_INT8)
+        parity = {
+            "torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
+            "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
+            "utterances": len(examples),
+            "atol": cfg.parity_atol,
+        }
+        for key, name in (("torchscript_max_abs_diff", TORCHSCRIPT), ("onnx_max_abs_diff", ONNX_FP32)):
+            if not parity[key] <= cfg.parity_atol:
+                raise ExportParityError(
+                    f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
+                    f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}"
+                )
+        wer = {
+            name: score(list(refs), transcripts(runner, examples, sp))[0]
+            for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("int8", int8))
+        }
+        parity["int8_wer_delta"] = round(wer["int8"] - wer["torch"], 4)
+        if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
             raise ExportParityError(
-                f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
-                f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}"
+                f"{out_dir / ONNX_INT8}: int8 test WER {wer['int8']:.4f} differs from eager "
+                f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}"
             )
-    wer = {
-        name: score(list(refs), transcripts(runner, examples, sp))[0]
-        for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("int8", int8))
-    }
-    parity["int8_wer_delta"] = round(wer["int8"] - wer["torch"], 4)
-    if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
-        raise ExportParityError(
-            f"{out_dir / ONNX_INT8}: int8 test WER {wer['int8']:.4f} differs from eager "
-            f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}"
-        )
-    log.info("export parity: %s; test WER %s", parity, wer)
-    return {"parity": parity, "wer": {f"{label}.{k}": v for k, v in wer.items()}}
+        log.info("export parity: %s; test WER %s", parity, wer)
+        return {"parity": parity, "wer": {f"{label}.{k}": v for k, v in wer.items()}}
 
 
 def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:

@@ -20,9 +20,11 @@ import torch
 
 from pipeline.decoding import greedy_decoder, make_decoder
 from pipeline.evaluate import (
+    decode_test,
     deployment_metrics,
     evaluate_models,
     headline_metrics,
+    named_models,
     oov_rates,
     read_speakers,
     read_timings,
@@ -50,7 +52,9 @@ def main(args, params):
     speakers = read_speakers(Path(args.manifests) / "test.jsonl")
     train_words = (w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split())
     decode = make_decoder(params.evaluate, sp, train_words)
-    metrics = evaluate_models(params, teachers, students, loader, decode, speakers, greedy_decoder(sp))
+    models = named_models(teachers, students)
+    decoded = decode_test(models, params.ensemble.combine, loader, decode, greedy_decoder(sp))
+    metrics = evaluate_models(params, models, decoded, speakers)
     metrics["decoder"] = {"name": params.evaluate.decoder, "beam_size": params.evaluate.beam_size}
     prepare = read_json(args.prepare_report)
     metrics["oov_rate"] = oov_rates(prepare)
