@@ -23,6 +23,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -278,7 +279,7 @@ def command(name: str | None, params: Path, show: bool, exp_run: Sequence[str] |
         return 0
     profile = Profile(name, params)
     if show:
-        print("\n".join(profile.overrides()))
+        print("\n".join(f"-S {shlex.quote(o)}" for o in profile.overrides()))
         return 0
     if exp_run is not None:
         return profile.exp_run(exp_run)
