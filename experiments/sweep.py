@@ -43,14 +43,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import Params, override, parse_params  # noqa: E402
 from pipeline.decoding import make_decoder  # noqa: E402
-from pipeline.evaluate import decode_test, gap_recovered, utterance_errors  # noqa: E402
-from pipeline.importers import TRANSFER  # noqa: E402
+from pipeline.evaluate import decode_test, gap_recovered, named_models  # noqa: E402
 from pipeline.io import file_digest, read_json, read_jsonl, write_json  # noqa: E402
+from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model import count_parameters, load_model  # noqa: E402
-from pipeline.recipes import make_loader, train_student  # noqa: E402
+from pipeline.recipes import train_student  # noqa: E402
 from pipeline.soft_targets import build_soft_targets  # noqa: E402
+from pipeline.splits import SOFT_TARGET_SPLITS  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
-from pipeline.tokenizer import load_tokenizer  # noqa: E402
+from pipeline.tokens import load_tokenizer  # noqa: E402
+from pipeline.wer import utterance_errors  # noqa: E402
 
 log = logging.getLogger("asr_distill.sweep")
 
@@ -122,7 +124,7 @@ def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
         models = {n: load_model(f) for n, f in files.items()}
         loaders = {
             s: make_loader(run / "data/features", run / "data/manifests", s, sp, params.train.batch_frames)
-            for s in ("train", "dev", TRANSFER)
+            for s in SOFT_TARGET_SPLITS
         }
         build_soft_targets(params, models, loaders, sp, target, {n: file_digest(f) for n, f in files.items()})
     return target
@@ -178,7 +180,8 @@ def decoded(
         train_words = (w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split())
         decode = make_decoder(params.evaluate, sp, train_words)
         if ens_key not in store:
-            result = decode_test(params, {n: load_model(p) for n, p in teachers.items()}, {}, loader, decode)
+            ensemble = named_models({n: load_model(p) for n, p in teachers.items()}, {})
+            result = decode_test(ensemble, params.ensemble.combine, loader, decode)
             store["refs"], store[ens_key] = result.refs, result.hyps["ensemble"]
         store.update({digests[n]: h for n, h in decode_models(missing, loader, decode).items()})
         write_json(cache, store)

@@ -27,16 +27,13 @@ from pipeline.evaluate import (
     named_models,
     oov_rates,
     read_speakers,
-    read_timings,
-    report_markdown,
-    wer_plot_rows,
-    write_plots,
 )
 from pipeline.io import atomic_path, read_json, read_jsonl, write_json
 from pipeline.loader import make_loader
 from pipeline.model import load_model, model_files
 from pipeline.plots import read_run_curves
 from pipeline.stage import parser, run
+from pipeline.summary import read_timings, report_markdown, wer_plot_rows, write_plots
 from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger("asr_distill")

@@ -6,7 +6,8 @@ Three layers, each importing only from the layers below it:
    arguments, load params, call their stage's module(s), write the outputs.
 2. Stage modules, the work of one stage each (:data:`STAGE_MODULES`): ``data`` (prepare),
    ``features``, ``tokenizer``, ``recipes`` (train_guide, train_teacher, train_student),
-   ``soft_targets``, ``export`` and ``benchmark`` (export), ``evaluate``.
+   ``soft_targets``, ``export`` and ``benchmark`` (export), ``evaluate`` and ``summary``
+   (evaluate).
 3. Everything else in ``pipeline/``: shared code (config, audio, fbank, store, loader,
    model, ctc, kd, ensemble, wer, runtime, splits, ...), which imports no stage module.
 
@@ -27,7 +28,7 @@ STAGE_SCRIPTS = {
     "stages/train_student.py": {"recipes"},
     "stages/soft_targets.py": {"soft_targets"},
     "stages/export.py": {"export", "benchmark"},
-    "stages/evaluate.py": {"evaluate"},
+    "stages/evaluate.py": {"evaluate", "summary"},
 }
 STAGE_MODULES = set().union(*STAGE_SCRIPTS.values())
 ENTRY_POINTS = {"cli"}  # layer 1, like the stage scripts

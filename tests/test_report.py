@@ -7,20 +7,17 @@ from matplotlib import pyplot as plt
 
 from pipeline import plots
 from pipeline.evaluate import (
-    PLOT_FILES,
     ensemble_comparison,
     error_rate_intervals,
     oov_rates,
-    read_timings,
-    report_markdown,
     speakers_of,
     student_comparisons,
     top_substitutions,
     wer_by_group,
-    write_plots,
 )
 from pipeline.io import write_json
 from pipeline.profiles import Profile
+from pipeline.summary import PLOT_FILES, read_timings, report_markdown, write_plots
 from pipeline.wer import utterance_errors
 
 WER = {
