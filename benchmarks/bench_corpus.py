@@ -17,16 +17,16 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from pipeline.config import DataConfig, LibriSpeechConfig, load_params
+from pipeline.config import DataConfig, default_params
 from pipeline.data import plan_split, prepare, synthesize, synthetic_sentences
+from pipeline.sentences import _TEMPLATES, lexicon
 from pipeline.synth import speak_batch
-from pipeline.text import _TEMPLATES, lexicon
 
 
 def bench_synthesis(n: int) -> None:
     """espeak-ng alone (in this process), then the full path (fresh process, resample, noise)."""
-    cfg = DataConfig()
-    s = cfg.synthetic.model_copy(update={"num_workers": 1})
+    cfg = default_params({"data.synthetic.num_workers": 1}).data
+    s = cfg.synthetic
     sentences = synthetic_sentences(cfg)["train"][:n]
     plans = plan_split("train", sentences, s.train_variants, s, cfg.seed)
     requests = [(p.text, p.voice, p.rate, p.pitch, 0) for p in plans]
@@ -76,7 +76,7 @@ def bench_import(files: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "LibriSpeech"
         audio_s = make_librispeech(root, files)
-        cfg = DataConfig(source="librispeech", librispeech=LibriSpeechConfig(root=str(root)))
+        cfg = default_params({"data.source": "librispeech", "data.librispeech.root": str(root)}).data
         t0 = time.perf_counter()
         metrics = prepare(cfg, Path(tmp) / "audio", Path(tmp) / "manifests")
         wall = time.perf_counter() - t0
@@ -109,18 +109,15 @@ def main() -> None:
     p.add_argument("--files", type=int, default=60, help="FLAC files in the LibriSpeech tree")
     args = p.parse_args()
     logging.basicConfig(level=logging.WARNING)
-    s = DataConfig().synthetic
+    data = default_params().data
+    s = data.synthetic
     print(
         f"default voices: {len(s.accents)} accents, {len(s.train_variants)} train + "
         f"{len(s.eval_variants)} dev/test variants; rate {s.rate_wpm} wpm, pitch {s.pitch}, "
         f"SNR {s.snr_db} dB"
     )
     print(f"generator: {len(_TEMPLATES)} templates, {sum(len(v) for v in lexicon().values())} slot fillers")
-    text_stats(
-        load_params(Path(__file__).resolve().parents[1] / "params.yaml").data,
-        "the default profile (params.yaml)",
-    )
-    text_stats(DataConfig(), "the DataConfig defaults")
+    text_stats(data, "params.yaml")
     bench_synthesis(args.utterances)
     bench_import(args.files)
 

@@ -160,7 +160,7 @@ def training_rate(loader: BatchLoader, params: Params, vocab: int, steps: int = 
     from pipeline.model import ConformerCTC
 
     torch.set_num_threads(params.train.threads)
-    model = ConformerCTC(params.guide.model, params.features.n_mels, vocab)
+    model = ConformerCTC(params.teachers.guide.model, params.features.n_mels, vocab)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     fullest = max(loader.buckets, key=lambda ids: sum(loader.store.frames(u) for u in ids))
     batch = loader.collate(fullest)
@@ -191,7 +191,7 @@ def loader_vs_training(work: Path, texts: list[str], params: Params) -> None:
     with_workers = loader_rate(BatchLoader(store, utt_texts, sp, bf, workers=max(workers, 1)))
     speed = loader_rate(BatchLoader(store, utt_texts, sp, bf, speed_perturb=[0.9, 1.0, 1.1]))
     train = training_rate(BatchLoader(store, utt_texts, sp, bf), params, sp.get_piece_size())
-    m = params.guide.model
+    m = params.teachers.guide.model
     print(
         f"loader, frames/s at batch_frames={bf}: in-process {in_process:,.0f} | "
         f"{max(workers, 1)} worker(s) {with_workers:,.0f} | in-process with speed perturbation "

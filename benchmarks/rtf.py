@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from pipeline.benchmark import model_files, run_benchmark  # noqa: E402
+from pipeline.benchmark import run_benchmark  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
 from pipeline.export import load_split  # noqa: E402
-from pipeline.model import load_model  # noqa: E402
+from pipeline.model import load_model, model_files  # noqa: E402
 
 
 def main() -> None:
@@ -45,6 +45,7 @@ def main() -> None:
         params.ensemble.combine,
         args.repeats or params.export.rtf_repeats,
         twins,
+        goals=params.export.goals,
     )
     print(json.dumps(report, indent=2))
 

@@ -22,11 +22,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.config import load_params  # noqa: E402
 from pipeline.ctc import greedy_decode  # noqa: E402
-from pipeline.evaluate import score  # noqa: E402
+from pipeline.ensemble import combine_posteriors  # noqa: E402
+from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model import load_model  # noqa: E402
-from pipeline.recipes import make_loader  # noqa: E402
-from pipeline.soft_targets import AgreementMeter, combine_posteriors  # noqa: E402
-from pipeline.tokenizer import load_tokenizer  # noqa: E402
+from pipeline.soft_targets import AgreementMeter  # noqa: E402
+from pipeline.tokens import load_tokenizer  # noqa: E402
+from pipeline.wer import score  # noqa: E402
 
 
 @torch.no_grad()
@@ -69,8 +70,8 @@ def main() -> None:
             {
                 "split": args.split,
                 "align": params.ensemble.align,
-                "temperature": params.distill.temperature,
-                "top_k": params.distill.top_k,
+                "temperature": params.soft_targets.temperature,
+                "top_k": params.soft_targets.top_k,
                 "alpha": params.students["distilled"].alpha,
                 **result,
             },

@@ -31,12 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from pipeline.config import load_params  # noqa: E402
 from pipeline.ctc import ctc_loss  # noqa: E402
 from pipeline.distributed import Context, pick_device  # noqa: E402
+from pipeline.ensemble import combine_posteriors  # noqa: E402
 from pipeline.kd import distillation_loss, kd_loss  # noqa: E402
+from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model import load_model  # noqa: E402
-from pipeline.recipes import build_model, make_loader, soft_target_extras  # noqa: E402
-from pipeline.soft_targets import combine_posteriors, top_k_with_rest  # noqa: E402
+from pipeline.recipes import build_model, soft_target_extras  # noqa: E402
+from pipeline.soft_targets import top_k_with_rest  # noqa: E402
 from pipeline.store import Store  # noqa: E402
-from pipeline.tokenizer import load_tokenizer  # noqa: E402
+from pipeline.tokens import load_tokenizer  # noqa: E402
 from pipeline.train import autocast  # noqa: E402
 
 
@@ -88,7 +90,7 @@ def main() -> None:
     print(f"device: {name}; batch_frames {bf}; amp {params.train.amp if device.type == 'cuda' else 'off'}")
 
     loader = make_loader(feats, mans, "train", sp, bf, train=params.train)
-    teacher = build_model(params.guide.model, feats, sp.get_piece_size(), 0).to(device).train()
+    teacher = build_model(params.teachers.guide.model, feats, sp.get_piece_size(), 0).to(device).train()
     opt = torch.optim.AdamW(teacher.parameters(), lr=1e-4)
 
     def teacher_step(batch):
@@ -106,7 +108,7 @@ def main() -> None:
     )
 
     teachers = [load_model(w / f"models/teachers/{n}.pt", device) for n in params.teacher_names()]
-    T, k = params.distill.temperature, params.distill.top_k
+    T, k = params.soft_targets.temperature, params.soft_targets.top_k
 
     @torch.no_grad()
     def soft_step(batch):
@@ -125,7 +127,7 @@ def main() -> None:
 
     soft = Store(w / "data/soft_targets/train")
     kd_loader = make_loader(feats, mans, "train", sp, bf, soft_target_extras(soft), train=params.train)
-    student = build_model(params.student, feats, sp.get_piece_size(), 0).to(device).train()
+    student = build_model(params.student_defaults.model, feats, sp.get_piece_size(), 0).to(device).train()
     opt_s = torch.optim.AdamW(student.parameters(), lr=1e-4)
     alpha = params.students["distilled"].alpha
 

@@ -45,24 +45,18 @@ from sweep import decoded, fmt, model_path, train_variants  # noqa: E402
 
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import Params, parse_params  # noqa: E402
-from pipeline.evaluate import gap_recovered, utterance_errors  # noqa: E402
-from pipeline.export import (  # noqa: E402
-    ONNX_FP32,
-    STREAMING,
-    as_batch,
-    load_split,
-    onnx_runner,
-    single_thread,
-    write_artifacts,
-)
+from pipeline.evaluate import gap_recovered  # noqa: E402
+from pipeline.export import load_split, write_artifacts  # noqa: E402
 from pipeline.io import read_json, write_json  # noqa: E402
+from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model import count_parameters, load_model  # noqa: E402
-from pipeline.recipes import make_loader  # noqa: E402
+from pipeline.runtime import ONNX_FP32, STREAMING, as_batch, onnx_runner, single_thread  # noqa: E402
 from pipeline.spikes import DelayMeter  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.streaming import StreamingModel, streaming_parity, time_streaming  # noqa: E402
-from pipeline.tokenizer import load_tokenizer  # noqa: E402
+from pipeline.tokens import load_tokenizer  # noqa: E402
+from pipeline.wer import utterance_errors  # noqa: E402
 
 log = logging.getLogger("asr_distill.streaming")
 
@@ -71,7 +65,7 @@ CHUNK_FRAMES, LEFT_FRAMES = 6, 24  # 240 ms chunks, 960 ms of left context
 
 def variants(raw: dict[str, Any], shift: int | None) -> dict[str, tuple[str, dict[str, Any], str | None]]:
     """name: (student, overrides, twin); the streaming students are new entries of ``students``."""
-    model = {**raw["student"], "chunk_frames": CHUNK_FRAMES, "left_frames": LEFT_FRAMES}
+    model = {**raw["student_defaults"]["model"], "chunk_frames": CHUNK_FRAMES, "left_frames": LEFT_FRAMES}
     base = {**raw["students"]["baseline"], "model": model}
     distilled = {**raw["students"]["distilled"], "model": model, "twin": "stream_baseline"}
     out = {

@@ -29,7 +29,6 @@ Usage (in a checkout where ``make run`` finished; results under ``experiments/ru
 from __future__ import annotations
 
 import argparse
-import copy
 import logging
 import sys
 import time
@@ -42,16 +41,18 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
-from pipeline.config import Params, parse_params  # noqa: E402
+from pipeline.config import Params, override, parse_params  # noqa: E402
 from pipeline.decoding import make_decoder  # noqa: E402
-from pipeline.evaluate import decode_test, gap_recovered, utterance_errors  # noqa: E402
-from pipeline.importers import TRANSFER  # noqa: E402
+from pipeline.evaluate import decode_test, gap_recovered, named_models  # noqa: E402
 from pipeline.io import file_digest, read_json, read_jsonl, write_json  # noqa: E402
+from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model import count_parameters, load_model  # noqa: E402
-from pipeline.recipes import make_loader, train_student  # noqa: E402
+from pipeline.recipes import train_student  # noqa: E402
 from pipeline.soft_targets import build_soft_targets  # noqa: E402
+from pipeline.splits import SOFT_TARGET_SPLITS  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
-from pipeline.tokenizer import load_tokenizer  # noqa: E402
+from pipeline.tokens import load_tokenizer  # noqa: E402
+from pipeline.wer import utterance_errors  # noqa: E402
 
 log = logging.getLogger("asr_distill.sweep")
 
@@ -74,7 +75,7 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
         "baseline": ("baseline", {}, None),
         "distilled": ("distilled", {}, "baseline"),
         "alpha0.9": ("distilled", {"students.distilled.alpha": 0.9}, "baseline"),
-        "temperature1": ("distilled", {"distill.temperature": 1.0}, "baseline"),
+        "temperature1": ("distilled", {"soft_targets.temperature": 1.0}, "baseline"),
         "nonblank": ("distilled", {"students.distilled.kd_frames": "nonblank"}, "baseline"),
         "kd_only_nonblank": (
             "distilled",
@@ -105,38 +106,25 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
 }
 
 
-def override(raw: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    """A copy of the raw params with dotted keys set (every key must already exist or be a
-    known optional field; the result is validated by the caller)."""
-    out = copy.deepcopy(raw)
-    for key, value in changes.items():
-        node = out
-        *path, leaf = key.split(".")
-        for part in path:
-            node = node[part]
-        node[leaf] = value
-    return out
-
-
 def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
-    """The run's soft targets, or new ones at this variant's ``distill`` settings."""
+    """The run's soft targets, or new ones at this variant's ``soft_targets`` settings."""
     if not (run / "data/soft_targets/train/index.json").exists():
         return run / "data/soft_targets"  # a twin reads none (and the run has not made them yet)
     meta = read_json(run / "data/soft_targets/train/index.json").get("meta", {})
     same = (
-        float(meta.get("temperature", -1)) == params.distill.temperature
-        and int(meta.get("top_k", -1)) == params.distill.top_k
+        float(meta.get("temperature", -1)) == params.soft_targets.temperature
+        and int(meta.get("top_k", -1)) == params.soft_targets.top_k
     )
     if same:
         return run / "data/soft_targets"
-    target = out / f"soft_targets_T{params.distill.temperature:g}_k{params.distill.top_k}"
+    target = out / f"soft_targets_T{params.soft_targets.temperature:g}_k{params.soft_targets.top_k}"
     if not (target / "train" / "index.json").exists():
         sp = load_tokenizer(run / "data/tokenizer/spm.model")
         files = {n: run / "models/teachers" / f"{n}.pt" for n in params.teacher_names()}
         models = {n: load_model(f) for n, f in files.items()}
         loaders = {
             s: make_loader(run / "data/features", run / "data/manifests", s, sp, params.train.batch_frames)
-            for s in ("train", "dev", TRANSFER)
+            for s in SOFT_TARGET_SPLITS
         }
         build_soft_targets(params, models, loaders, sp, target, {n: file_digest(f) for n, f in files.items()})
     return target
@@ -192,7 +180,8 @@ def decoded(
         train_words = (w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split())
         decode = make_decoder(params.evaluate, sp, train_words)
         if ens_key not in store:
-            result = decode_test(params, {n: load_model(p) for n, p in teachers.items()}, {}, loader, decode)
+            ensemble = named_models({n: load_model(p) for n, p in teachers.items()}, {})
+            result = decode_test(ensemble, params.ensemble.combine, loader, decode)
             store["refs"], store[ens_key] = result.refs, result.hyps["ensemble"]
         store.update({digests[n]: h for n, h in decode_models(missing, loader, decode).items()})
         write_json(cache, store)

@@ -22,7 +22,7 @@ Every distilled student is exported (``export/<name>/``) and benchmarked in each
 
 The export stage runs :func:`run_benchmark` and writes the result into
 ``reports/export.json``; evaluate copies it into ``reports/metrics.json`` with the
-test WER of every runtime (:func:`deployment_metrics`). On the machine you deploy
+test WER of every runtime (:func:`pipeline.evaluate.deployment_metrics`). On the machine you deploy
 to, ``python benchmarks/rtf.py`` (after ``dvc repro export``) repeats it.
 """
 
@@ -36,22 +36,20 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.config import Params
-from pipeline.errors import MissingError
-from pipeline.export import (
+from pipeline.config import GoalsConfig
+from pipeline.ensemble import combine_posteriors
+from pipeline.model import ConformerCTC
+from pipeline.runtime import (
     ONNX_FP32,
     ONNX_INT8,
     TORCHSCRIPT,
     Runner,
     as_batch,
-    file_sizes,
     onnx_runner,
     single_thread,
     torch_runner,
     torchscript_runner,
 )
-from pipeline.model import ConformerCTC
-from pipeline.soft_targets import combine_posteriors
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +65,11 @@ def ensemble_runner(teachers: Sequence[ConformerCTC], combine: str) -> Runner:
         return probs.log().numpy(), outs[0][1].numpy()
 
     return run
+
+
+def file_sizes(paths: dict[str, Sequence[Path]]) -> dict[str, int]:
+    """Bytes on disk per name (a name may cover several files, e.g. the ensemble)."""
+    return {name: sum(Path(p).stat().st_size for p in files) for name, files in paths.items()}
 
 
 def time_pass(runner: Runner, batches: Sequence[tuple[np.ndarray, np.ndarray]]) -> float:
@@ -119,18 +122,10 @@ def all_runners(
             {
                 f"student.{name}.torchscript": torchscript_runner(folder / TORCHSCRIPT),
                 f"student.{name}.onnx": onnx_runner(folder / ONNX_FP32),
-                f"student.{name}.onnx_int8": onnx_runner(folder / ONNX_INT8),
+                f"student.{name}.int8": onnx_runner(folder / ONNX_INT8),
             }
         )
     return runners
-
-
-def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[str, Path]:
-    """Every model file the params name, keyed ``teacher.<name>`` / ``student.<name>``."""
-    return {
-        **{f"teacher.{n}": Path(teachers_dir) / f"{n}.pt" for n in params.teacher_names()},
-        **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.students},
-    }
 
 
 def run_benchmark(
@@ -142,8 +137,11 @@ def run_benchmark(
     combine: str,
     repeats: int,
     twins: Sequence[str] = (),
+    *,
+    goals: GoalsConfig,
 ) -> dict[str, object]:
-    """The export stage's benchmark: RTF and file size of every runtime, and the speed goals.
+    """The export stage's benchmark: RTF and file size of every runtime, and the speed goals
+    (``goals``: ``export.goals``).
 
     ``teachers`` / ``students``: the loaded models by name; ``model_files``: their files
     keyed ``teacher.<name>`` / ``student.<name>``; ``exported``: student name -> the folder
@@ -167,61 +165,31 @@ def run_benchmark(
         files.update(
             {
                 f"student.{name}.{fmt}": [folder / f]
-                for fmt, f in (("torchscript", TORCHSCRIPT), ("onnx", ONNX_FP32), ("onnx_int8", ONNX_INT8))
+                for fmt, f in (("torchscript", TORCHSCRIPT), ("onnx", ONNX_FP32), ("int8", ONNX_INT8))
             }
         )
     sizes = file_sizes(files)
     return {
         "rtf": rtf,
         "sizes": sizes,
-        "goals": speed_goals(rtf),
+        "goals": speed_goals(rtf, goals),
         "rtf_utterances": len(examples),
         "rtf_audio_seconds": round(seconds, 3),
     }
 
 
-# What evaluate copies from the export stage's report into reports/metrics.json.
-BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds")
-
-
-def deployment_metrics(
-    export_report: dict[str, object], wer: dict[str, float], wer_greedy: dict[str, float] | None = None
-) -> dict[str, object]:
-    """The export stage's benchmark (``reports/export.json``) for the evaluation report, with
-    the test WER of every benchmarked runtime, decoded two ways:
-
-    ``runtime_wer``: evaluate's decoder (``wer``, per system), for the ensemble and the
-    PyTorch rows; ``runtime_wer_greedy``: best path, as ``asr-distill transcribe`` runs,
-    from ``wer_greedy`` (evaluate) and, for the exported formats, the export stage's
-    parity check.
-    """
-    missing = [k for k in ("wer", *BENCHMARK_KEYS) if k not in export_report]
-    if missing:
-        raise MissingError(f"export report lacks {missing}: re-run the export stage")
-    rtf = export_report["rtf"]
-
-    def per_runtime(by_system: dict[str, float]) -> dict[str, float | None]:
-        return {
-            **{f"{n}.torch": v for n, v in by_system.items() if n != "ensemble"},
-            "ensemble": by_system.get("ensemble"),
-        }
-
-    decoded = per_runtime(wer)
-    greedy = {**per_runtime(wer_greedy or {}), **export_report["wer"]}
-    return {
-        **{k: export_report[k] for k in BENCHMARK_KEYS},
-        "runtime_wer": {n: decoded.get(n) for n in rtf},
-        "runtime_wer_greedy": {n: greedy.get(n) for n in rtf},
-    }
-
-
 def speed_goals(
-    rtf: dict[str, float], fast: str = "student.distilled.onnx_int8", slow: str = "ensemble"
+    rtf: dict[str, float],
+    goals: GoalsConfig,
+    fast: str = "student.distilled.int8",
+    slow: str = "ensemble",
 ) -> dict[str, object]:
-    """The issue's deployment goal: ``fast`` at least 50x faster than ``slow``, RTF <= 0.01."""
+    """Whether ``fast`` meets ``export.goals``: at least ``min_speedup`` times faster than
+    ``slow``, RTF at most ``max_rtf``. The keys name the goal they check, e.g.
+    ``int8_at_least_50x_faster`` and ``int8_rtf_at_most_0.01``."""
     speedup = rtf[slow] / rtf[fast] if rtf[fast] > 0 else float("inf")
     return {
-        "int8_speedup_vs_ensemble": round(speedup, 2),
-        "int8_at_least_50x_faster": bool(speedup >= 50.0),
-        "int8_rtf_at_most_0.01": bool(rtf[fast] <= 0.01),
+        "int8_speedup": round(speedup, 2),
+        f"int8_at_least_{goals.min_speedup:g}x_faster": bool(speedup >= goals.min_speedup),
+        f"int8_rtf_at_most_{goals.max_rtf:g}": bool(rtf[fast] <= goals.max_rtf),
     }

@@ -7,6 +7,8 @@ Usage::
     asr-distill transcribe --model export/distilled/student.int8.onnx speech.wav
     asr-distill transcribe --stream --model export/<student>/streaming.onnx speech.wav
     asr-distill ci-report --base origin/main                  # Markdown: metrics and params diff
+    asr-distill profile small                                 # params.yaml + profiles/small.yaml
+    asr-distill profile tiny --exp-run --temp                 # the same as a dvc exp run
 
 Text goes to stdout; errors name the file on stderr. Every file is attempted;
 the exit code is 1 if any failed (2 for usage errors).
@@ -57,6 +59,20 @@ def build_parser() -> argparse.ArgumentParser:
     r = sub.add_parser("ci-report", help="Markdown report of metrics and params changed since a revision")
     r.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
     r.add_argument("--repo", type=Path, default=Path("."), help="repository root (default .)")
+    f = sub.add_parser(
+        "profile",
+        help="apply a parameter profile (profiles/<name>.yaml) to params.yaml, or run it with dvc exp run",
+    )
+    f.add_argument("name", nargs="?", help="profile name or a YAML file; without it, list the profiles")
+    f.add_argument("--params", type=Path, default=Path("params.yaml"), help="default params.yaml")
+    f.add_argument("--show", action="store_true", help="print the profile as dvc exp run -S arguments")
+    f.add_argument(
+        "--exp-run",
+        nargs=argparse.REMAINDER,
+        metavar="DVC_ARGS",
+        help="run `dvc exp run -S ...` instead of writing params.yaml; what follows goes to dvc exp run "
+        "(--temp or --queue leave the workspace alone, -n NAME names the experiment)",
+    )
     return p
 
 
@@ -68,7 +84,8 @@ def transcribe(args: argparse.Namespace) -> int:
     """Transcribe every file; a failure is reported and the next file is still tried."""
     import torch
 
-    from pipeline.transcribe import AudioError, ExportedModel
+    from pipeline.audio import AudioError
+    from pipeline.transcribe import ExportedModel
 
     torch.set_num_threads(args.threads)  # fbank runs in torch; extra threads only contend
     try:
@@ -103,7 +120,7 @@ def transcribe(args: argparse.Namespace) -> int:
 
 def load_streaming(model: Path, threads: int):
     """The streaming graph of the export directory holding ``model`` (or ``model`` itself)."""
-    from pipeline.export import STREAMING
+    from pipeline.runtime import STREAMING
     from pipeline.streaming import StreamingModel
 
     return StreamingModel.load(model if model.name == STREAMING else model.parent / STREAMING, threads)
@@ -130,12 +147,23 @@ def ci_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def profile(args: argparse.Namespace) -> int:
+    from pipeline.errors import InputError
+    from pipeline.profiles import command
+
+    try:
+        return command(args.name, args.params, args.show, args.exp_run)
+    except InputError as e:
+        error(str(e))
+        return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
-    commands = {"transcribe": transcribe, "ci-report": ci_report}
+    commands = {"transcribe": transcribe, "ci-report": ci_report, "profile": profile}
     return commands[args.command](args)
 
 

@@ -1,25 +1,49 @@
 """Typed, strict configuration loaded from ``params.yaml``.
 
-Every section of ``params.yaml`` maps onto one pydantic model with
-``extra="forbid"``, so a mistyped key fails at load time with a message that
-names the key and lists the valid ones.
+``params.yaml`` is the one place that sets parameters. Every section maps onto one pydantic
+model with ``extra="forbid"`` and no defaults of its own: a missing section or key fails
+naming it, a mistyped key fails naming it and listing the valid ones. The only keys a
+file may leave out are a student's: each student takes what it does not set from
+``student_defaults`` (in ``params.yaml`` too).
 
 Usage::
 
     from pipeline.config import load_params
     params = load_params("params.yaml")
-    params.distill.temperature
+    params.soft_targets.temperature
+
+Code and tests that need a complete config start from this checkout's ``params.yaml``::
+
+    train_cfg = default_params({"train.lr": 1e-3}).train
 """
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
-from pipeline.errors import MissingError
+from pipeline.errors import InputError, MissingError
+
+# The checkout's own params.yaml: the defaults every other config starts from.
+DEFAULT_PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+
+
+# A share of a whole, 0 to 1.
+Share = Annotated[float, Field(ge=0, le=1)]
 
 
 class Strict(BaseModel):
@@ -31,57 +55,25 @@ class Strict(BaseModel):
 class SyntheticConfig(Strict):
     """The embedded espeak-ng corpus (``data.source: synthetic``)."""
 
-    train_utterances: int = Field(1200, ge=1)
-    dev_utterances: int = Field(100, ge=1)
-    test_utterances: int = Field(150, ge=1)
+    train_utterances: PositiveInt
+    dev_utterances: PositiveInt
+    test_utterances: PositiveInt
     # The transfer set: extra utterances (new sentences, training voices) whose transcripts
     # are never written; only the teachers' soft targets label them.
-    transfer_utterances: int = Field(0, ge=0)
-    accents: list[str] = Field(
-        default_factory=lambda: [
-            "en-US",
-            "en",
-            "en-GB-x-rp",
-            "en-GB-scotland",
-            "en-029",
-            "en-US-nyc",
-            "en-GB-x-gbclan",
-            "en-GB-x-gbcwmd",
-        ]
-    )
-    train_variants: list[str] = Field(
-        default_factory=lambda: [
-            "m1",
-            "m2",
-            "m3",
-            "m5",
-            "m6",
-            "m8",
-            "f1",
-            "f2",
-            "f4",
-            "f5",
-            "klatt",
-            "klatt3",
-            "Alex",
-            "Annie",
-            "Michael",
-            "david",
-            "linda",
-            "robert",
-        ]
-    )
-    eval_variants: list[str] = Field(default_factory=lambda: ["m4", "m7", "f3", "klatt2", "Andy", "steph"])
-    rate_wpm: tuple[int, int] = (140, 190)
-    pitch: tuple[int, int] = (35, 65)
-    snr_db: tuple[float, float] = (15.0, 40.0)
-    min_words: int = Field(3, ge=1)
-    max_words: int = Field(12, ge=1)
-    text_file: str | None = None
+    transfer_utterances: NonNegativeInt
+    accents: list[str]
+    train_variants: list[str]
+    eval_variants: list[str]
+    rate_wpm: tuple[int, int]
+    pitch: tuple[int, int]
+    snr_db: tuple[float, float]
+    min_words: PositiveInt
+    max_words: PositiveInt
+    text_file: str | None
     # closed: a few hundred everyday words (pipeline/closed_lexicon.py), test OOV near 0;
     # open: thousands of names, cities and words, many of them unseen in training.
-    vocabulary: Literal["closed", "open"] = "closed"
-    num_workers: int = Field(2, ge=1)  # espeak-ng processes; the audio does not depend on it
+    vocabulary: Literal["closed", "open"]
+    num_workers: PositiveInt  # espeak-ng processes; the audio does not depend on it
 
     @model_validator(mode="after")
     def _ranges(self) -> SyntheticConfig:
@@ -101,20 +93,20 @@ class SyntheticConfig(Strict):
 class NormalizeConfig(Strict):
     """Transcript normalization, applied identically to every ``data.source``."""
 
-    lowercase: bool = True
-    strip_punctuation: bool = True
-    spell_numbers: bool = True
+    lowercase: bool
+    strip_punctuation: bool
+    spell_numbers: bool
 
 
 class LibriSpeechConfig(Strict):
     """A local root in LibriSpeech layout (``data.source: librispeech``)."""
 
-    root: str | None = None
-    train_subsets: list[str] = Field(default_factory=lambda: ["train-clean-100"])
-    dev_subsets: list[str] = Field(default_factory=lambda: ["dev-clean"])
-    test_subsets: list[str] = Field(default_factory=lambda: ["test-clean"])
+    root: str | None
+    train_subsets: list[str]
+    dev_subsets: list[str]
+    test_subsets: list[str]
     # Read as audio only (transcripts ignored): the transfer set, e.g. [train-other-500].
-    transfer_subsets: list[str] = Field(default_factory=list)
+    transfer_subsets: list[str]
 
     @model_validator(mode="after")
     def _disjoint(self) -> LibriSpeechConfig:
@@ -127,11 +119,11 @@ class LibriSpeechConfig(Strict):
 class CommonVoiceConfig(Strict):
     """A local Common Voice release: ``clips/`` plus one TSV per split (``data.source: commonvoice``)."""
 
-    root: str | None = None
-    train_tsv: str = "train.tsv"
-    dev_tsv: str = "dev.tsv"
-    test_tsv: str = "test.tsv"
-    transfer_tsv: str | None = None  # read as audio only (its sentences are ignored)
+    root: str | None
+    train_tsv: str
+    dev_tsv: str
+    test_tsv: str
+    transfer_tsv: str | None  # read as audio only (its sentences are ignored)
 
 
 class ManifestImportConfig(Strict):
@@ -143,28 +135,28 @@ class ManifestImportConfig(Strict):
     audio only (any text is ignored): the transfer set.
     """
 
-    path: str | None = None
-    audio_field: str = "audio"
-    text_field: str = "text"
-    id_field: str = "id"
-    speaker_field: str = "speaker"
-    split_field: str = "split"
-    dev_fraction: float = Field(0.05, ge=0, lt=1)
-    test_fraction: float = Field(0.05, ge=0, lt=1)
+    path: str | None
+    audio_field: str
+    text_field: str
+    id_field: str
+    speaker_field: str
+    split_field: str
+    dev_fraction: float = Field(ge=0, lt=1)
+    test_fraction: float = Field(ge=0, lt=1)
 
 
 class DataConfig(Strict):
-    source: Literal["synthetic", "librispeech", "commonvoice", "manifest"] = "synthetic"
-    seed: int = 0
-    sample_rate: int = Field(16000, ge=8000)
-    min_duration: float = Field(0.3, gt=0)
-    max_duration: float = Field(20.0, gt=0)
-    max_reject_fraction: float = Field(0.05, ge=0, le=1)
-    normalize: NormalizeConfig = Field(default_factory=NormalizeConfig)
-    synthetic: SyntheticConfig = Field(default_factory=SyntheticConfig)
-    librispeech: LibriSpeechConfig = Field(default_factory=LibriSpeechConfig)
-    commonvoice: CommonVoiceConfig = Field(default_factory=CommonVoiceConfig)
-    manifest: ManifestImportConfig = Field(default_factory=ManifestImportConfig)
+    source: Literal["synthetic", "librispeech", "commonvoice", "manifest"]
+    seed: int
+    sample_rate: int = Field(ge=8000)
+    min_duration: PositiveFloat
+    max_duration: PositiveFloat
+    max_reject_fraction: Share
+    normalize: NormalizeConfig
+    synthetic: SyntheticConfig
+    librispeech: LibriSpeechConfig
+    commonvoice: CommonVoiceConfig
+    manifest: ManifestImportConfig
 
     @model_validator(mode="after")
     def _source(self) -> DataConfig:
@@ -183,32 +175,40 @@ class DataConfig(Strict):
         return self
 
 
-class FeaturesConfig(Strict):
-    n_mels: int = Field(80, ge=8)
-    frame_shift_ms: float = Field(10.0, gt=0)
-    frame_length_ms: float = Field(25.0, gt=0)
-    dither: float = Field(0.0, ge=0)
-    shard_frames: int = Field(2_000_000, ge=1000)
-    num_workers: int = Field(2, ge=1)
+class FbankConfig(Strict):
+    """The front end: what an exported model needs to turn audio into its input."""
+
+    n_mels: int = Field(ge=8)
+    frame_shift_ms: PositiveFloat
+    frame_length_ms: PositiveFloat
+    dither: NonNegativeFloat
+
+
+class FeaturesConfig(FbankConfig):
+    """``features``: the front end plus how the features stage stores and computes it."""
+
+    shard_frames: int = Field(ge=1000)
+    num_workers: PositiveInt
 
 
 class TokenizerConfig(Strict):
-    vocab_size: int = Field(128, ge=8, le=65535)
-    model_type: Literal["unigram", "bpe", "char"] = "unigram"
-    character_coverage: float = Field(1.0, gt=0, le=1)
+    vocab_size: int = Field(ge=8, le=65535)
+    model_type: Literal["unigram", "bpe", "char"]
+    character_coverage: float = Field(gt=0, le=1)
 
 
 class ModelConfig(Strict):
     """A Conformer-CTC acoustic model: 4x conv subsampling + Conformer + linear."""
 
-    d_model: int = Field(144, ge=8)
-    num_layers: int = Field(4, ge=1)
-    num_heads: int = Field(4, ge=1)
-    ffn_dim: int = Field(576, ge=8)
-    conv_kernel: int = Field(15, ge=3)
-    subsampling_channels: int = Field(64, ge=4)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    # Streaming: output frames (40 ms each) per attention chunk; 0 = full context. A streaming
+    d_model: int = Field(ge=8)
+    num_layers: PositiveInt
+    num_heads: PositiveInt
+    ffn_dim: int = Field(ge=8)
+    conv_kernel: int = Field(ge=3)
+    subsampling_channels: int = Field(ge=4)
+    dropout: float = Field(ge=0, lt=1)
+    # Streaming, the one optional part of a model block (left out: full context, as every
+    # model saved without it): output frames (40 ms each) per attention chunk. A streaming
     # model's frames attend to their own chunk and ``left_frames`` frames before it, and its
     # depthwise convolutions are causal, so a chunk's outputs never change when later audio
     # arrives (pipeline/streaming.py runs it chunk by chunk).
@@ -235,28 +235,28 @@ class ModelConfig(Strict):
 class TrainConfig(Strict):
     """Optimisation settings shared by teachers and students."""
 
-    lr: float = Field(2e-3, gt=0)
-    weight_decay: float = Field(1e-2, ge=0)
-    warmup_steps: int = Field(200, ge=0)
-    batch_frames: int = Field(20000, ge=100)
-    grad_clip: float = Field(5.0, gt=0)
-    spec_augment: bool = True
-    freq_mask: int = Field(15, ge=0)
-    time_mask: int = Field(40, ge=0)
-    num_time_masks: int = Field(2, ge=0)
-    threads: int = Field(2, ge=1)
-    checkpoint_every_steps: int = Field(100, ge=1)
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    warmup_steps: NonNegativeInt
+    batch_frames: int = Field(ge=100)
+    grad_clip: PositiveFloat
+    spec_augment: bool
+    freq_mask: NonNegativeInt
+    time_mask: NonNegativeInt
+    num_time_masks: NonNegativeInt
+    threads: PositiveInt
+    checkpoint_every_steps: PositiveInt
     # Speed factors drawn per batch (e.g. [0.9, 1.0, 1.1]); empty = off. Ignored, with a
     # log line, when per-frame extras (guide tokens, soft targets) are attached.
-    speed_perturb: list[float] = Field(default_factory=list)
+    speed_perturb: list[float]
     # DataLoader worker processes building batches; 0 builds them in the training process.
-    loader_workers: int = Field(1, ge=0)
+    loader_workers: NonNegativeInt
     # Processes per machine: >1 relaunches the stage under torchrun (PyTorch DDP).
-    nproc: int = Field(1, ge=1)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    nproc: PositiveInt
+    device: Literal["auto", "cpu", "cuda"]
     # bf16 autocast and torch.compile apply on CUDA only; the CPU path stays fp32 eager.
-    amp: Literal["none", "bf16"] = "bf16"
-    compile: bool = False
+    amp: Literal["none", "bf16"]
+    compile: bool
 
     @model_validator(mode="after")
     def _speeds(self) -> TrainConfig:
@@ -267,59 +267,79 @@ class TrainConfig(Strict):
 
 
 class TeacherConfig(Strict):
-    """One ensemble member: its own seed, epochs (required) and architecture."""
+    """One ensemble member: its own seed, epochs and architecture."""
 
-    seed: int = 0
-    model: ModelConfig = Field(default_factory=ModelConfig)
-    epochs: int = Field(ge=1)
+    seed: int
+    model: ModelConfig
+    epochs: PositiveInt
 
 
-class GuideConfig(TeacherConfig):
-    """The guide teacher: trained first with plain CTC, always an ensemble member."""
+class TeachersConfig(Strict):
+    """``teachers``: the ensemble. The guide trains first, with plain CTC; every other
+    teacher (``others``, one ``train_teacher@<name>`` stage each) trains after it and, with
+    ``ensemble.align: guide``, pulls its CTC spikes onto the guide's frames."""
+
+    guide: TeacherConfig
+    others: dict[str, TeacherConfig]
+
+    @model_validator(mode="after")
+    def _others(self) -> TeachersConfig:
+        if not self.others:
+            raise ValueError("teachers.others: at least one teacher besides the guide is required")
+        if "guide" in self.others:
+            raise ValueError("teachers.others: 'guide' is the name of teachers.guide")
+        return self
 
 
 class EnsembleConfig(Strict):
-    align: Literal["none", "guide"] = "guide"
-    guide_weight: float = Field(1.0, ge=0)
-    combine: Literal["mean", "geometric"] = "mean"
+    align: Literal["none", "guide"]
+    guide_weight: NonNegativeFloat
+    combine: Literal["mean", "geometric"]
 
 
-class DistillConfig(Strict):
-    temperature: float = Field(2.0, gt=0)
-    top_k: int = Field(32, ge=1)
+class SoftTargetsConfig(Strict):
+    """``soft_targets``: the ensemble's softened posteriors, kept as top-k per frame."""
+
+    temperature: PositiveFloat
+    top_k: PositiveInt
 
 
-class StudentConfig(Strict):
-    """One student: ``(1 - alpha) * CTC + alpha * T^2 * KD``; ``alpha: 0`` is a directly trained twin.
+class StudentDefaults(Strict):
+    """``student_defaults``: every key a student may leave out, and its value then."""
 
-    Update budget: ``epochs`` (required) times the batches of one pass over
-    the whole train split, whatever data the student sees; a teacher's budget is defined
-    the same way, so twins compare at equal optimizer updates.
-    """
-
-    alpha: float = Field(0.0, ge=0, le=1)
-    seed: int = 0
-    model: ModelConfig | None = None  # default: the shared ``student:`` block
-    epochs: int = Field(ge=1)
-    # The directly trained model this one is compared with (required when alpha > 0): a
-    # student with alpha 0, or ``guide`` (a teacher trained with plain CTC). Same
-    # architecture, seed, budget and labelled share are checked.
-    twin: str | None = None
+    model: ModelConfig
+    # The directly trained model a distilled student is compared with (required when
+    # alpha > 0): a student with alpha 0, or ``guide`` (a teacher trained with plain CTC).
+    # Same architecture, seed, budget and labelled share are checked.
+    twin: str | None
     # Share of train whose transcripts this student may use (seeded, the same utterances
     # for every student at the same share); the rest of train joins the transfer set.
-    labelled_fraction: float = Field(1.0, gt=0, le=1)
+    labelled_fraction: float = Field(gt=0, le=1)
     # alpha > 0 only: also learn from the transfer set (KD term only, no transcripts).
-    transfer: bool = True
+    transfer: bool
     # KD frames: all, or nonblank (frames where the ensemble's top token is not blank, and
     # their neighbours; blank frames otherwise dominate the KD term).
-    kd_frames: Literal["all", "nonblank"] = "all"
+    kd_frames: Literal["all", "nonblank"]
     # alpha > 0 only: CTC also on the ensemble's greedy transcripts of untranscribed audio
     # (sequence-level KD) instead of the KD term alone.
-    pseudo_labels: bool = False
+    pseudo_labels: bool
     # alpha > 0 only: delay the soft targets by this many 40 ms frames, so a streaming student,
     # which emits its spikes later than the full-context teachers, is taught where it can
     # emit them (experiments/streaming.py measures the delay of a streaming twin on dev).
-    kd_shift: int = Field(0, ge=0)
+    kd_shift: NonNegativeInt
+
+
+class StudentConfig(StudentDefaults):
+    """One student: ``(1 - alpha) * CTC + alpha * T^2 * KD``; ``alpha: 0`` is a directly trained twin.
+
+    Update budget: ``epochs`` times the batches of one pass over the whole train split,
+    whatever data the student sees; a teacher's budget is defined the same way, so twins
+    compare at equal optimizer updates. Keys it leaves out come from ``student_defaults``.
+    """
+
+    alpha: Share
+    seed: int
+    epochs: PositiveInt
 
     @model_validator(mode="after")
     def _distilled_only(self) -> StudentConfig:
@@ -330,56 +350,72 @@ class StudentConfig(Strict):
         return self
 
 
+class GoalsConfig(Strict):
+    """Deployment goals of the int8 ``student.distilled`` against the ensemble (one CPU thread)."""
+
+    min_speedup: PositiveFloat  # at least this many times faster than the ensemble
+    max_rtf: PositiveFloat  # at most this real-time factor
+
+
 class ExportConfig(Strict):
     """Export and CPU benchmark of the distilled student."""
 
-    opset: int = Field(18, ge=13)
-    parity_atol: float = Field(1e-3, gt=0)
+    opset: int = Field(ge=13)
+    parity_atol: PositiveFloat
     # Largest |WER(int8 ONNX) - WER(eager)| on test accepted (0.005 = 0.5 points).
-    int8_wer_tolerance: float = Field(0.005, ge=0, le=1)
+    int8_wer_tolerance: Share
     # CPU benchmark: the first rtf_utterances test utterances, timed rtf_repeats times;
     # the fastest pass per model is reported.
-    rtf_utterances: int = Field(50, ge=1)
-    rtf_repeats: int = Field(5, ge=1)
+    rtf_utterances: PositiveInt
+    rtf_repeats: PositiveInt
+    goals: GoalsConfig
 
 
 class EvaluateConfig(Strict):
     """Test-set scoring: decoding, paired-bootstrap intervals and the error breakdown."""
 
     # Paired bootstrap over utterances (Bisani & Ney 2004): resamples, seed, interval level.
-    bootstrap_samples: int = Field(1000, ge=100)
-    bootstrap_seed: int = 0
-    confidence: float = Field(0.95, gt=0.5, lt=1)
+    bootstrap_samples: int = Field(ge=100)
+    bootstrap_seed: int
+    confidence: float = Field(gt=0.5, lt=1)
     # greedy: best path; lexicon: beam search restricted to the words of the train transcripts
     # (torchaudio's ctc_decoder, no language model). The export stage's runtime WER stays greedy.
-    decoder: Literal["greedy", "lexicon"] = "lexicon"
-    beam_size: int = Field(20, ge=1)
+    decoder: Literal["greedy", "lexicon"]
+    beam_size: PositiveInt
     # Most frequent word substitutions listed per system in the summary.
-    top_substitutions: int = Field(10, ge=1)
+    top_substitutions: PositiveInt
 
 
 class Params(Strict):
-    """The whole ``params.yaml``."""
+    """The whole ``params.yaml``: every section is required."""
 
-    data: DataConfig = Field(default_factory=DataConfig)
-    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
-    guide: GuideConfig  # required: it sets its own epochs
-    teachers: dict[str, TeacherConfig]
-    ensemble: EnsembleConfig = Field(default_factory=EnsembleConfig)
-    distill: DistillConfig = Field(default_factory=DistillConfig)
-    student: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig
+    features: FeaturesConfig
+    tokenizer: TokenizerConfig
+    train: TrainConfig
+    teachers: TeachersConfig
+    ensemble: EnsembleConfig
+    soft_targets: SoftTargetsConfig
+    student_defaults: StudentDefaults
     students: dict[str, StudentConfig]
-    export: ExportConfig = Field(default_factory=ExportConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    export: ExportConfig
+    evaluate: EvaluateConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fill_students(cls, raw: Any) -> Any:
+        """Every student takes the keys it leaves out from ``student_defaults``."""
+        if not isinstance(raw, dict):
+            return raw
+        defaults, students = raw.get("student_defaults"), raw.get("students")
+        if not isinstance(defaults, dict) or not isinstance(students, dict):
+            return raw
+        shared = {k: v for k, v in defaults.items() if k in StudentDefaults.model_fields}
+        filled = {n: {**shared, **s} if isinstance(s, dict) else s for n, s in students.items()}
+        return {**raw, "students": filled}
 
     @model_validator(mode="after")
     def _names(self) -> Params:
-        if len(self.teachers) < 1:
-            raise ValueError("teachers: at least one teacher besides the guide is required")
-        if "guide" in self.teachers:
-            raise ValueError("teachers: 'guide' is reserved for the guide teacher section")
         for required in ("baseline", "distilled"):
             if required not in self.students:
                 raise ValueError(f"students: a '{required}' student is required")
@@ -387,7 +423,7 @@ class Params(Strict):
             raise ValueError("students.baseline.alpha must be 0 (the directly trained twin)")
         if self.students["distilled"].alpha == 0.0:
             raise ValueError("students.distilled.alpha must be above 0 (it learns from the teachers)")
-        clash = set(self.students) & {"guide", *self.teachers}
+        clash = set(self.students) & set(self.teacher_names())
         if clash:
             raise ValueError(f"students: {', '.join(sorted(clash))} is also a teacher's name")
         for name, s in self.students.items():
@@ -404,7 +440,8 @@ class Params(Strict):
                 f"model it is compared with (a student with alpha 0, or guide)"
             )
         if s.twin == "guide":
-            recipe = (self.guide.model, self.guide.epochs, self.guide.seed, 1.0)
+            guide = self.teachers.guide
+            recipe = (guide.model, guide.epochs, guide.seed, 1.0)
         elif s.twin in self.students and self.students[s.twin].alpha == 0:
             recipe = self.student_recipe(s.twin)
         else:
@@ -422,8 +459,8 @@ class Params(Strict):
         return [n for n, s in self.students.items() if s.alpha > 0]
 
     def student_model(self, name: str) -> ModelConfig:
-        """Student ``name``'s architecture: its own ``model`` or the shared ``student:`` block."""
-        return self.students[name].model or self.student
+        """Student ``name``'s architecture: its own ``model`` or ``student_defaults.model``."""
+        return self.students[name].model
 
     def student_epochs(self, name: str) -> int:
         """Student ``name``'s update budget in passes over the train split."""
@@ -439,19 +476,19 @@ class Params(Strict):
         return "teacher.guide" if twin == "guide" else f"student.{twin}"
 
     def teacher(self, name: str) -> TeacherConfig:
-        """The config of teacher ``name`` (``guide`` or a key of ``teachers``)."""
+        """The config of teacher ``name`` (``guide`` or a key of ``teachers.others``)."""
         if name == "guide":
-            return self.guide
-        if name not in self.teachers:
-            raise MissingError(f"unknown teacher '{name}'; known: guide, {', '.join(self.teachers)}")
-        return self.teachers[name]
+            return self.teachers.guide
+        if name not in self.teachers.others:
+            raise MissingError(f"unknown teacher '{name}'; known: {', '.join(self.teacher_names())}")
+        return self.teachers.others[name]
 
     def teacher_names(self) -> list[str]:
         """All ensemble members, the guide first."""
-        return ["guide", *self.teachers]
+        return ["guide", *self.teachers.others]
 
 
-class ParamsError(ValueError):
+class ParamsError(InputError, ValueError):
     """``params.yaml`` is malformed; the message names every bad key."""
 
 
@@ -484,30 +521,64 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | Non
 
 
 # Keys that moved, as the error names them -> where they went: an old params.yaml is told.
+# ``*`` stands for one user-chosen name (a teacher's, a student's).
 MOVED_KEYS = {
     "evaluate.rtf_utterances": "export.rtf_utterances",
     "train.epochs": "students.<name>.epochs (every student sets its own, as teachers do)",
+    "student": "student_defaults.model",
+    "distill": "soft_targets",
+    "guide": "teachers.guide",
+    "teachers.*": "teachers.others.*",
 }
 
 
+def _moved(dotted: str) -> str | None:
+    """Where key ``dotted`` moved, if it is one of :data:`MOVED_KEYS`."""
+    parts = dotted.split(".")
+    for old, new in MOVED_KEYS.items():
+        pattern = old.split(".")
+        if len(pattern) == len(parts) and all(p in ("*", q) for p, q in zip(pattern, parts)):
+            names = iter(q for p, q in zip(pattern, parts) if p == "*")
+            return ".".join(next(names) if p == "*" else p for p in new.split("."))
+    return None
+
+
+def _describe(e: dict[str, Any]) -> str:
+    """One pydantic error as one line that names its key."""
+    dotted = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        valid = _valid_keys(Params, e["loc"])
+        hint = f"; valid keys here: {', '.join(valid)}" if valid else ""
+        moved = _moved(dotted)
+        if moved:
+            hint = f"; it moved to {moved}{hint}"
+        return f"unknown key '{dotted}'{hint}"
+    if e["type"] == "missing":
+        return f"missing {'section' if len(e['loc']) == 1 else 'key'} '{dotted}'"
+    if not e["loc"]:  # a whole-file check: its message names the keys
+        return e["msg"].removeprefix("Value error, ")
+    return f"'{dotted}': {e['msg']} (got {e.get('input')!r})"
+
+
 def format_errors(err: ValidationError, source: str) -> str:
-    """Human-readable summary of a pydantic error, naming each offending key."""
-    lines = [f"{source}: invalid parameters"]
-    for e in err.errors():
-        dotted = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        if e["type"] == "extra_forbidden":
-            valid = _valid_keys(Params, e["loc"])
-            hint = f"; valid keys here: {', '.join(valid)}" if valid else ""
-            if dotted in MOVED_KEYS:
-                hint = f"; it moved to {MOVED_KEYS[dotted]}{hint}"
-            lines.append(f"  unknown key '{dotted}'{hint}")
-        elif e["type"] == "missing":
-            lines.append(f"  missing key '{dotted}'")
-        elif not e["loc"]:  # a whole-file check: its message names the keys
-            lines.append(f"  {e['msg'].removeprefix('Value error, ')}")
-        else:
-            lines.append(f"  '{dotted}': {e['msg']} (got {e.get('input')!r})")
-    return "\n".join(lines)
+    """Human-readable summary of a pydantic error, naming each offending key: one line for
+    one error, else a heading and one indented line per error."""
+    errors = err.errors()
+    if any(e["type"] == "missing" and e["loc"] == ("student_defaults",) for e in errors):
+        # Without student_defaults every student lacks the same keys: name the section once.
+        errors = [
+            e
+            for e in errors
+            if not (
+                e["type"] == "missing"
+                and e["loc"][0] == "students"
+                and e["loc"][-1] in StudentDefaults.model_fields
+            )
+        ]
+    lines = [_describe(e) for e in errors]
+    if len(lines) == 1:
+        return f"{source}: {lines[0]}"
+    return "\n".join([f"{source}: invalid parameters", *(f"  {line}" for line in lines)])
 
 
 def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
@@ -520,9 +591,47 @@ def parse_params(raw: dict[str, Any], source: str = "params.yaml") -> Params:
         raise ParamsError(format_errors(err, source)) from None
 
 
+def read_params(path: str | Path = "params.yaml") -> dict[str, Any]:
+    """The raw mapping of a params file; a missing or unparsable file is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise MissingError(f"{path}: parameters file not found")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise ParamsError(f"{path}: not valid YAML ({e})") from None
+    return {} if raw is None else raw
+
+
 def load_params(path: str | Path = "params.yaml") -> Params:
     """Load and validate ``params.yaml``; raises :class:`ParamsError` naming bad keys."""
-    path = Path(path)
-    with path.open() as f:
-        raw = yaml.safe_load(f) or {}
-    return parse_params(raw, str(path))
+    return parse_params(read_params(path), str(path))
+
+
+def merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of ``base`` with ``overlay``'s keys set; a mapping merges into a mapping."""
+    out = copy.deepcopy(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def override(raw: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    """A copy of raw params with each dotted key of ``changes`` set (``{"train.lr": 1e-3}``;
+    a mapping value merges into the mapping there); the caller validates the result."""
+    out = raw
+    for key, value in changes.items():
+        for part in reversed(key.split(".")):
+            value = {part: value}
+        out = merge(out, value)
+    return copy.deepcopy(out) if out is raw else out
+
+
+def default_params(changes: dict[str, Any] | None = None, path: str | Path = DEFAULT_PARAMS) -> Params:
+    """This checkout's ``params.yaml`` with dotted-key ``changes``, validated: the one way for
+    code and tests to build a complete config (``default_params({"train.lr": 1e-3}).train``)."""
+    source = f"{path} with {changes}" if changes else str(path)
+    return parse_params(override(read_params(path), changes or {}), source)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
 
 
 def ctc_loss(
@@ -22,29 +22,23 @@ def ctc_loss(
     ``labelled``: ``(N,)`` bool; only those utterances count (sum and frames), and a
     batch without any gives 0.
     """
-    if labelled is None:
-        loss = F.ctc_loss(
+
+    def ctc(reduction: str) -> torch.Tensor:
+        return F.ctc_loss(
             log_probs.transpose(0, 1).float(),
             targets,
             lengths,
             target_lengths,
             blank=BLANK,
-            reduction="sum",
+            reduction=reduction,
             zero_infinity=True,
         )
-        return loss / lengths.sum().clamp(min=1)
+
+    if labelled is None:
+        return ctc("sum") / lengths.sum().clamp(min=1)
     if not labelled.any():
         return log_probs.sum() * 0.0
-    per_utt = F.ctc_loss(
-        log_probs.transpose(0, 1).float(),
-        targets,
-        lengths,
-        target_lengths,
-        blank=BLANK,
-        reduction="none",
-        zero_infinity=True,
-    )
-    return (per_utt * labelled).sum() / (lengths * labelled).sum().clamp(min=1)
+    return (ctc("none") * labelled).sum() / (lengths * labelled).sum().clamp(min=1)
 
 
 def guided_ctc_loss(

@@ -28,7 +28,7 @@ message naming the worst files and writes the full list to
 ``<manifests>.rejects.jsonl`` beside the (unwritten) manifest folder.
 
 Synthetic corpus (``data.source: synthetic``): sentences from
-:mod:`pipeline.text` (or ``data.synthetic.text_file``), spoken by espeak-ng.
+:mod:`pipeline.sentences` (or ``data.synthetic.text_file``), spoken by espeak-ng.
 Each utterance draws, from a ``random.Random`` seeded by (seed, split, index),
 an accent from ``accents``, a voice variant, a rate in ``rate_wpm``, a pitch in
 ``pitch`` and an SNR in ``snr_db`` for additive coloured noise. How dev and
@@ -66,20 +66,14 @@ import torchaudio.transforms as T
 from scipy.signal import lfilter
 from tqdm import tqdm
 
+from pipeline.audio import AudioError, read_audio
 from pipeline.config import DataConfig, SyntheticConfig
-from pipeline.importers import (
-    LABELLED_SPLITS,
-    SPLITS,
-    TRANSFER,
-    AudioProblem,
-    Candidate,
-    list_candidates,
-    read_audio,
-    reject,
-)
+from pipeline.importers import Candidate, list_candidates, reject
 from pipeline.io import atomic_path, write_jsonl
+from pipeline.sentences import sentence_pool
+from pipeline.splits import EVAL_SPLITS, LABELLED_SPLITS, SPLITS, TRANSFER
 from pipeline.synth import available_variants, speak_batches
-from pipeline.text import normalize, sentence_pool, transcript_problem
+from pipeline.text import normalize, transcript_problem
 
 log = logging.getLogger(__name__)
 SILENCE_PEAK = 1e-4  # below this peak amplitude (about -80 dBFS) audio counts as silent
@@ -269,7 +263,7 @@ def synthetic_corpus(cfg: DataConfig) -> Iterator[tuple[str, Utterance]]:
         split: plan_split(
             split,
             sentences[split],
-            s.eval_variants if split in ("dev", "test") else s.train_variants,
+            s.eval_variants if split in EVAL_SPLITS else s.train_variants,
             s,
             cfg.seed,
         )
@@ -344,8 +338,8 @@ class SplitWriter:
         if not reason:
             try:
                 wav, fixes = read_audio(cand.audio, self.cfg.sample_rate)
-            except AudioProblem as e:
-                reason = str(e)
+            except AudioError as e:
+                reason = e.reason
         if reason:
             self.rejects.append(reject(cand.id, cand.split, reason, cand.audio))
             return
@@ -445,7 +439,7 @@ def voice_stats(manifests: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
     """
     speakers = {r["speaker"] for rows in manifests.values() for r in rows}
     train = {r["speaker"] for r in manifests["train"]}
-    held_out = {r["speaker"] for s in ("dev", "test") for r in manifests[s]}
+    held_out = {r["speaker"] for s in EVAL_SPLITS for r in manifests[s]}
     stats = {"voices": len(speakers), "eval_voices_in_train": len(held_out & train)}
     if speakers and all("+" in s for s in speakers):
         stats["accents"] = len({s.split("+")[0] for s in speakers})

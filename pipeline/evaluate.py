@@ -8,7 +8,7 @@ frame accuracy) and parameters.
 
 Comparisons are paired (every system is scored on the same resamples):
 each distilled student against its twin, the directly trained model named by
-``students.<name>.twin`` (``comparison_model``, ``wer_diff``, ``wer_diff_ci``),
+``students.<name>.twin`` (``twin``, ``wer_diff``, ``wer_diff_ci``),
 the ensemble against the best single teacher (``ensemble_vs_best_teacher``),
 and, per distilled student, ``gap_recovered = (WER_twin - WER_student) /
 (WER_twin - WER_ensemble)``, null when the denominator is not positive.
@@ -18,6 +18,9 @@ mean *significantly* better: the interval of the difference lies below 0.
 Where the errors are: WER per accent (synthetic speakers ``accent+variant``)
 or per speaker (``wer_by_group``), and the most frequent word substitutions
 (``substitutions``), both from jiwer's per-utterance alignments.
+
+This module computes ``reports/evaluation.json`` and its headline ``reports/metrics.json``;
+:mod:`pipeline.summary` writes ``reports/summary.md`` and the plots from them.
 """
 
 from __future__ import annotations
@@ -27,95 +30,26 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import jiwer
 import numpy as np
 import torch
 
 from pipeline.bootstrap import Interval, gap_fraction, gap_interval, paired_bootstrap, percentile_interval
 from pipeline.config import Params
 from pipeline.decoding import Decoder
+from pipeline.ensemble import combine_posteriors
 from pipeline.errors import MissingError
-from pipeline.io import read_json, read_jsonl
+from pipeline.io import read_jsonl
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
-from pipeline.soft_targets import combine_posteriors
-
-if TYPE_CHECKING:  # matplotlib loads in half a second; `transcribe` imports this module for score()
-    from pipeline import plots
+from pipeline.splits import EVAL_SPLITS
+from pipeline.wer import RATE_DECIMALS, UtteranceErrors, score, utterance_errors
 
 log = logging.getLogger(__name__)
 
-# PNGs the evaluate stage writes into reports/plots/ (declared as plots in dvc.yaml).
-PLOT_FILES = ("wer_per_model.png", "wer_vs_params.png", "training_curves.png", "wer_by_accent.png")
-# Groups (accents or speakers) shown in the summary table and the plot, worst first; the
-# metrics keep all of them.
-MAX_GROUP_ROWS = 10
-# Decimals of point WER/CER and of intervals and differences in reports/metrics.json.
-RATE_DECIMALS, INTERVAL_DECIMALS = 4, 6
-
-
-@dataclass(frozen=True)
-class UtteranceErrors:
-    """One system's jiwer edit counts per test utterance, and its word substitutions."""
-
-    words: np.ndarray  # (N,) word substitutions + deletions + insertions
-    ref_words: np.ndarray  # (N,) reference words
-    chars: np.ndarray  # (N,) character edits (spaces count, as in jiwer.cer)
-    ref_chars: np.ndarray  # (N,) reference characters
-    substitutions: Counter[tuple[str, str]]  # (ref word, hyp word) -> count
-
-    @property
-    def wer(self) -> float:
-        """Corpus WER: all word edits over all reference words."""
-        return float(self.words.sum() / max(self.ref_words.sum(), 1))
-
-    @property
-    def cer(self) -> float:
-        """Corpus CER: all character edits over all reference characters."""
-        return float(self.chars.sum() / max(self.ref_chars.sum(), 1))
-
-
-def chunk_edits(chunk: jiwer.AlignmentChunk) -> int:
-    """Edits in one alignment chunk: inserted hypothesis tokens, or substituted/deleted
-    reference tokens (0 for ``equal``)."""
-    if chunk.type == "equal":
-        return 0
-    if chunk.type == "insert":
-        return chunk.hyp_end_idx - chunk.hyp_start_idx
-    return chunk.ref_end_idx - chunk.ref_start_idx
-
-
-def edit_counts(output: jiwer.WordOutput | jiwer.CharacterOutput) -> tuple[np.ndarray, np.ndarray]:
-    """``(edits, reference lengths)`` per utterance, each ``(N,)``, from jiwer's alignments."""
-    edits = [sum(chunk_edits(c) for c in chunks) for chunks in output.alignments]
-    lengths = [len(r) for r in output.references]
-    return np.array(edits, dtype=np.int64), np.array(lengths, dtype=np.int64)
-
-
-def substitution_pairs(output: jiwer.WordOutput) -> Counter[tuple[str, str]]:
-    """``(ref word, hyp word)`` counts over the substitutions of jiwer's word alignments."""
-    pairs: Counter[tuple[str, str]] = Counter()
-    for ref, hyp, chunks in zip(output.references, output.hypotheses, output.alignments):
-        for c in chunks:
-            if c.type == "substitute":
-                pairs.update(zip(ref[c.ref_start_idx : c.ref_end_idx], hyp[c.hyp_start_idx : c.hyp_end_idx]))
-    return pairs
-
-
-def utterance_errors(refs: Sequence[str], hyps: Sequence[str]) -> UtteranceErrors:
-    """Word and character edit counts per utterance; an empty hypothesis is all deletions."""
-    hyps = [h if h.strip() else "" for h in hyps]
-    words = jiwer.process_words(list(refs), hyps)
-    chars = jiwer.process_characters(list(refs), hyps)
-    return UtteranceErrors(*edit_counts(words), *edit_counts(chars), substitution_pairs(words))
-
-
-def score(refs: list[str], hyps: list[str]) -> tuple[float, float]:
-    """Corpus (WER, CER), rounded; equal to ``jiwer.wer`` and ``jiwer.cer``."""
-    errors = utterance_errors(refs, hyps)
-    return round(errors.wer, RATE_DECIMALS), round(errors.cer, RATE_DECIMALS)
+# Decimals of intervals and differences in reports/evaluation.json (rates: RATE_DECIMALS).
+INTERVAL_DECIMALS = 6
 
 
 def gap_recovered(baseline: float, distilled: float, ensemble: float) -> float | None:
@@ -134,11 +68,11 @@ def headline_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
         "test_wer": dict(metrics["wer"]["test"]),
         "wer_diff": dict(metrics["wer_diff"]),
         "gap_recovered": dict(metrics["gap_recovered"]),
-        "int8_speedup": metrics["goals"]["int8_speedup_vs_ensemble"],
+        "int8_speedup": metrics["goals"]["int8_speedup"],
     }
 
 
-def comparison_model(name: str, params: Params) -> str:
+def twin_of(name: str, params: Params) -> str:
     """The directly trained twin a distilled student is compared with (``students.<name>.twin``)."""
     return params.twin_model(name.removeprefix("student."))
 
@@ -171,16 +105,15 @@ class Decoded:
 
 @torch.no_grad()
 def decode_test(
-    params: Params,
-    teachers: dict[str, ConformerCTC],
-    students: dict[str, ConformerCTC],
+    models: Mapping[str, ConformerCTC],
+    combine: str,
     loader: BatchLoader,
     decode: Decoder,
     greedy: Decoder | None = None,
 ) -> Decoded:
-    """Decode ``loader`` with every model and the ensemble of the teachers (``decode``:
+    """Decode ``loader`` with every model (report name -> model, :func:`named_models`) and with
+    the ``combine`` ensemble of the ``teacher.*`` ones (``decode``:
     :func:`pipeline.decoding.make_decoder`), and with ``greedy`` too when given."""
-    models = named_models(teachers, students)
     for m in models.values():
         m.eval()
     hyps: dict[str, list[str]] = {name: [] for name in [*models, "ensemble"]}
@@ -191,8 +124,8 @@ def decode_test(
     for batch in loader:
         outs = {name: m(batch.feats, batch.lengths) for name, m in models.items()}
         lengths = next(iter(outs.values()))[1]
-        teacher_logits = [outs[f"teacher.{n}"][0] for n in teachers]
-        ens = combine_posteriors(teacher_logits, 1.0, params.ensemble.combine).log()
+        teacher_logits = [logits for name, (logits, _) in outs.items() if name.startswith("teacher.")]
+        ens = combine_posteriors(teacher_logits, 1.0, combine).log()
         outs["ensemble"] = (ens, lengths)
         ens_best = ens.argmax(-1)
         mask = torch.arange(ens.shape[1], device=lengths.device)[None, :] < lengths[:, None]
@@ -246,7 +179,7 @@ def student_comparisons(
     the student is better) with its interval, and gap_recovered with its interval."""
     confidence = params.evaluate.confidence
     keys = (
-        "comparison_model",
+        "twin",
         "wer_diff",
         "wer_diff_ci",
         "gap_recovered",
@@ -256,7 +189,7 @@ def student_comparisons(
     )
     out: dict[str, dict[str, Any]] = {k: {} for k in keys}
     for name in compared_students(params):
-        twin = out["comparison_model"][name] = comparison_model(name, params)
+        twin = out["twin"][name] = twin_of(name, params)
         out["wer_diff"][name] = round(wer[name] - wer[twin], INTERVAL_DECIMALS)
         out["wer_diff_ci"][name] = rounded(percentile_interval(draws[name] - draws[twin], confidence))
         out["gap_recovered"][name] = gap_recovered(wer[twin], wer[name], wer["ensemble"])
@@ -322,22 +255,14 @@ def top_substitutions(pairs: Counter[tuple[str, str]], k: int) -> list[dict[str,
 
 
 def evaluate_models(
-    params: Params,
-    teachers: dict[str, ConformerCTC],
-    students: dict[str, ConformerCTC],
-    loader: BatchLoader,
-    decode: Decoder,
-    speakers: Mapping[str, str],
-    greedy: Decoder | None = None,
+    params: Params, models: Mapping[str, ConformerCTC], decoded: Decoded, speakers: Mapping[str, str]
 ) -> dict[str, Any]:
-    """Decode test with every model and the ensemble; returns the metrics mapping.
+    """The metrics mapping of every system from its test transcripts (:func:`decode_test`;
+    with best-path transcripts too, ``wer_greedy``, as the exported runtimes decode).
 
-    ``decode``: logits -> transcripts (:func:`pipeline.decoding.make_decoder`); ``greedy``:
-    also the best path of every system (``wer_greedy``), as the exported runtimes decode.
-
+    ``models``: report name -> model (:func:`named_models`), for their sizes;
     ``speakers``: utterance id -> manifest speaker (:func:`read_speakers`).
     """
-    decoded = decode_test(params, teachers, students, loader, decode, greedy)
     errors = {name: utterance_errors(decoded.refs, h) for name, h in decoded.hyps.items()}
     wer = {name: e.wer for name, e in errors.items()}
     draws, intervals = error_rate_intervals(params, errors)
@@ -352,7 +277,7 @@ def evaluate_models(
         ),
         **intervals,
         "frame_agreement": {"test": {n: round(a, 4) for n, a in decoded.agreement.items()}},
-        "params": {n: count_parameters(m) for n, m in named_models(teachers, students).items()},
+        "params": {n: count_parameters(m) for n, m in models.items()},
         "test_utterances": len(decoded.refs),
         "test_words": int(errors["ensemble"].ref_words.sum()),
         **student_comparisons(params, wer, draws),
@@ -387,397 +312,40 @@ def oov_rates(prepare: Mapping[str, Any]) -> dict[str, float]:
     """OOV rate against train of dev and test, from ``reports/prepare.json`` (splits without one
     are left out)."""
     corpus = prepare.get("corpus", {})
-    rates = {s: corpus.get(s, {}).get("oov_rate") for s in ("dev", "test")}
+    rates = {s: corpus.get(s, {}).get("oov_rate") for s in EVAL_SPLITS}
     return {s: r for s, r in rates.items() if r is not None}
 
 
-def model_order(wer: dict[str, Any]) -> list[str]:
-    """Report row order: teachers, the ensemble, then students."""
-    return (
-        [n for n in wer if n.startswith("teacher.")]
-        + ["ensemble"]
-        + [n for n in wer if n.startswith("student.")]
-    )
+# What evaluate copies from the export stage's report (reports/export.json).
+BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds")
 
 
-def ensemble_params(params: dict[str, int]) -> int:
-    """The ensemble's parameter count: all of its teachers together."""
-    return sum(v for k, v in params.items() if k.startswith("teacher."))
+def deployment_metrics(
+    export_report: dict[str, object], wer: dict[str, float], wer_greedy: dict[str, float] | None = None
+) -> dict[str, object]:
+    """The export stage's benchmark (``reports/export.json``) for the evaluation report, with
+    the test WER of every benchmarked runtime, decoded two ways:
 
-
-def fmt_interval(ci: Sequence[float] | None) -> str:
-    """``[lo, hi]`` with 4 decimals, or ``n/a``."""
-    return "n/a" if ci is None else f"[{ci[0]:.4f}, {ci[1]:.4f}]"
-
-
-def interval_level(metrics: dict[str, Any]) -> str:
-    """The interval level as the report writes it, e.g. ``95 %``."""
-    return f"{metrics['bootstrap']['confidence'] * 100:g} %"
-
-
-def comparison_sentence(system: str, other: str, diff: float, ci: Sequence[float], level: str) -> str:
-    """``a vs b: WER difference d [lo, hi]: significant (...)`` or ``...: a tie``."""
-    verdict = (
-        f"significant ({level} interval excludes 0)"
-        if ci[0] > 0 or ci[1] < 0
-        else f"{level} interval includes 0: a tie"
-    )
-    return f"{system} vs {other}: WER difference {diff:+.4f} {fmt_interval(ci)}: {verdict}"
-
-
-def gap_sentence(metrics: dict[str, Any], name: str) -> str:
-    """gap_recovered of one student with its interval and any skipped bootstrap draws."""
-    gap, twin = metrics["gap_recovered"][name], metrics["comparison_model"][name]
-    skipped = metrics["gap_recovered_skipped"][name]
-    value = f"n/a (ensemble not better than {twin})" if gap is None else f"{gap:.4f}"
-    note = (
-        f"; {skipped} of {metrics['bootstrap']['samples']} draws skipped (ensemble not "
-        f"better than {twin} in them)"
-        if skipped
-        else ""
-    )
-    return (
-        f"gap_recovered of {name}: {value}, {interval_level(metrics)} interval "
-        f"{fmt_interval(metrics['gap_recovered_ci'][name])}{note}"
-    )
-
-
-def test_set_sentence(metrics: dict[str, Any]) -> str:
-    """Test size and the OOV rates of dev and test against train."""
-    rates = ", ".join(f"{s} {r:.2%}" for s, r in metrics.get("oov_rate", {}).items()) or "n/a"
-    return (
-        f"Test set: {metrics['test_utterances']:,} utterances, {metrics['test_words']:,} "
-        f"words; OOV rate against train: {rates}."
-    )
-
-
-def results_table(metrics: dict[str, Any]) -> list[str]:
-    """The Hinton-style table: WER and CER with their intervals, agreement, parameters."""
-    wer, cer = metrics["wer"]["test"], metrics["cer"]["test"]
-    wer_ci, cer_ci = metrics["wer_ci"]["test"], metrics["cer_ci"]["test"]
-    agree, params, level = metrics["frame_agreement"]["test"], metrics["params"], interval_level(metrics)
-    lines = [
-        f"| system | WER | WER {level} interval | CER | CER {level} interval | "
-        "frame agreement with ensemble | parameters |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for n in model_order(wer):
-        p = ensemble_params(params) if n == "ensemble" else params.get(n)
-        lines.append(
-            f"| {n} | {wer[n]:.4f} | {fmt_interval(wer_ci[n])} | {cer[n]:.4f} | "
-            f"{fmt_interval(cer_ci[n])} | {agree[n]:.3f} | {p:,} |"
-        )
-    return lines
-
-
-def results_markdown(metrics: dict[str, Any]) -> list[str]:
-    """The results table, the test set, and the paired comparisons in plain sentences."""
-    boot, level = metrics["bootstrap"], interval_level(metrics)
-    ens = metrics["ensemble_vs_best_teacher"]
-    comparisons = [
-        comparison_sentence("ensemble", f"{ens['best']} (best teacher)", ens["diff"], ens["ci"], level)
-    ]
-    for name, diff in metrics["wer_diff"].items():
-        comparisons.append(
-            comparison_sentence(
-                name, metrics["comparison_model"][name], diff, metrics["wer_diff_ci"][name], level
-            )
-        )
-    comparisons += [gap_sentence(metrics, name) for name in metrics["wer_diff"]]
-    return [
-        *results_table(metrics),
-        "",
-        test_set_sentence(metrics),
-        f"Intervals: {level} paired bootstrap over test utterances ({boot['samples']} "
-        f"resamples, seed {boot['seed']}); a WER difference is negative when the first "
-        "system is better.",
-        "",
-        *(f"- {c}" for c in comparisons),
-    ]
-
-
-def group_systems(metrics: dict[str, Any]) -> list[str]:
-    """Systems of the per-group table and plot: the ensemble and every student."""
-    return ["ensemble", *(n for n in metrics["wer"]["test"] if n.startswith("student."))]
-
-
-def shown_groups(metrics: dict[str, Any]) -> list[str]:
-    """Groups of the per-group table and plot: the worst ``MAX_GROUP_ROWS`` by ensemble WER."""
-    ensemble = metrics["wer_by_group"]["ensemble"]
-    return sorted(ensemble, key=lambda g: (-ensemble[g], g))[:MAX_GROUP_ROWS]
-
-
-def groups_markdown(metrics: dict[str, Any]) -> list[str]:
-    """WER per accent or speaker for the ensemble and the students, worst first."""
-    table, systems = metrics["wer_by_group"], group_systems(metrics)
-    group_by, groups = table["group_by"], shown_groups(metrics)
-    total = len(table["ensemble"])
-    shown = f" (worst {len(groups)} of {total} by ensemble WER)" if len(groups) < total else ""
-    lines = [
-        f"## WER by {group_by}{shown}",
-        "",
-        f"| {group_by} | utterances | words | {' | '.join(systems)} |",
-        "|---|---|---|" + "---|" * len(systems),
-    ]
-    for g in groups:
-        rates = " | ".join(f"{table[n][g]:.4f}" for n in systems)
-        lines.append(f"| {g} | {table['utterances'][g]:,} | {table['words'][g]:,} | {rates} |")
-    return lines
-
-
-def substitutions_markdown(metrics: dict[str, Any]) -> list[str]:
-    """The most frequent word substitutions (ref -> hyp, count), systems side by side."""
-    subs = metrics["substitutions"]
-    rows = max((len(v) for v in subs.values()), default=0)
-    lines = [
-        "## Most frequent word substitutions",
-        "",
-        f"| rank | {' | '.join(subs)} |",
-        "|---|" + "---|" * len(subs),
-    ]
-    for i in range(rows):
-        cells = [
-            f"{s[i]['ref']} → {s[i]['hyp']} ({s[i]['count']})" if i < len(s) else "" for s in subs.values()
-        ]
-        lines.append(f"| {i + 1} | {' | '.join(cells)} |")
-    return lines if rows else lines[:2] + ["no substitutions"]
-
-
-def corpus_markdown(prepare: dict[str, Any]) -> list[str]:
-    """Per-split corpus statistics from ``reports/prepare.json``."""
-    lines = [
-        "## Corpus",
-        "",
-        "| split | utterances | hours | speakers | vocabulary | OOV rate vs train |",
-        "|---|---|---|---|---|---|",
-    ]
-    for split, c in prepare["corpus"].items():
-        oov = c.get("oov_rate")
-        vocab = c.get("vocabulary")  # none for the transfer set: it has no transcripts
-        lines.append(
-            f"| {split} | {c['utterances']:,} | {c['hours']:.3f} | {c['speakers']} | "
-            f"{'-' if vocab is None else f'{vocab:,}'} | "
-            f"{'-' if oov is None else f'{oov:.2%}'} |"
-        )
-    rejects = prepare.get("rejects", {})
-    reasons = ", ".join(f"{k}: {v}" for k, v in rejects.items() if k != "total")
-    lines += ["", f"rejected utterances: {rejects.get('total', 0)}" + (f" ({reasons})" if reasons else "")]
-    return lines
-
-
-def soft_targets_markdown(soft: dict[str, Any]) -> list[str]:
-    """Soft-target statistics from ``reports/soft_targets.json``."""
-
-    def fmt(value: Any) -> str:
-        return "n/a" if value is None else f"{value}"
-
-    lines = [
-        "## Soft targets",
-        "",
-        f"teachers: {', '.join(soft.get('teachers', []))}; temperature "
-        f"T={soft.get('temperature')}, top-k={soft.get('top_k')}, "
-        f"{soft.get('bytes_per_frame')} bytes/frame over {soft.get('frames', 0):,} frames",
-        f"retained probability mass in the top-k: mean {soft.get('retained_mass_mean')}, "
-        f"min {soft.get('retained_mass_min')}",
-        "",
-        "| split | utterances | ensemble WER (averaged posteriors) | teacher spike agreement (mean) |",
-        "|---|---|---|---|",
-    ]
-    for split in ("train", "dev", "transfer"):
-        if split in soft:
-            s = soft[split]
-            wer = "- (no transcripts)" if split == "transfer" else fmt(s.get("ensemble_wer"))
-            lines.append(
-                f"| {split} | {fmt(s.get('utterances'))} | {wer} | "
-                f"{fmt(s.get('spike_agreement', {}).get('mean'))} |"
-            )
-    return lines
-
-
-def read_timings(reports_dir: Path, names: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """``<reports_dir>/<name>.json`` training reports, keyed by name; a missing one is an error."""
-    out = {}
-    for name in names:
-        path = Path(reports_dir) / f"{name}.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{path}: training report not found (run its training stage)")
-        out[name] = read_json(path)
-    return out
-
-
-def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
-    """Training time and final numbers per model (``teacher.guide`` -> its report)."""
-    lines = [
-        "## Training",
-        "",
-        "| model | budget (epochs of train) | updates | passes over its data | "
-        "transcribed utterances | untranscribed utterances | seconds | final train loss | "
-        "final dev WER (greedy) |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-
-    def cell(value: Any) -> str:
-        return "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value}"
-
-    for name, t in timings.items():
-        lines.append(
-            f"| {name} | {cell(t.get('epochs'))} | {cell(t.get('steps'))} | "
-            f"{cell(t.get('passes'))} | {cell(t.get('labelled_utterances'))} | "
-            f"{cell(t.get('unlabelled_utterances'))} | {cell(t.get('seconds'))} | "
-            f"{t.get('train_loss', float('nan')):.3f} | {t.get('dev_wer', float('nan')):.4f} |"
-        )
-    total = sum(float(t.get("seconds") or 0.0) for t in timings.values())
-    return lines + [
-        "",
-        f"total training time: {total:.1f} s. Twins share architecture, seed and "
-        "number of updates; a distilled student spends them on more audio when it "
-        "reads the transfer set (its advantage), the teachers' guide on transcribed "
-        "train only.",
-    ]
-
-
-def distillation_markdown(
-    metrics: dict[str, Any], timings: dict[str, dict[str, Any]] | None = None
-) -> list[str]:
-    """One row per distilled student beside its directly trained twin and the ensemble."""
-    wer, params, level = metrics["wer"]["test"], metrics["params"], interval_level(metrics)
-    timings = timings or {}
-    lines = [
-        "## Distillation: each student against its twin",
-        "",
-        f"| student | parameters | twin | student WER | twin WER | ensemble WER | "
-        f"difference [{level}] | gap recovered [{level}] | student s | twin s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    for name, twin in metrics["comparison_model"].items():
-        gap = metrics["gap_recovered"][name]
-        seconds = [timings.get(n, {}).get("seconds", "-") for n in (name, twin)]
-        lines.append(
-            f"| {name} | {params.get(name, 0):,} | {twin} | {wer[name]:.4f} | {wer[twin]:.4f} | "
-            f"{wer['ensemble']:.4f} | {metrics['wer_diff'][name]:+.4f} "
-            f"{fmt_interval(metrics['wer_diff_ci'][name])} | "
-            f"{'n/a' if gap is None else f'{gap:.3f}'} "
-            f"{fmt_interval(metrics['gap_recovered_ci'][name])} | {seconds[0]} | {seconds[1]} |"
-        )
-    return lines + [
-        "",
-        "gap recovered = (twin WER - student WER) / (twin WER - ensemble WER): "
-        "0 is no better than the twin, 1 is as good as the ensemble.",
-    ]
-
-
-def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
-    """Single-thread CPU real-time factor, file size and test WER per runtime."""
-    rtf, sizes, wer = metrics["rtf"], metrics["sizes"], metrics["runtime_wer"]
-    greedy = metrics.get("runtime_wer_greedy", {})
-    decoder = metrics.get("decoder", {}).get("name", "greedy")
-    lines = [
-        "## Deployment (one CPU thread, batch 1)",
-        "",
-        "| model | runtime RTF | speed-up vs ensemble | file size | test WER (greedy) "
-        f"| test WER ({decoder}) |",
-        "|---|---|---|---|---|---|",
-    ]
-
-    def cell(w: float | None) -> str:
-        return "-" if w is None else f"{w:.4f}"
-
-    for name, value in rtf.items():
-        speedup = rtf["ensemble"] / value if value > 0 else float("inf")
-        lines.append(
-            f"| {name} | {value:.6f} | {speedup:.1f}x | {sizes.get(name, 0) / 1e6:.2f} MB | "
-            f"{cell(greedy.get(name))} | {cell(wer.get(name))} |"
-        )
-    goals = metrics["goals"]
-    return lines + [
-        "",
-        f"{metrics['rtf_utterances']} test utterances "
-        f"({metrics['rtf_audio_seconds']} s of audio); int8 speed-up vs ensemble "
-        f"{goals['int8_speedup_vs_ensemble']}x (goal 50x: "
-        f"{'met' if goals['int8_at_least_50x_faster'] else 'not met'}), "
-        f"RTF <= 0.01: {'met' if goals['int8_rtf_at_most_0.01'] else 'not met'}",
-        "",
-        "Test WER (greedy): best path, as `asr-distill transcribe` runs the exported models; "
-        f"test WER ({decoder}): evaluate.decoder, measured on the PyTorch models (the exported "
-        "formats match their logits, see the export stage's parity check).",
-    ]
-
-
-def report_markdown(
-    metrics: dict[str, Any],
-    soft: dict[str, Any],
-    corpus: dict[str, Any] | None = None,
-    timings: dict[str, dict[str, Any]] | None = None,
-    plot_files: Sequence[str] = (),
-) -> str:
-    """The whole Markdown report: results, WER by accent or speaker, word substitutions,
-    corpus, soft targets, training, deployment, plots, examples.
-
-    ``corpus``: ``reports/prepare.json``; ``timings``: training reports keyed
-    by model name; ``plot_files``: PNG paths relative to the report.
+    ``runtime_wer``: evaluate's decoder (``wer``, per system), for the ensemble and the
+    PyTorch rows; ``runtime_wer_greedy``: best path, as ``asr-distill transcribe`` runs,
+    from ``wer_greedy`` (evaluate) and, for the exported formats, the export stage's
+    parity check.
     """
-    lines = [
-        "# asr-distill results (test split)",
-        "",
-        *results_markdown(metrics),
-        "",
-        *distillation_markdown(metrics, timings),
-        "",
-        *groups_markdown(metrics),
-        "",
-        *substitutions_markdown(metrics),
-    ]
-    if corpus is not None:
-        lines += ["", *corpus_markdown(corpus)]
-    lines += ["", *soft_targets_markdown(soft)]
-    if timings:
-        lines += ["", *timings_markdown(timings)]
-    if "rtf" in metrics:
-        lines += ["", *deployment_markdown(metrics)]
-    if plot_files:
-        lines += ["", "## Plots", ""]
-        lines += [f"![{Path(f).stem.replace('_', ' ')}]({f})" for f in plot_files]
-    if metrics.get("examples"):
-        lines += ["", "## Examples", ""]
-        for ex in metrics["examples"]:
-            lines += [
-                f"- ref: {ex['ref']}",
-                f"  - ensemble: {ex['ensemble']}",
-                f"  - student.distilled: {ex['student.distilled']}",
-            ]
-    return "\n".join(lines) + "\n"
+    missing = [k for k in ("wer", *BENCHMARK_KEYS) if k not in export_report]
+    if missing:
+        raise MissingError(f"export report lacks {missing}: re-run the export stage")
+    rtf = export_report["rtf"]
 
+    def per_runtime(by_system: dict[str, float]) -> dict[str, float | None]:
+        return {
+            **{f"{n}.torch": v for n, v in by_system.items() if n != "ensemble"},
+            "ensemble": by_system.get("ensemble"),
+        }
 
-def write_plots(
-    metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]], plots_dir: Path
-) -> list[Path]:
-    """WER per model, WER against parameters, training curves, WER by accent (or speaker)
-    and (with a benchmark in ``metrics``) WER against CPU real-time factor, as PNGs in
-    ``plots_dir``."""
-    from pipeline import plots
-
-    wer = {n: metrics["wer"]["test"][n] for n in model_order(metrics["wer"]["test"])}
-    params = {**metrics["params"], "ensemble": ensemble_params(metrics["params"])}
-    paths = [Path(plots_dir) / f for f in PLOT_FILES]
-    plots.wer_per_model(wer, paths[0])
-    plots.wer_vs_params(wer, params, paths[1])
-    plots.training_curves(runs, paths[2])
-    groups = metrics["wer_by_group"]
-    plots.wer_by_group(
-        {n: groups[n] for n in group_systems(metrics)}, shown_groups(metrics), groups["group_by"], paths[3]
-    )
-    if "rtf" in metrics:
-        paths.append(Path(plots_dir) / "wer_vs_rtf.png")
-        rtf, runtime_wer = metrics["rtf"], metrics.get("runtime_wer_greedy") or metrics["runtime_wer"]
-        plots.wer_vs_rtf(
-            [(n, rtf[n], runtime_wer[n]) for n in rtf if runtime_wer.get(n) is not None], paths[-1]
-        )
-    return paths
-
-
-def wer_plot_rows(metrics: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows for the ``dvc plots`` bar chart of WER per model."""
-    return [
-        {"model": n, "wer": w, "params": metrics["params"].get(n, 0)}
-        for n, w in metrics["wer"]["test"].items()
-    ]
+    decoded = per_runtime(wer)
+    greedy = {**per_runtime(wer_greedy or {}), **export_report["wer"]}
+    return {
+        **{k: export_report[k] for k in BENCHMARK_KEYS},
+        "runtime_wer": {n: decoded.get(n) for n in rtf},
+        "runtime_wer_greedy": {n: greedy.get(n) for n in rtf},
+    }

@@ -30,7 +30,7 @@ import contextlib
 import logging
 import shutil
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,53 +42,33 @@ from pipeline.config import ExportConfig
 from pipeline.ctc import greedy_decode
 from pipeline.deploy import DeployConformer
 from pipeline.errors import MissingError
-from pipeline.evaluate import score
 from pipeline.io import read_jsonl, write_json
 from pipeline.model import ConformerCTC
+from pipeline.runtime import (
+    CONFIG,
+    CONFIG_FORMAT,
+    MIN_FRAMES,
+    ONNX_FP32,
+    ONNX_INT8,
+    STREAMING,
+    TOKENIZER,
+    TORCHSCRIPT,
+    Runner,
+    as_batch,
+    jit_warnings_off,
+    onnx_runner,
+    single_thread,
+    torch_runner,
+    torchscript_runner,
+)
 from pipeline.store import Store
+from pipeline.wer import score
 
 log = logging.getLogger(__name__)
-
-CONFIG_FORMAT = "asr-distill-export/1"
-TORCHSCRIPT = "student.torchscript.pt"
-ONNX_FP32 = "student.onnx"
-ONNX_INT8 = "student.int8.onnx"
-STREAMING = "streaming.onnx"  # streaming students only: one chunk per call (pipeline.streaming)
-TOKENIZER = "tokenizer.model"
-CONFIG = "config.json"
-# Shortest input the ONNX graph is exported for (the dynamo exporter's lower bound
-# on the time axis); transcribe rejects shorter audio with a clear error.
-MIN_FRAMES = 16
-
-# (N, T, F) float32 feats, (N,) int64 lengths -> (N, T', V) float32 logits, (N,) lengths
-Runner = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class ExportParityError(RuntimeError):
     """An exported model does not reproduce the eager PyTorch model."""
-
-
-@contextlib.contextmanager
-def single_thread() -> Iterator[None]:
-    """Run PyTorch on one intra-op thread, restoring the previous setting after.
-
-    Batch-1 inference of a small model gains nothing from more threads, and on
-    a shared machine their spin-waiting makes it many times slower.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-@contextlib.contextmanager
-def jit_warnings_off() -> Iterator[None]:
-    """Silence "`torch.jit.*` is deprecated": still how C++ and mobile runtimes load a model."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r"`torch\.jit\.")
-        yield
 
 
 def export_torchscript(model: torch.nn.Module, path: Path) -> None:
@@ -163,54 +143,6 @@ def quantize_int8(src: Path, dst: Path) -> None:
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, op_types_to_quantize=INT8_OPS)
 
 
-def onnx_session(path: Path, threads: int = 1):
-    """A CPU onnxruntime session with ``threads`` intra-op threads."""
-    import onnxruntime as ort
-
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: ONNX model not found (run the export stage)")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def torch_runner(model: torch.nn.Module) -> Runner:
-    """Wrap an eager or TorchScript model as a numpy :data:`Runner`."""
-
-    def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            logits, out = model(torch.from_numpy(feats), torch.from_numpy(lengths))
-        return logits.numpy(), out.numpy()
-
-    return run
-
-
-def torchscript_runner(path: Path) -> Runner:
-    """Load a TorchScript file as a numpy :data:`Runner`."""
-    with jit_warnings_off():
-        return torch_runner(torch.jit.load(str(path)))
-
-
-def onnx_runner(path: Path, threads: int = 1) -> Runner:
-    """Wrap an ONNX file as a numpy :data:`Runner`."""
-    session = onnx_session(path, threads)
-
-    def run(feats: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        logits, out = session.run(["logits", "out_lengths"], {"feats": feats, "lengths": lengths})
-        return logits, out
-
-    return run
-
-
-def as_batch(feats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """One utterance ``(T, F)`` (any float dtype) as a batch of one: ``(1, T, F)``, ``(1,)``."""
-    x = np.ascontiguousarray(feats, dtype=np.float32)[None]
-    return x, np.array([x.shape[1]], dtype=np.int64)
-
-
 def max_logit_diff(reference: Runner, candidate: Runner, examples: Sequence[np.ndarray]) -> float:
     """Largest absolute logit difference over ``examples`` (each ``(T, F)``, run one at a time)."""
     worst = 0.0
@@ -251,7 +183,7 @@ def write_config(
             "min_frames": MIN_FRAMES,
             "inputs": {"feats": "(N, T, n_mels) float32 raw fbank", "lengths": "(N,) int64"},
             "outputs": {"logits": "(N, T', vocab_size) float32", "out_lengths": "(N,) int64"},
-            "models": {"onnx": ONNX_FP32, "onnx_int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
+            "models": {"onnx": ONNX_FP32, "int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
             "tokenizer": TOKENIZER,
             **({"streaming": streaming} if streaming else {}),
         },
@@ -297,48 +229,36 @@ def check_parity(
     :class:`ExportParityError` naming the file and the measured gap when a check fails.
     """
     with single_thread():
-        return _check_parity(model, out_dir, examples, refs, sp, cfg, label)
-
-
-def _check_parity(
-    model: ConformerCTC,
-    out_dir: Path,
-    examples: Sequence[np.ndarray],
-    refs: Sequence[str],
-    sp: spm.SentencePieceProcessor,
-    cfg: ExportConfig,
-    label: str,
-) -> dict[str, Any]:
-    model.eval()
-    eager = torch_runner(model)
-    scripted = torchscript_runner(out_dir / TORCHSCRIPT)
-    fp32, int8 = onnx_runner(out_dir / ONNX_FP32), onnx_runner(out_dir / ONNX_INT8)
-    parity = {
-        "torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
-        "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
-        "utterances": len(examples),
-        "atol": cfg.parity_atol,
-    }
-    for key, name in (("torchscript_max_abs_diff", TORCHSCRIPT), ("onnx_max_abs_diff", ONNX_FP32)):
-        if not parity[key] <= cfg.parity_atol:
+        model.eval()
+        eager = torch_runner(model)
+        scripted = torchscript_runner(out_dir / TORCHSCRIPT)
+        fp32, int8 = onnx_runner(out_dir / ONNX_FP32), onnx_runner(out_dir / ONNX_INT8)
+        parity = {
+            "torchscript_max_abs_diff": max_logit_diff(eager, scripted, examples),
+            "onnx_max_abs_diff": max_logit_diff(eager, fp32, examples),
+            "utterances": len(examples),
+            "atol": cfg.parity_atol,
+        }
+        for key, name in (("torchscript_max_abs_diff", TORCHSCRIPT), ("onnx_max_abs_diff", ONNX_FP32)):
+            if not parity[key] <= cfg.parity_atol:
+                raise ExportParityError(
+                    f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
+                    f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}"
+                )
+        wer = {
+            name: score(list(refs), transcripts(runner, examples, sp))[0]
+            for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("int8", int8))
+        }
+        parity["int8_wer_delta"] = round(wer["int8"] - wer["torch"], 4)
+        if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
             raise ExportParityError(
-                f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
-                f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}"
+                f"{out_dir / ONNX_INT8}: int8 test WER {wer['int8']:.4f} differs from eager "
+                f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}"
             )
-    wer = {
-        name: score(list(refs), transcripts(runner, examples, sp))[0]
-        for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("onnx_int8", int8))
-    }
-    parity["int8_wer_delta"] = round(wer["onnx_int8"] - wer["torch"], 4)
-    if abs(parity["int8_wer_delta"]) > cfg.int8_wer_tolerance:
-        raise ExportParityError(
-            f"{out_dir / ONNX_INT8}: int8 test WER {wer['onnx_int8']:.4f} differs from eager "
-            f"{wer['torch']:.4f} by more than export.int8_wer_tolerance {cfg.int8_wer_tolerance}"
-        )
-    if model.cfg.streaming:
-        parity["streaming"] = _check_streaming(out_dir, examples, fp32, cfg)
-    log.info("export parity: %s; test WER %s", parity, wer)
-    return {"parity": parity, "wer": {f"{label}.{k}": v for k, v in wer.items()}}
+        if model.cfg.streaming:
+            parity["streaming"] = _check_streaming(out_dir, examples, fp32, cfg)
+        log.info("export parity: %s; test WER %s", parity, wer)
+        return {"parity": parity, "wer": {f"{label}.{k}": v for k, v in wer.items()}}
 
 
 def _check_streaming(out_dir: Path, examples: Sequence[np.ndarray], fp32: Runner, cfg: ExportConfig) -> dict:
@@ -377,8 +297,3 @@ def load_split(features_dir: Path, manifest: Path) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
-
-
-def file_sizes(paths: dict[str, Sequence[Path]]) -> dict[str, int]:
-    """Bytes on disk per name (a name may cover several files, e.g. the ensemble)."""
-    return {name: sum(Path(p).stat().st_size for p in files) for name, files in paths.items()}

@@ -22,9 +22,10 @@ line) become rejects with a reason, never silent drops.
 
 Usage::
 
-    from pipeline.importers import list_candidates, read_audio
+    from pipeline.importers import list_candidates
     candidates, rejects = list_candidates(params.data)
-    wav, sample_rate, fixes = read_audio(candidates[0].audio, 16000)
+
+Their audio is read by :func:`pipeline.audio.read_audio` in the ``prepare`` stage.
 """
 
 from __future__ import annotations
@@ -33,23 +34,13 @@ import csv
 import hashlib
 import json
 import re
-import struct
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
-import torch
-import torchaudio.functional as AF
-
 from pipeline.config import CommonVoiceConfig, DataConfig, LibriSpeechConfig, ManifestImportConfig
+from pipeline.splits import SPLITS, TRANSFER
 
-# Transcribed splits, and the transfer set: audio only, labelled by the teachers alone.
-LABELLED_SPLITS = ("train", "dev", "test")
-TRANSFER = "transfer"
-SPLITS = (*LABELLED_SPLITS, TRANSFER)
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -69,10 +60,6 @@ class Candidate:
         return self.split != TRANSFER
 
 
-class AudioProblem(Exception):
-    """An audio file cannot be used; ``str(e)`` is the reject reason."""
-
-
 def safe_id(raw: str) -> str:
     """An utterance id usable as a file name: 'a/b c.wav' -> 'a_b_c.wav'."""
     return _SAFE_ID.sub("_", raw).strip("._") or "utt"
@@ -86,96 +73,6 @@ def reject(cand_id: str, split: str, reason: str, audio: Path | None = None) -> 
         "reason": reason,
         "audio": str(audio) if audio is not None else None,
     }
-
-
-# ---------------------------------------------------------------------------
-# Audio: read, detect damage, downmix, resample.
-
-
-def wav_truncation(path: Path) -> str | None:
-    """For a RIFF/WAVE file whose data chunk is shorter than its header says, the shortfall.
-
-    libsndfile quietly reads what is there, so a cut-off WAV would otherwise
-    pass as a shorter, valid file whose transcript no longer matches.
-    """
-    size = path.stat().st_size
-    with path.open("rb") as f:
-        head = f.read(12)
-        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
-            return None
-        offset = 12
-        while offset + 8 <= size:
-            f.seek(offset)
-            chunk_id, chunk_size = struct.unpack("<4sI", f.read(8))
-            if chunk_id == b"data":
-                available = size - offset - 8
-                unknown = chunk_size in (0, 0xFFFFFFFF)
-                if not unknown and available < chunk_size:
-                    return f"data chunk has {available} of {chunk_size} bytes"
-                return None
-            offset += 8 + chunk_size + (chunk_size & 1)
-    return None
-
-
-def _read_librosa(path: Path) -> tuple[np.ndarray, int]:
-    """Fallback decoder for formats libsndfile lacks; (frames, channels) float32."""
-    import librosa
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        wav, sr = librosa.load(str(path), sr=None, mono=False)
-    return np.atleast_2d(wav).T.astype(np.float32), int(sr)
-
-
-def decode(path: Path) -> tuple[np.ndarray, int]:
-    """Samples ``(frames, channels)`` float32 and the file's sample rate.
-
-    soundfile first, librosa for formats soundfile cannot open. Raises
-    :class:`AudioProblem` for missing, unreadable, truncated or empty files.
-    """
-    if not path.is_file():
-        raise AudioProblem("missing file")
-    if path.stat().st_size == 0:
-        raise AudioProblem("empty audio (zero-byte file)")
-    try:
-        info = sf.info(str(path))
-    except Exception as e:  # noqa: BLE001 - any decoder failure is a reject reason
-        try:
-            wav, sr = _read_librosa(path)
-        except Exception:  # noqa: BLE001
-            raise AudioProblem(f"unreadable audio ({_short(e)})") from None
-    else:
-        shortfall = wav_truncation(path)
-        if shortfall:
-            raise AudioProblem(f"truncated audio ({shortfall})")
-        try:
-            wav, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        except Exception as e:  # noqa: BLE001
-            raise AudioProblem(f"truncated audio ({_short(e)})") from None
-        if info.frames > 0 and len(wav) < info.frames:
-            raise AudioProblem(f"truncated audio (read {len(wav)} of {info.frames} frames)")
-    if wav.size == 0:
-        raise AudioProblem("empty audio (no samples)")
-    return wav, sr
-
-
-def _short(e: Exception) -> str:
-    """A one-line error message without the path (the reject row has it)."""
-    return str(e).replace("\n", " ").split(": ", 1)[-1][:120]
-
-
-def read_audio(path: Path, sample_rate: int) -> tuple[np.ndarray, list[str]]:
-    """Mono float32 samples at ``sample_rate`` and the fixes applied ('downmixed', 'resampled')."""
-    wav, sr = decode(path)  # (frames, channels)
-    fixes = []
-    if wav.shape[1] > 1:
-        wav = wav.mean(axis=1, keepdims=True)
-        fixes.append("downmixed")
-    mono = wav[:, 0]
-    if sr != sample_rate:
-        mono = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), sr, sample_rate).numpy()
-        fixes.append("resampled")
-    return mono.astype(np.float32), fixes
 
 
 # ---------------------------------------------------------------------------

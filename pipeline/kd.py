@@ -16,9 +16,10 @@ the ordinary dense KL (tested against a brute-force reference).
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
 
 EPS = 1e-8
 
@@ -95,3 +96,24 @@ def kd_loss(
 def distillation_loss(ctc: torch.Tensor, kd: torch.Tensor, alpha: float, temperature: float) -> torch.Tensor:
     """``(1 - alpha) * CTC + alpha * T^2 * KL`` (Hinton, Vinyals & Dean 2015)."""
     return (1.0 - alpha) * ctc + alpha * temperature**2 * kd
+
+
+def delay_targets(
+    ids: np.ndarray, probs: np.ndarray, rest: np.ndarray, shift: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Soft targets ``(T, k)``, ``(T, k)``, ``(T,)`` delayed by ``shift`` frames, same length.
+
+    Frame ``t`` gets the teachers' frame ``t - shift``; the first ``shift`` frames are blank
+    with certainty, the teachers' last ``shift`` frames (trailing silence) are dropped. A
+    streaming student emits each token later than full-context teachers; delayed targets
+    ask for the spike where it can emit it.
+    """
+    shift = min(shift, len(ids))
+    blank_ids = np.broadcast_to(np.arange(ids.shape[1], dtype=ids.dtype), (shift, ids.shape[1]))
+    blank_probs = np.zeros((shift, probs.shape[1]), probs.dtype)
+    blank_probs[:, 0] = 1.0  # id 0 (blank) first
+    return (
+        np.concatenate([blank_ids, ids[: len(ids) - shift]]),
+        np.concatenate([blank_probs, probs[: len(probs) - shift]]),
+        np.concatenate([np.zeros(shift, rest.dtype), rest[: len(rest) - shift]]),
+    )

@@ -28,13 +28,16 @@ import multiprocessing as mp
 import random
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sentencepiece as spm
 import torch
 
+from pipeline.config import TrainConfig
 from pipeline.errors import MissingError
+from pipeline.io import read_jsonl
 from pipeline.model import subsampled_lengths
 from pipeline.store import Store, StoreUnion
 
@@ -289,3 +292,29 @@ class BatchLoader:
                 if i >= skip
             ]
         )
+
+
+def split_texts(manifest_dir: Path, split: str) -> dict[str, str]:
+    """``id -> transcript`` of a split ("" for the transfer set's untranscribed rows)."""
+    return {r["id"]: r.get("text", "") for r in read_jsonl(Path(manifest_dir) / f"{split}.jsonl")}
+
+
+def make_loader(
+    features_dir: Path,
+    manifest_dir: Path,
+    split: str,
+    sp: spm.SentencePieceProcessor,
+    batch_frames: int,
+    extras: Extra | None = None,
+    train: TrainConfig | None = None,
+) -> BatchLoader:
+    """A loader over ``split``; pass ``train`` for training loaders (workers, speed perturbation)."""
+    options = {} if train is None else {"workers": train.loader_workers, "speed_perturb": train.speed_perturb}
+    return BatchLoader(
+        Store(Path(features_dir) / split),
+        split_texts(manifest_dir, split),
+        sp,
+        batch_frames,
+        extras,
+        **options,
+    )

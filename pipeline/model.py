@@ -20,7 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 from torchaudio.models import Conformer
 
-from pipeline.config import ModelConfig
+from pipeline.config import ModelConfig, Params
 
 
 def subsampled_lengths(lengths: torch.Tensor) -> torch.Tensor:
@@ -211,3 +211,11 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> Conforme
     model = ConformerCTC(ModelConfig(**ckpt["config"]), ckpt["n_mels"], ckpt["vocab_size"])
     model.load_state_dict(ckpt["state_dict"])
     return model.to(device).eval()
+
+
+def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[str, Path]:
+    """Every model file the params name, keyed ``teacher.<name>`` / ``student.<name>``."""
+    return {
+        **{f"teacher.{n}": Path(teachers_dir) / f"{n}.pt" for n in params.teacher_names()},
+        **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.students},
+    }

@@ -3,8 +3,8 @@
 Teachers are Conformer-CTC models. The guide teacher trains with plain CTC;
 with ``ensemble.align: guide`` every other teacher adds the guided-CTC term
 (Kurata & Audhkhasi 2019) that pulls its spikes onto the guide's frames.
-Students use the shared ``student:`` architecture unless they set their own
-``model`` and train on ``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``,
+Students use ``student_defaults.model`` unless they set their own ``model``
+and train on ``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``,
 the CTC term only on utterances with a transcript (see :func:`student_data`).
 """
 
@@ -18,47 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import sentencepiece as spm
 import torch
 
-from pipeline.config import ModelConfig, Params, TrainConfig
+from pipeline.config import ModelConfig, Params
 from pipeline.ctc import ctc_loss, guided_ctc_loss
-from pipeline.importers import TRANSFER
-from pipeline.io import file_digest, read_json, read_jsonl
-from pipeline.kd import distillation_loss, kd_loss, nonblank_frames
-from pipeline.loader import Batch, BatchLoader, Extra, make_buckets
+from pipeline.io import file_digest, read_json
+from pipeline.kd import delay_targets, distillation_loss, kd_loss, nonblank_frames
+from pipeline.loader import Batch, BatchLoader, Extra, make_buckets, make_loader, split_texts
 from pipeline.model import ConformerCTC, count_parameters, load_model
+from pipeline.splits import TRANSFER
 from pipeline.store import Store, StoreUnion
-from pipeline.tokenizer import load_tokenizer
+from pipeline.tokens import load_tokenizer
 from pipeline.train import TrainJob, train
 
 log = logging.getLogger(__name__)
-
-
-def split_texts(manifest_dir: Path, split: str) -> dict[str, str]:
-    """``id -> transcript`` of a split ("" for the transfer set's untranscribed rows)."""
-    return {r["id"]: r.get("text", "") for r in read_jsonl(Path(manifest_dir) / f"{split}.jsonl")}
-
-
-def make_loader(
-    features_dir: Path,
-    manifest_dir: Path,
-    split: str,
-    sp: spm.SentencePieceProcessor,
-    batch_frames: int,
-    extras: Extra | None = None,
-    train: TrainConfig | None = None,
-) -> BatchLoader:
-    """A loader over ``split``; pass ``train`` for training loaders (workers, speed perturbation)."""
-    options = {} if train is None else {"workers": train.loader_workers, "speed_perturb": train.speed_perturb}
-    return BatchLoader(
-        Store(Path(features_dir) / split),
-        split_texts(manifest_dir, split),
-        sp,
-        batch_frames,
-        extras,
-        **options,
-    )
 
 
 def build_model(cfg: ModelConfig, features_dir: Path, vocab_size: int, seed: int) -> ConformerCTC:
@@ -96,27 +69,6 @@ def soft_target_extras(soft: Store, shift: int = 0) -> Extra:
         return {"ids": ids, "probs": probs, "rest": rest}
 
     return extras
-
-
-def delay_targets(
-    ids: np.ndarray, probs: np.ndarray, rest: np.ndarray, shift: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Soft targets ``(T, k)``, ``(T, k)``, ``(T,)`` delayed by ``shift`` frames, same length.
-
-    Frame ``t`` gets the teachers' frame ``t - shift``; the first ``shift`` frames are blank
-    with certainty, the teachers' last ``shift`` frames (trailing silence) are dropped. A
-    streaming student emits each token later than full-context teachers; delayed targets
-    ask for the spike where it can emit it.
-    """
-    shift = min(shift, len(ids))
-    blank_ids = np.broadcast_to(np.arange(ids.shape[1], dtype=ids.dtype), (shift, ids.shape[1]))
-    blank_probs = np.zeros((shift, probs.shape[1]), probs.dtype)
-    blank_probs[:, 0] = 1.0  # id 0 (blank) first
-    return (
-        np.concatenate([blank_ids, ids[: len(ids) - shift]]),
-        np.concatenate([blank_probs, probs[: len(probs) - shift]]),
-        np.concatenate([np.zeros(shift, rest.dtype), rest[: len(rest) - shift]]),
-    )
 
 
 def data_digest(paths: dict[str, Path]) -> str:
@@ -260,7 +212,7 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str
     sp = load_tokenizer(paths["tokenizer"])
     bf = params.train.batch_frames
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
-    alpha, temperature = scfg.alpha, params.distill.temperature
+    alpha, temperature = scfg.alpha, params.soft_targets.temperature
     data = student_data(params, name, paths)
     extras, soft_meta = None, None
     if alpha > 0:

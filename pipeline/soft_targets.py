@@ -21,37 +21,22 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
-from pipeline.importers import LABELLED_SPLITS
+from pipeline.ensemble import combine_posteriors
 from pipeline.io import atomic_path, write_json
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC
+from pipeline.splits import LABELLED_SPLITS
 from pipeline.store import Store, write_store
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
+from pipeline.wer import RATE_DECIMALS, corpus_wer
 
 log = logging.getLogger(__name__)
-
-
-def combine_posteriors(
-    logits: Sequence[torch.Tensor], temperature: float, combine: str = "mean"
-) -> torch.Tensor:
-    """Ensemble distribution ``(..., V)`` from per-teacher logits ``(..., V)``.
-
-    ``mean``: average of ``softmax(z_i / T)`` (Hinton et al.); ``geometric``:
-    renormalized ``exp(mean_i log_softmax(z_i / T))``.
-    """
-    log_probs = torch.stack([torch.log_softmax(z.float() / temperature, -1) for z in logits])
-    if combine == "mean":
-        return log_probs.exp().mean(0)
-    if combine == "geometric":
-        return torch.softmax(log_probs.mean(0), -1)
-    raise ValueError(f"unknown combine method '{combine}' (use mean or geometric)")
 
 
 def top_k_with_rest(probs: torch.Tensor, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -126,7 +111,7 @@ def build_soft_targets(
     student's checkpoint is never resumed on soft targets from other teachers.
     """
     t0 = time.time()
-    temperature, k = params.distill.temperature, params.distill.top_k
+    temperature, k = params.soft_targets.temperature, params.soft_targets.top_k
     combine = params.ensemble.combine
     names = list(models)
     fields = {"ids": ("uint16", (k,)), "probs": ("float16", (k,)), "rest": ("float16", ())}
@@ -157,7 +142,7 @@ def build_soft_targets(
                     hard = combine_posteriors(logits, 1.0, combine)
                     hyp = sp.decode(greedy_decode(hard[None], torch.tensor([len(hard)]))[0])
                     refs.append(text)
-                    hyps.append(hyp or "<empty>")
+                    hyps.append(hyp)
                     utt_ids.append(u)
                     yield u, {"ids": ids, "probs": probs, "rest": rest}
 
@@ -165,12 +150,9 @@ def build_soft_targets(
             frames += sum(v[2] for v in Store(tmp / split).index.values())
             metrics[split] = {"utterances": len(hyps), "spike_agreement": meter.result()}
             if split in LABELLED_SPLITS:
-                metrics[split]["ensemble_wer"] = round(float(jiwer.wer(refs, hyps)), 4)
+                metrics[split]["ensemble_wer"] = round(corpus_wer(refs, hyps), RATE_DECIMALS)
             if split != "dev":  # sequence-level KD reads them (students.<name>.pseudo_labels)
-                write_json(
-                    tmp / f"{split}.hyps.json",
-                    {u: "" if h == "<empty>" else h for u, h in zip(utt_ids, hyps)},
-                )
+                write_json(tmp / f"{split}.hyps.json", dict(zip(utt_ids, hyps)))
         disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
     kept = np.concatenate(retained) if retained else np.zeros(1)
     metrics.update(

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.tokenizer import BLANK
+from pipeline.tokens import BLANK
 
 
 def spikes(argmax: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

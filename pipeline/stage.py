@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from pipeline.config import Params, ParamsError, load_params
 from pipeline.errors import InputError
@@ -19,10 +20,20 @@ def setup_logging() -> None:
     )
 
 
-def parser(description: str) -> argparse.ArgumentParser:
+def parser(description: str, *required: str) -> argparse.ArgumentParser:
+    """An argument parser with ``--params`` and one required option per name in ``required``
+    (``"soft-targets"`` -> ``--soft-targets``, read as ``args.soft_targets``)."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--params", default="params.yaml", help="parameters file (default params.yaml)")
+    for flag in required:
+        p.add_argument(f"--{flag}", required=True)
     return p
+
+
+def paths(args: argparse.Namespace, flags: Sequence[str]) -> dict[str, Path]:
+    """The options named by ``flags`` as paths, keyed as argparse names them (``soft_targets``)."""
+    keys = [f.replace("-", "_") for f in flags]
+    return {k: Path(getattr(args, k)) for k in keys}
 
 
 def run(main: Callable[[argparse.Namespace, Params], None], args: argparse.Namespace) -> None:

@@ -45,10 +45,14 @@ import sentencepiece as spm
 import torch
 from torch import nn
 
-from pipeline.config import FeaturesConfig
+from pipeline.audio import read_audio
+from pipeline.config import FbankConfig
 from pipeline.deploy import DeployConformer
+from pipeline.fbank import fbank
+from pipeline.io import read_json
 from pipeline.model import ConformerCTC
-from pipeline.tokenizer import BLANK
+from pipeline.runtime import CONFIG, onnx_session
+from pipeline.tokens import BLANK, load_tokenizer
 
 SUBSAMPLING = 4  # input frames per output frame
 OVERLAP = 3  # extra input frames a window of C output frames needs (4 C + 3)
@@ -59,7 +63,7 @@ def window_frames(chunk_frames: int) -> int:
     return SUBSAMPLING * chunk_frames + OVERLAP
 
 
-def algorithmic_latency_ms(chunk_frames: int, features: FeaturesConfig) -> float:
+def algorithmic_latency_ms(chunk_frames: int, features: FbankConfig) -> float:
     """Audio a chunk's outputs wait for past the chunk's first sample, minus nothing:
     the chunk (``C * 4`` frame shifts) plus the fbank lookahead its last frame needs."""
     lookahead = (OVERLAP - 1) * features.frame_shift_ms + features.frame_length_ms
@@ -184,10 +188,7 @@ class StreamingFbank:
     samples have arrived.
     """
 
-    def __init__(self, sample_rate: int, features: FeaturesConfig) -> None:
-        from pipeline.features import fbank
-
-        self._fbank = fbank
+    def __init__(self, sample_rate: int, features: FbankConfig) -> None:
         self.sample_rate, self.features = sample_rate, features
         self.shift = int(sample_rate * features.frame_shift_ms / 1000)
         self.window = int(sample_rate * features.frame_length_ms / 1000)
@@ -198,7 +199,7 @@ class StreamingFbank:
         self.buffer = np.concatenate([self.buffer, np.asarray(samples, np.float32)])
         if len(self.buffer) < self.window:
             return np.zeros((0, self.features.n_mels), np.float32)
-        frames = self._fbank(self.buffer, self.sample_rate, self.features)
+        frames = fbank(self.buffer, self.sample_rate, self.features)
         self.buffer = self.buffer[len(frames) * self.shift :]
         return frames
 
@@ -209,17 +210,13 @@ class StreamingModel:
 
     session: Any
     sp: spm.SentencePieceProcessor
-    features: FeaturesConfig
+    features: FbankConfig
     sample_rate: int
     chunk_frames: int
     state_shapes: dict[str, list[int]]
 
     @classmethod
     def load(cls, path: Path, threads: int = 1) -> StreamingModel:
-        from pipeline.export import CONFIG, onnx_session
-        from pipeline.io import read_json
-        from pipeline.tokenizer import load_tokenizer
-
         path = Path(path)
         config_path = path.parent / CONFIG
         if not path.is_file():
@@ -233,7 +230,7 @@ class StreamingModel:
         return cls(
             onnx_session(path, threads),
             load_tokenizer(path.parent / config["tokenizer"]),
-            FeaturesConfig(**config["features"]),
+            FbankConfig(**config["features"]),
             int(config["sample_rate"]),
             int(stream["chunk_frames"]),
             stream["state_shapes"],
@@ -251,9 +248,7 @@ class StreamingModel:
     ) -> dict[str, Any]:
         """Feed ``path`` chunk by chunk as if live; ``on_partial(seconds_heard, text)`` whenever
         the text grows. Returns the final text with per-chunk compute times and latency."""
-        from pipeline.transcribe import read_audio
-
-        wav = read_audio(path, self.sample_rate)
+        wav = read_audio(path, self.sample_rate).samples
         block = int(round(self.chunk_seconds * self.sample_rate))
         decoder, text = self.decoder(), ""
         for start in range(0, len(wav), block):

@@ -1,8 +1,6 @@
 """The ``tokenizer`` stage: a sentencepiece model over the train transcripts.
 
-Id 0 is the CTC blank (``<blk>``, sentencepiece's pad piece, never emitted by
-``encode``), id 1 is ``<unk>``; the rest are subword units. Every model's
-output layer has ``vocab_size`` classes including the blank.
+Id 0 is the CTC blank and id 1 ``<unk>`` (see :mod:`pipeline.tokens`, which loads the model).
 """
 
 from __future__ import annotations
@@ -13,8 +11,7 @@ import sentencepiece as spm
 
 from pipeline.config import TokenizerConfig
 from pipeline.io import atomic_path, read_jsonl
-
-BLANK = 0
+from pipeline.tokens import BLANK, load_tokenizer
 
 
 def train_tokenizer(manifest: Path, out_dir: Path, cfg: TokenizerConfig) -> dict[str, int]:
@@ -39,11 +36,3 @@ def train_tokenizer(manifest: Path, out_dir: Path, cfg: TokenizerConfig) -> dict
             num_threads=2,
         )
     return {"vocab_size": load_tokenizer(out_dir / "spm.model").get_piece_size(), "sentences": len(texts)}
-
-
-def load_tokenizer(path: str | Path) -> spm.SentencePieceProcessor:
-    """Load ``spm.model``; a missing file raises an error naming it."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: tokenizer model not found (run the tokenizer stage)")
-    return spm.SentencePieceProcessor(model_file=str(path))

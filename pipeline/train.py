@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import jiwer
 import sentencepiece as spm
 import torch
 import torchaudio.functional as AF
@@ -32,6 +31,7 @@ from pipeline.distributed import Context, all_reduce_sum, barrier, setup, teardo
 from pipeline.io import atomic_path
 from pipeline.loader import Batch, BatchLoader
 from pipeline.model import ConformerCTC, save_model
+from pipeline.wer import corpus_wer
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def evaluate_wer(
         logits, lengths = model(batch.feats, batch.lengths)
         hyps += [sp.decode(ids) for ids in greedy_decode(logits, lengths)]
         refs += batch.texts
-    return float(jiwer.wer(refs, [h if h else "<empty>" for h in hyps]))
+    return corpus_wer(refs, hyps)
 
 
 class Checkpointer:

@@ -16,29 +16,23 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import sentencepiece as spm
-import soundfile as sf
 import torch
-import torchaudio.functional as AF
 
-from pipeline.config import FeaturesConfig
+from pipeline.audio import AudioError, read_audio
+from pipeline.config import FbankConfig
 from pipeline.ctc import greedy_decode
-from pipeline.export import CONFIG, CONFIG_FORMAT, Runner, as_batch, onnx_runner
-from pipeline.features import fbank, load_audio
+from pipeline.fbank import fbank
 from pipeline.io import read_json
-from pipeline.tokenizer import load_tokenizer
+from pipeline.runtime import CONFIG, CONFIG_FORMAT, Runner, as_batch, onnx_runner
+from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger(__name__)
-
-
-class AudioError(ValueError):
-    """An input file is missing, unreadable, empty or too short; the message names it."""
 
 
 @dataclass
@@ -55,61 +49,13 @@ class Transcript:
         return asdict(self)
 
 
-def read_with_librosa(path: Path, sample_rate: int) -> np.ndarray:
-    """Formats libsndfile lacks (e.g. m4a through audioread): mono float32 at ``sample_rate``."""
-    import librosa
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # librosa warns on its own fallback chain
-        wav, sr = librosa.load(str(path), sr=None, mono=True)
-    if sr != sample_rate:
-        wav = AF.resample(torch.from_numpy(wav), int(sr), sample_rate).numpy()
-    return wav.astype(np.float32)
-
-
-def is_empty_soundfile(path: Path) -> bool:
-    """True for a file libsndfile reads as zero samples (resampling would fail on it)."""
-    try:
-        return sf.info(str(path)).frames == 0
-    except Exception:  # not a libsndfile format: the readers below decide
-        return False
-
-
-def read_audio(path: Path, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples at ``sample_rate``: soundfile first (as in training), librosa after.
-
-    Raises :class:`AudioError` naming the file when it is missing, unreadable or empty.
-    """
-    if not path.exists():
-        raise AudioError(f"{path}: file not found")
-    if not path.is_file():
-        raise AudioError(f"{path}: not a file")
-    if is_empty_soundfile(path):
-        raise AudioError(f"{path}: empty audio (no samples)")
-    try:
-        wav = load_audio(path, sample_rate)
-    except (ValueError, RuntimeError) as first:
-        try:
-            wav = read_with_librosa(path, sample_rate)
-        except Exception as second:  # librosa/audioread raise many types; report both readers
-            soundfile_says = str(first).removeprefix(f"{path}: ")
-            librosa_says = str(second) or "no audio backend could decode it"
-            raise AudioError(
-                f"{path}: cannot read audio (soundfile: {soundfile_says}; "
-                f"librosa: {type(second).__name__}: {librosa_says})"
-            ) from None
-    if wav.size == 0:
-        raise AudioError(f"{path}: empty audio (no samples)")
-    return wav
-
-
 @dataclass
 class ExportedModel:
     """An exported ONNX student with its tokenizer and front-end settings."""
 
     runner: Runner
     sp: spm.SentencePieceProcessor
-    features: FeaturesConfig
+    features: FbankConfig
     sample_rate: int
     min_frames: int
 
@@ -127,7 +73,7 @@ class ExportedModel:
         loaded = cls(
             onnx_runner(model, threads),
             load_tokenizer(model.parent / config["tokenizer"]),
-            FeaturesConfig(**config["features"]),
+            FbankConfig(**config["features"]),
             int(config["sample_rate"]),
             int(config["min_frames"]),
         )
@@ -141,8 +87,9 @@ class ExportedModel:
         ) / 1000.0
         if len(wav) < int(min_seconds * self.sample_rate):
             raise AudioError(
-                f"{path}: audio too short ({len(wav) / self.sample_rate:.3f} s; "
-                f"the model needs at least {min_seconds:.2f} s)"
+                path,
+                f"audio too short ({len(wav) / self.sample_rate:.3f} s; "
+                f"the model needs at least {min_seconds:.2f} s)",
             )
         return fbank(wav, self.sample_rate, self.features)
 
@@ -153,7 +100,7 @@ class ExportedModel:
 
     def transcribe(self, path: Path) -> Transcript:
         """Read, featurize and decode one file."""
-        wav = read_audio(path, self.sample_rate)
+        wav = read_audio(path, self.sample_rate).samples
         start = time.perf_counter()
         text = self.decode(self.features_of(path, wav))
         compute = time.perf_counter() - start

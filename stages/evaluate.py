@@ -6,10 +6,10 @@ figures in ``reports/metrics.json`` (the DVC metrics file); ``reports/summary.md
 
 Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
-         --soft-targets-metrics reports/soft_targets.json --prepare-metrics reports/prepare.json \
+         --soft-targets-report reports/soft_targets.json --prepare-report reports/prepare.json \
          --train-reports reports --live dvclive --metrics reports/metrics.json \
-         --report reports/evaluation.json --summary reports/summary.md --plot reports/plots/wer.json \
-         --plots-dir reports/plots --export-metrics reports/export.json
+         --report reports/evaluation.json --summary reports/summary.md \
+         --plot reports/plots/wer_per_model.json --plots-dir reports/plots --export-report reports/export.json
 """
 
 import logging
@@ -18,24 +18,23 @@ from pathlib import Path
 
 import torch
 
-from pipeline.benchmark import deployment_metrics, model_files
 from pipeline.decoding import greedy_decoder, make_decoder
 from pipeline.evaluate import (
+    decode_test,
+    deployment_metrics,
     evaluate_models,
     headline_metrics,
+    named_models,
     oov_rates,
     read_speakers,
-    read_timings,
-    report_markdown,
-    wer_plot_rows,
-    write_plots,
 )
 from pipeline.io import atomic_path, read_json, read_jsonl, write_json
-from pipeline.model import load_model
+from pipeline.loader import make_loader
+from pipeline.model import load_model, model_files
 from pipeline.plots import read_run_curves
-from pipeline.recipes import make_loader
 from pipeline.stage import parser, run
-from pipeline.tokenizer import load_tokenizer
+from pipeline.summary import read_timings, report_markdown, wer_plot_rows, write_plots
+from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger("asr_distill")
 
@@ -50,11 +49,13 @@ def main(args, params):
     speakers = read_speakers(Path(args.manifests) / "test.jsonl")
     train_words = (w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split())
     decode = make_decoder(params.evaluate, sp, train_words)
-    metrics = evaluate_models(params, teachers, students, loader, decode, speakers, greedy_decoder(sp))
+    models = named_models(teachers, students)
+    decoded = decode_test(models, params.ensemble.combine, loader, decode, greedy_decoder(sp))
+    metrics = evaluate_models(params, models, decoded, speakers)
     metrics["decoder"] = {"name": params.evaluate.decoder, "beam_size": params.evaluate.beam_size}
-    prepare = read_json(args.prepare_metrics)
+    prepare = read_json(args.prepare_report)
     metrics["oov_rate"] = oov_rates(prepare)
-    soft = read_json(args.soft_targets_metrics)
+    soft = read_json(args.soft_targets_report)
     metrics["soft_targets"] = {
         k: soft[k]
         for k in ("bytes_per_frame", "retained_mass_mean", "retained_mass_min", "temperature", "top_k")
@@ -63,7 +64,7 @@ def main(args, params):
     metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
     metrics.update(
         deployment_metrics(
-            read_json(args.export_metrics), metrics["wer"]["test"], metrics["wer_greedy"]["test"]
+            read_json(args.export_report), metrics["wer"]["test"], metrics["wer_greedy"]["test"]
         )
     )
     reports, live = Path(args.train_reports), Path(args.live)
@@ -89,33 +90,19 @@ def main(args, params):
     log.info(
         "test WER %s; student.distilled - %s: %s %s; gap_recovered %s %s; int8 speed-up vs ensemble %sx",
         metrics["wer"]["test"],
-        metrics["comparison_model"]["student.distilled"],
+        metrics["twin"]["student.distilled"],
         metrics["wer_diff"]["student.distilled"],
         metrics["wer_diff_ci"]["student.distilled"],
         metrics["gap_recovered"],
         metrics["gap_recovered_ci"]["student.distilled"],
-        metrics["goals"]["int8_speedup_vs_ensemble"],
+        metrics["goals"]["int8_speedup"],
     )
 
 
 if __name__ == "__main__":
-    p = parser(__doc__)
-    for flag in (
-        "teachers",
-        "students",
-        "features",
-        "manifests",
-        "tokenizer",
-        "soft-targets-metrics",
-        "prepare-metrics",
-        "train-reports",
-        "live",
-        "metrics",
-        "report",
-        "summary",
-        "plot",
-        "plots-dir",
-        "export-metrics",
-    ):
-        p.add_argument(f"--{flag}", required=True)
-    run(main, p.parse_args())
+    flags = (
+        *("teachers", "students", "features", "manifests", "tokenizer"),
+        *("soft-targets-report", "prepare-report", "export-report", "train-reports", "live"),
+        *("metrics", "report", "summary", "plot", "plots-dir"),
+    )
+    run(main, parser(__doc__, *flags).parse_args())

@@ -1,7 +1,7 @@
 """Stage ``features``: 80-dim log-mel filterbanks into sharded fp16 stores + CMVN.
 
 Usage: python stages/features.py --manifests data/manifests --out data/features \
-         --work data/features.partial --metrics reports/features.json
+         --work data/features.partial --report reports/features.json
 
 An interrupted run resumes from the finished shards in ``--work``; see :mod:`pipeline.features`.
 """
@@ -21,17 +21,14 @@ def main(args, params):
         params.data.sample_rate,
         work_dir=Path(args.work) if args.work else None,
     )
-    write_json(args.metrics, metrics)
+    write_json(args.report, metrics)
 
 
 if __name__ == "__main__":
-    p = parser(__doc__)
-    p.add_argument("--manifests", required=True)
-    p.add_argument("--out", required=True)
+    p = parser(__doc__, "manifests", "out", "report")
     p.add_argument(
         "--work",
         default=None,
         help="folder for finished shards kept across interrupted runs (default: <out>.partial)",
     )
-    p.add_argument("--metrics", required=True)
     run(main, p.parse_args())

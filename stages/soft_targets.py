@@ -2,20 +2,20 @@
 
 Usage: python stages/soft_targets.py --teachers models/teachers --features data/features \
          --manifests data/manifests --tokenizer data/tokenizer/spm.model \
-         --out data/soft_targets --metrics reports/soft_targets.json
+         --out data/soft_targets --report reports/soft_targets.json
 """
 
 from pathlib import Path
 
 import torch
 
-from pipeline.importers import TRANSFER
 from pipeline.io import file_digest, write_json
+from pipeline.loader import make_loader
 from pipeline.model import load_model
-from pipeline.recipes import make_loader
 from pipeline.soft_targets import build_soft_targets
+from pipeline.splits import SOFT_TARGET_SPLITS
 from pipeline.stage import parser, run
-from pipeline.tokenizer import load_tokenizer
+from pipeline.tokens import load_tokenizer
 
 
 def main(args, params):
@@ -26,13 +26,10 @@ def main(args, params):
     digests = {n: file_digest(f) for n, f in files.items()}
     loaders = {
         s: make_loader(Path(args.features), Path(args.manifests), s, sp, params.train.batch_frames)
-        for s in ("train", "dev", TRANSFER)
+        for s in SOFT_TARGET_SPLITS
     }
-    write_json(args.metrics, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
+    write_json(args.report, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
 
 
 if __name__ == "__main__":
-    p = parser(__doc__)
-    for flag in ("teachers", "features", "manifests", "tokenizer", "out", "metrics"):
-        p.add_argument(f"--{flag}", required=True)
-    run(main, p.parse_args())
+    run(main, parser(__doc__, "teachers", "features", "manifests", "tokenizer", "out", "report").parse_args())

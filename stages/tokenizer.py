@@ -1,7 +1,7 @@
 """Stage ``tokenizer``: sentencepiece over the train transcripts.
 
 Usage: python stages/tokenizer.py --manifests data/manifests --out data/tokenizer \
-         --metrics reports/tokenizer.json
+         --report reports/tokenizer.json
 """
 
 from pathlib import Path
@@ -13,12 +13,8 @@ from pipeline.tokenizer import train_tokenizer
 
 def main(args, params):
     metrics = train_tokenizer(Path(args.manifests) / "train.jsonl", Path(args.out), params.tokenizer)
-    write_json(args.metrics, metrics)
+    write_json(args.report, metrics)
 
 
 if __name__ == "__main__":
-    p = parser(__doc__)
-    p.add_argument("--manifests", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--metrics", required=True)
-    run(main, p.parse_args())
+    run(main, parser(__doc__, "manifests", "out", "report").parse_args())

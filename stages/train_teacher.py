@@ -3,7 +3,7 @@
 Usage: python stages/train_teacher.py --name t1 --features data/features --manifests data/manifests \
          --tokenizer data/tokenizer/spm.model --guide models/teachers/guide.pt \
          --model models/teachers/t1.pt --checkpoints checkpoints/teachers/t1 \
-         --live dvclive/teachers/t1 --metrics reports/teachers/t1.json
+         --live dvclive/teachers/t1 --report reports/teachers/t1.json
 """
 
 from pathlib import Path
@@ -11,25 +11,22 @@ from pathlib import Path
 from pipeline.distributed import relaunch_under_torchrun
 from pipeline.io import write_json
 from pipeline.recipes import train_teacher
-from pipeline.stage import parser, run
+from pipeline.stage import parser, paths, run
+
+PATHS = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
 
 
 def main(args, params):
     relaunch_under_torchrun(params.train.nproc)
-    paths = {
-        k: Path(getattr(args, k))
-        for k in ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
-    }
+    files = paths(args, PATHS)
     if args.guide:
-        paths["guide"] = Path(args.guide)
-    metrics = train_teacher(params, args.name, paths)
+        files["guide"] = Path(args.guide)
+    metrics = train_teacher(params, args.name, files)
     if metrics is not None:  # rank 0 (or the only process) writes
-        write_json(args.metrics, metrics)
+        write_json(args.report, metrics)
 
 
 if __name__ == "__main__":
-    p = parser(__doc__)
-    for flag in ("name", "features", "manifests", "tokenizer", "model", "checkpoints", "live", "metrics"):
-        p.add_argument(f"--{flag}", required=True)
+    p = parser(__doc__, "name", *PATHS, "report")
     p.add_argument("--guide", help="guide teacher model (for ensemble.align: guide)")
     run(main, p.parse_args())

@@ -21,17 +21,20 @@ def tiny_export(tmp_path_factory):
     """
     import torch
 
-    from pipeline.config import ModelConfig, TokenizerConfig
-    from pipeline.export import single_thread, write_artifacts
+    from pipeline.config import ModelConfig, default_params
+    from pipeline.export import write_artifacts
     from pipeline.io import write_jsonl
     from pipeline.model import ConformerCTC
-    from pipeline.tokenizer import load_tokenizer, train_tokenizer
+    from pipeline.runtime import single_thread
+    from pipeline.tokenizer import train_tokenizer
+    from pipeline.tokens import load_tokenizer
 
     work = tmp_path_factory.mktemp("tiny_export")
     words = "hello world this is a small test of the export and the transcribe command".split()
     rows = [{"id": f"u{i}", "text": " ".join(words[i % 7 : i % 7 + 6])} for i in range(40)]
     write_jsonl(work / "train.jsonl", rows)
-    train_tokenizer(work / "train.jsonl", work / "tok", TokenizerConfig(vocab_size=30))
+    tokenizer = default_params({"tokenizer.vocab_size": 30}).tokenizer
+    train_tokenizer(work / "train.jsonl", work / "tok", tokenizer)
     sp = load_tokenizer(work / "tok" / "spm.model")
     torch.manual_seed(0)
     cfg = ModelConfig(

@@ -4,11 +4,13 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.benchmark import deployment_metrics, ensemble_runner, measure_rtf, run_benchmark, speed_goals
-from pipeline.config import ModelConfig
-from pipeline.export import torch_runner
+from pipeline.benchmark import ensemble_runner, measure_rtf, run_benchmark, speed_goals
+from pipeline.config import ModelConfig, default_params
+from pipeline.evaluate import deployment_metrics
 from pipeline.model import ConformerCTC, save_model
+from pipeline.runtime import torch_runner
 
+GOALS = default_params({"export.goals": {"min_speedup": 50.0, "max_rtf": 0.01}}).export.goals
 CFG = ModelConfig(
     d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3, subsampling_channels=4, dropout=0.0
 )
@@ -56,14 +58,20 @@ def test_measure_rtf_needs_audio():
 
 
 def test_speed_goals():
-    goals = speed_goals({"ensemble": 0.5, "student.distilled.onnx_int8": 0.005})
+    goals = speed_goals({"ensemble": 0.5, "student.distilled.int8": 0.005}, GOALS)
     assert goals == {
-        "int8_speedup_vs_ensemble": 100.0,
+        "int8_speedup": 100.0,
         "int8_at_least_50x_faster": True,
         "int8_rtf_at_most_0.01": True,
     }
-    slow = speed_goals({"ensemble": 0.1, "student.distilled.onnx_int8": 0.02})
+    slow = speed_goals({"ensemble": 0.1, "student.distilled.int8": 0.02}, GOALS)
     assert not slow["int8_at_least_50x_faster"] and not slow["int8_rtf_at_most_0.01"]
+    other = default_params({"export.goals": {"min_speedup": 4, "max_rtf": 0.05}}).export.goals
+    assert speed_goals({"ensemble": 0.1, "student.distilled.int8": 0.02}, other) == {
+        "int8_speedup": 5.0,
+        "int8_at_least_4x_faster": True,
+        "int8_rtf_at_most_0.05": True,
+    }
 
 
 def test_run_benchmark_times_every_runtime_and_sizes_every_file(tiny_export, tmp_path):
@@ -79,20 +87,22 @@ def test_run_benchmark_times_every_runtime_and_sizes_every_file(tiny_export, tmp
     examples = [
         {"feats": rng.normal(8, 3, size=(t, 40)).astype(np.float16), "duration": t / 100} for t in (120, 300)
     ]
-    report = run_benchmark(teachers, students, files, {"distilled": out}, examples, "mean", repeats=1)
+    report = run_benchmark(
+        teachers, students, files, {"distilled": out}, examples, "mean", repeats=1, goals=GOALS
+    )
     names = {
         "ensemble",
         "student.baseline.torch",
         "student.distilled.torch",
         "student.distilled.torchscript",
         "student.distilled.onnx",
-        "student.distilled.onnx_int8",
+        "student.distilled.int8",
     }
     assert set(report["rtf"]) == set(report["sizes"]) == names
     assert all(v > 0 for v in report["rtf"].values())
     assert report["sizes"]["ensemble"] == sum(files[f"teacher.{n}"].stat().st_size for n in teachers)
     assert report["rtf_utterances"] == 2 and report["rtf_audio_seconds"] == 4.2
-    assert report["goals"] == speed_goals(report["rtf"])
+    assert report["goals"] == speed_goals(report["rtf"], GOALS)
 
 
 def test_deployment_metrics_add_each_runtimes_wer():
@@ -100,31 +110,31 @@ def test_deployment_metrics_add_each_runtimes_wer():
         "ensemble": 0.01,
         "student.baseline.torch": 0.001,
         "student.distilled.torch": 0.001,
-        "student.distilled.onnx_int8": 0.0002,
+        "student.distilled.int8": 0.0002,
     }
     report = {
-        "wer": {"student.distilled.onnx_int8": 0.31},
+        "wer": {"student.distilled.int8": 0.31},
         "rtf": rtf,
         "sizes": {},
-        "goals": speed_goals(rtf),
+        "goals": speed_goals(rtf, GOALS),
         "rtf_utterances": 3,
         "rtf_audio_seconds": 9.0,
     }
     wer = {"teacher.t1": 0.2, "ensemble": 0.18, "student.baseline": 0.4, "student.distilled": 0.3}
     greedy = {"ensemble": 0.28, "student.baseline": 0.6, "student.distilled": 0.5}
     merged = deployment_metrics(report, wer, greedy)
-    assert merged["rtf"] == rtf and merged["goals"]["int8_speedup_vs_ensemble"] == 50.0
+    assert merged["rtf"] == rtf and merged["goals"]["int8_speedup"] == 50.0
     assert merged["runtime_wer"] == {
         "ensemble": 0.18,
         "student.baseline.torch": 0.4,
         "student.distilled.torch": 0.3,
-        "student.distilled.onnx_int8": None,  # evaluate's decoder runs the PyTorch models
+        "student.distilled.int8": None,  # evaluate's decoder runs the PyTorch models
     }
     assert merged["runtime_wer_greedy"] == {
         "ensemble": 0.28,
         "student.baseline.torch": 0.6,
         "student.distilled.torch": 0.5,
-        "student.distilled.onnx_int8": 0.31,  # the export stage's parity check
+        "student.distilled.int8": 0.31,  # the export stage's parity check
     }
     with pytest.raises(KeyError, match=r"re-run the export stage"):
         deployment_metrics({"wer": {}}, wer)

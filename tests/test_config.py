@@ -1,21 +1,30 @@
 import copy
 
 import pytest
-import yaml
 
-from pipeline.config import ParamsError, load_params, parse_params
+from pipeline.config import (
+    DEFAULT_PARAMS,
+    ParamsError,
+    default_params,
+    load_params,
+    parse_params,
+    read_params,
+)
+from pipeline.profiles import Profile
 
 
 @pytest.fixture
 def tiny(root):
-    return yaml.safe_load((root / "profiles" / "tiny.yaml").read_text())
+    """params.yaml with profiles/tiny.yaml applied, as a raw mapping."""
+    return Profile("tiny", root / "params.yaml", root).raw()
 
 
-@pytest.mark.parametrize(
-    "name", ["params.yaml", "profiles/tiny.yaml", "profiles/small.yaml", "profiles/gpu-librispeech100.yaml"]
-)
+@pytest.mark.parametrize("name", ["params.yaml", "tiny", "small", "gpu-librispeech100"])
 def test_shipped_profiles_validate(root, name):
-    params = load_params(root / name)
+    if name == "params.yaml":
+        params = load_params(root / name)
+    else:
+        params = Profile(name, root / "params.yaml", root).result
     assert params.teacher_names()[0] == "guide"
     assert {"baseline", "distilled"} <= set(params.students)
 
@@ -26,15 +35,15 @@ def test_unknown_top_level_key_is_named(tiny):
         parse_params(tiny)
     msg = str(err.value)
     assert "unknown key 'distil'" in msg
-    assert "distill" in msg  # the valid keys are listed
+    assert "soft_targets" in msg  # the valid keys are listed
 
 
 def test_mistyped_nested_key_lists_valid_keys(tiny):
-    tiny["distill"]["temprature"] = 3.0
+    tiny["soft_targets"]["temprature"] = 3.0
     with pytest.raises(ParamsError) as err:
         parse_params(tiny)
     msg = str(err.value)
-    assert "unknown key 'distill.temprature'" in msg
+    assert "unknown key 'soft_targets.temprature'" in msg
     assert "temperature" in msg and "top_k" in msg
 
 
@@ -46,18 +55,18 @@ def test_a_moved_key_says_where_it_went(tiny):
 
 
 def test_mistyped_key_inside_a_named_teacher(tiny):
-    tiny["teachers"]["t1"]["model"]["d_modle"] = 64
+    tiny["teachers"]["others"]["t1"]["model"]["d_modle"] = 64
     with pytest.raises(ParamsError) as err:
         parse_params(tiny)
     msg = str(err.value)
-    assert "teachers.t1.model.d_modle" in msg
+    assert "teachers.others.t1.model.d_modle" in msg
     assert "d_model" in msg
 
 
 def test_wrong_type_and_range(tiny):
     bad = copy.deepcopy(tiny)
-    bad["distill"]["temperature"] = "hot"
-    with pytest.raises(ParamsError, match="distill.temperature"):
+    bad["soft_targets"]["temperature"] = "hot"
+    with pytest.raises(ParamsError, match="soft_targets.temperature"):
         parse_params(bad)
     bad = copy.deepcopy(tiny)
     bad["students"]["distilled"]["alpha"] = 1.5
@@ -78,7 +87,7 @@ def test_missing_required_student(tiny):
 
 
 def test_heads_must_divide_d_model(tiny):
-    tiny["student"]["num_heads"] = 3
+    tiny["student_defaults"]["model"]["num_heads"] = 3
     with pytest.raises(ParamsError, match="divisible"):
         parse_params(tiny)
 
@@ -96,8 +105,8 @@ def test_students_set_their_own_epochs(tiny):
 
 
 def test_a_teacher_without_epochs_is_rejected(tiny):
-    del tiny["teachers"]["t1"]["epochs"]
-    with pytest.raises(ParamsError, match="teachers.t1.epochs"):
+    del tiny["teachers"]["others"]["t1"]["epochs"]
+    with pytest.raises(ParamsError, match="teachers.others.t1.epochs"):
         parse_params(tiny)
 
 
@@ -119,8 +128,8 @@ def test_a_distilled_student_needs_a_twin_with_its_recipe(tiny):
 def test_the_member_student_takes_the_guide_as_twin(tiny):
     params = parse_params(copy.deepcopy(tiny))
     assert params.twin_model("member") == "teacher.guide"
-    assert params.student_model("member") == params.guide.model
-    assert params.student_model("distilled") == params.student
+    assert params.student_model("member") == params.teachers.guide.model
+    assert params.student_model("distilled") == params.student_defaults.model
     assert params.distilled_students() == ["distilled", "member"]
     tiny["students"]["member"]["model"]["d_model"] = 32
     with pytest.raises(ParamsError, match=r"'guide' differs in model"):
@@ -128,6 +137,82 @@ def test_the_member_student_takes_the_guide_as_twin(tiny):
 
 
 def test_student_names_do_not_clash_with_teachers(tiny):
-    tiny["students"]["t1"] = {"alpha": 0.0, "epochs": 2}
+    tiny["students"]["t1"] = {"alpha": 0.0, "epochs": 2, "seed": 0}
     with pytest.raises(ParamsError, match=r"t1 is also a teacher's name"):
         parse_params(tiny)
+
+
+def test_a_missing_section_or_key_is_named_in_one_line():
+    raw = read_params(DEFAULT_PARAMS)
+    del raw["export"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert str(err.value) == "params.yaml: missing section 'export'"
+    raw = read_params(DEFAULT_PARAMS)
+    del raw["students"]["distilled"]["epochs"]
+    del raw["train"]["lr"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert str(err.value).splitlines() == [
+        "params.yaml: invalid parameters",
+        "  missing key 'train.lr'",
+        "  missing key 'students.distilled.epochs'",
+    ]
+
+
+def test_the_code_has_no_defaults_of_its_own():
+    """Every key but a student's is required: params.yaml is the one place that sets them."""
+    from pipeline.config import Params, Strict, StudentConfig, StudentDefaults
+
+    def required(model) -> None:
+        for name, field in model.model_fields.items():
+            if model is StudentConfig and name in StudentDefaults.model_fields:
+                continue  # from student_defaults
+            assert field.is_required(), f"{model.__name__}.{name} has a default"
+            for arg in (field.annotation, *getattr(field.annotation, "__args__", ())):
+                if isinstance(arg, type) and issubclass(arg, Strict):
+                    required(arg)
+
+    required(Params)
+
+
+def test_students_take_what_they_leave_out_from_student_defaults():
+    params = default_params({"student_defaults.kd_frames": "nonblank", "students.baseline.kd_frames": "all"})
+    assert params.students["distilled"].kd_frames == "nonblank"
+    assert params.students["baseline"].kd_frames == "all"
+    assert params.students["distilled"].model == params.student_defaults.model
+    assert params.students["member"].model != params.student_defaults.model  # its own
+    raw = read_params(DEFAULT_PARAMS)
+    del raw["student_defaults"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(raw)
+    assert str(err.value) == "params.yaml: missing section 'student_defaults'"
+
+
+def test_the_old_student_block_says_where_it_moved(tiny):
+    tiny["student"] = tiny["student_defaults"]["model"]
+    with pytest.raises(ParamsError, match=r"unknown key 'student'; it moved to student_defaults\.model"):
+        parse_params(tiny)
+
+
+def test_keys_of_an_older_params_yaml_say_where_they_moved(tiny):
+    old = copy.deepcopy(tiny)
+    old["distill"] = old.pop("soft_targets")
+    old["guide"] = old["teachers"]["guide"]
+    old["teachers"] = old["teachers"]["others"]
+    with pytest.raises(ParamsError) as err:
+        parse_params(old)
+    msg = str(err.value)
+    assert "unknown key 'distill'; it moved to soft_targets" in msg
+    assert "unknown key 'guide'; it moved to teachers.guide" in msg
+    assert "unknown key 'teachers.t1'; it moved to teachers.others.t1" in msg
+
+
+def test_a_missing_or_broken_params_file_is_one_line(tmp_path):
+    from pipeline.errors import InputError
+
+    with pytest.raises(InputError, match="nowhere.yaml: parameters file not found"):
+        load_params(tmp_path / "nowhere.yaml")
+    (tmp_path / "bad.yaml").write_text("data: [\n")
+    with pytest.raises(ParamsError, match="bad.yaml: not valid YAML"):
+        load_params(tmp_path / "bad.yaml")

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import DataConfig, NormalizeConfig, SyntheticConfig, load_params
+from pipeline.config import DataConfig, default_params, load_params
 from pipeline.data import (
     SILENCE_PEAK,
     TooManyRejects,
@@ -24,18 +24,19 @@ from pipeline.synth import available_variants, speak_batches
 
 def small_config(**data) -> DataConfig:
     """A synthetic corpus of 6 + 2 + 2 short utterances (about a second to build)."""
-    synthetic = SyntheticConfig(
-        train_utterances=6,
-        dev_utterances=2,
-        test_utterances=2,
-        accents=["en-US", "en-GB-scotland"],
-        train_variants=["m1", "f2"],
-        eval_variants=["m4", "f3"],
-        min_words=3,
-        max_words=6,
-        num_workers=1,
-    )
-    return DataConfig(synthetic=synthetic, **data)
+    synthetic = {
+        "train_utterances": 6,
+        "dev_utterances": 2,
+        "test_utterances": 2,
+        "transfer_utterances": 0,
+        "accents": ["en-US", "en-GB-scotland"],
+        "train_variants": ["m1", "f2"],
+        "eval_variants": ["m4", "f3"],
+        "min_words": 3,
+        "max_words": 6,
+        "num_workers": 1,
+    }
+    return default_params({"data": {"synthetic": synthetic, **data}}).data
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -110,11 +111,10 @@ def test_a_batch_sounds_the_same_whatever_was_spoken_before():
     assert np.array_equal(alone[0][0], after[1][0])
 
 
-@pytest.mark.parametrize("source", ["params.yaml", "DataConfig()"])
-def test_default_corpus_is_rich(root, source):
+def test_default_corpus_is_rich(root):
     """The default profile: >= 8 accents, >= 20 voice variants, a closed vocabulary of a
     few hundred words heard in training, test OOV at most 2 %."""
-    cfg = load_params(root / "params.yaml").data if source == "params.yaml" else DataConfig()
+    cfg = load_params(root / "params.yaml").data
     s = cfg.synthetic
     assert len(set(s.accents)) >= 8
     assert len(set(s.train_variants) | set(s.eval_variants)) >= 20
@@ -131,7 +131,7 @@ def test_default_corpus_is_rich(root, source):
 
 
 def test_synthetic_text_uses_the_normalize_options():
-    cfg = small_config(normalize=NormalizeConfig(lowercase=False))
+    cfg = small_config(normalize={"lowercase": False})
     train = synthetic_sentences(cfg)["train"]
     assert any(any(c.isupper() for c in line) for line in train)
 
@@ -177,7 +177,7 @@ def test_add_noise_hits_the_requested_snr(snr_db):
     ],
 )
 def test_check_utterance(wav, text, reason):
-    got = check_utterance(wav, 16000, text, DataConfig())
+    got = check_utterance(wav, 16000, text, default_params().data)
     assert (got if got is None else got.split(" (")[0]) == reason
 
 

@@ -8,11 +8,10 @@ import pytest
 import sentencepiece as spm
 import torch
 import torch.multiprocessing as tmp_mp
-from tiny_corpus import TEXTS, make_corpus
+from tiny_corpus import TEXTS, make_corpus, tiny_model
 
-from pipeline.config import ModelConfig, TrainConfig
+from pipeline.config import default_params
 from pipeline.loader import BatchLoader
-from pipeline.model import ConformerCTC
 from pipeline.recipes import _ctc_only
 from pipeline.store import Store
 from pipeline.train import TrainJob, train
@@ -31,21 +30,8 @@ def run_training(rank, world, root, port, results):
             os.environ.pop(key)
     sp = spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
     loader = BatchLoader(Store(root / "feats"), TEXTS, sp, batch_frames=600, workers=0)
-    torch.manual_seed(0)
-    model = ConformerCTC(
-        ModelConfig(
-            d_model=32,
-            num_layers=1,
-            num_heads=2,
-            ffn_dim=64,
-            conv_kernel=7,
-            subsampling_channels=8,
-            dropout=0.0,
-        ),
-        80,
-        24,
-    )
-    cfg = TrainConfig(
+    model = tiny_model(dropout=0.0)
+    opts = dict(
         lr=1e-3,
         warmup_steps=2,
         batch_frames=600,
@@ -54,6 +40,7 @@ def run_training(rank, world, root, port, results):
         loader_workers=0,
         device="cpu",
     )
+    cfg = default_params({"train": opts}).train
     out = root / f"world{world}"
     job = TrainJob(
         name=f"w{world}",

@@ -7,20 +7,19 @@ import onnx
 import pytest
 import torch
 
-from pipeline.config import ExportConfig
-from pipeline.export import (
+from pipeline.config import default_params
+from pipeline.export import ExportParityError, check_parity
+from pipeline.model import ConformerCTC, subsampled_lengths
+from pipeline.runtime import (
     CONFIG,
     ONNX_FP32,
     ONNX_INT8,
     TOKENIZER,
     TORCHSCRIPT,
-    ExportParityError,
-    check_parity,
     onnx_runner,
     torch_runner,
     torchscript_runner,
 )
-from pipeline.model import ConformerCTC, subsampled_lengths
 
 
 def padded_batch(lengths: list[int], n_mels: int = 40, seed: int = 1):
@@ -89,14 +88,12 @@ def test_check_parity_reports_differences_and_wer(tiny_export):
     out, model, sp = tiny_export
     feats = [padded_batch([n], seed=n)[0][0] for n in (150, 260, 90)]
     refs = ["hello world", "a small test", "the export"]
-    result = check_parity(model, out, feats, refs, sp, ExportConfig())
+    result = check_parity(model, out, feats, refs, sp, default_params().export)
     parity = result["parity"]
     assert parity["torchscript_max_abs_diff"] < 1e-4
     assert parity["onnx_max_abs_diff"] < 1e-4
     assert parity["utterances"] == 3
-    assert set(result["wer"]) == {
-        f"student.distilled.{k}" for k in ("torch", "torchscript", "onnx", "onnx_int8")
-    }
+    assert set(result["wer"]) == {f"student.distilled.{k}" for k in ("torch", "torchscript", "onnx", "int8")}
     assert result["wer"]["student.distilled.torch"] == result["wer"]["student.distilled.onnx"]
 
 
@@ -107,15 +104,15 @@ def test_parity_failure_names_the_file(tiny_export):
     other.set_cmvn([8.0] * 40, [3.0] * 40)
     feats = [padded_batch([200])[0][0]]
     with pytest.raises(ExportParityError, match=r"student\.torchscript\.pt: parity failed"):
-        check_parity(other, out, feats, ["hello"], sp, ExportConfig())
+        check_parity(other, out, feats, ["hello"], sp, default_params().export)
 
 
 def test_int8_wer_tolerance_is_enforced(tiny_export):
     out, model, sp = tiny_export
     feats = [padded_batch([n], seed=n)[0][0] for n in (150, 260, 90, 400)]
-    hyps = check_parity(model, out, feats, ["x"] * 4, sp, ExportConfig())["wer"]
-    strict = ExportConfig(int8_wer_tolerance=0.0)
-    if hyps["student.distilled.onnx_int8"] == hyps["student.distilled.torch"]:
+    hyps = check_parity(model, out, feats, ["x"] * 4, sp, default_params().export)["wer"]
+    strict = default_params({"export.int8_wer_tolerance": 0.0}).export
+    if hyps["student.distilled.int8"] == hyps["student.distilled.torch"]:
         check_parity(model, out, feats, ["x"] * 4, sp, strict)  # equal WER passes at 0 tolerance
     else:
         with pytest.raises(ExportParityError, match=r"student\.int8\.onnx: int8 test WER"):

@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.config import FeaturesConfig
-from pipeline.features import SPLITS, ShardWriter, extract_features, fbank, load_audio
+from pipeline.audio import read_audio
+from pipeline.config import default_params
+from pipeline.fbank import fbank
+from pipeline.features import extract_features
 from pipeline.io import write_jsonl
+from pipeline.shards import ShardWriter
+from pipeline.splits import SPLITS
 from pipeline.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +34,7 @@ SENTENCES = [
     "green apples fall from the tall tree",
 ]
 # shard_frames at its minimum (10 s of audio) so the train split has several shards.
-CFG = FeaturesConfig(shard_frames=1000, num_workers=1)
+CFG = default_params({"features.shard_frames": 1000, "features.num_workers": 1}).features
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +81,7 @@ def test_fp16_store_matches_float32_fbank_and_index_is_whole(manifests, tmp_path
         store = Store(tmp_path / "features" / split)
         store.check()
         for utt in store.ids():
-            expected = fbank(load_audio(rows[utt]["audio"], SR), SR, CFG)  # float32, per file
+            expected = fbank(read_audio(rows[utt]["audio"], SR).samples, SR, CFG)  # float32, per file
             got = store.get(utt, "fbank")
             assert got.dtype == np.float16 and got.shape == expected.shape == (store.frames(utt), 80)
             np.testing.assert_allclose(got.astype(np.float32), expected, rtol=2e-3, atol=2e-3)
@@ -102,10 +106,11 @@ KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
 import pipeline.features as F
+from pipeline.shards import ShardWriter
 from pipeline.config import FeaturesConfig
 
 finished = []
-finish, add = F.ShardWriter.finish, F.ShardWriter.add
+finish, add = ShardWriter.finish, ShardWriter.add
 
 def finish_and_count(self):
     finished.append(self.plan.path)
@@ -116,7 +121,7 @@ def add_or_die(self, utt_id, feats):
     if finished:  # one utterance into the second shard: die without any clean-up
         os.kill(os.getpid(), signal.SIGKILL)
 
-F.ShardWriter.finish, F.ShardWriter.add = finish_and_count, add_or_die
+ShardWriter.finish, ShardWriter.add = finish_and_count, add_or_die
 cfg = FeaturesConfig.model_validate_json(sys.argv[3])
 F.extract_features(Path(sys.argv[1]), Path(sys.argv[2]), cfg, 16000)
 """

@@ -10,17 +10,18 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from pipeline.audio import AudioError, decode, read_audio, wav_truncation
 from pipeline.config import (
-    CommonVoiceConfig,
+    DEFAULT_PARAMS,
     DataConfig,
-    LibriSpeechConfig,
-    ManifestImportConfig,
-    NormalizeConfig,
     ParamsError,
+    default_params,
+    override,
     parse_params,
+    read_params,
 )
 from pipeline.data import TooManyRejects, prepare
-from pipeline.importers import AudioProblem, assign_split, decode, read_audio, wav_truncation
+from pipeline.importers import assign_split
 from pipeline.io import read_jsonl
 from pipeline.text import normalize
 
@@ -39,10 +40,10 @@ def truncate(path: Path, keep: float = 0.5) -> None:
     path.write_bytes(data[: int(len(data) * keep)])
 
 
-def cfg_for(source: str, **kwargs) -> DataConfig:
+def cfg_for(source: str, **data) -> DataConfig:
+    """params.yaml's data section for ``source``; ``data`` keys (mappings merge) override it."""
     base = {"source": source, "max_reject_fraction": 1.0, "min_duration": 0.3, "max_duration": 3.0}
-    base.update(kwargs)
-    return DataConfig(**base)
+    return default_params({"data": {**base, **data}}).data
 
 
 def reasons(out: Path) -> dict[str, str]:
@@ -110,7 +111,7 @@ def librispeech(tmp_path_factory):
 @pytest.fixture(scope="module")
 def imported(librispeech, tmp_path_factory):
     out = tmp_path_factory.mktemp("out")
-    cfg = cfg_for("librispeech", librispeech=LibriSpeechConfig(root=str(librispeech)))
+    cfg = cfg_for("librispeech", librispeech={"root": str(librispeech)})
     return out, prepare(cfg, out / "audio", out / "manifests")
 
 
@@ -157,9 +158,7 @@ def test_rejects_are_counted_in_metrics(imported):
 
 
 def test_too_many_rejects_names_the_worst_files(librispeech, tmp_path):
-    cfg = cfg_for(
-        "librispeech", librispeech=LibriSpeechConfig(root=str(librispeech)), max_reject_fraction=0.2
-    )
+    cfg = cfg_for("librispeech", librispeech={"root": str(librispeech)}, max_reject_fraction=0.2)
     with pytest.raises(TooManyRejects) as err:
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     message = str(err.value)
@@ -173,9 +172,7 @@ def test_too_many_rejects_names_the_worst_files(librispeech, tmp_path):
 
 
 def test_missing_librispeech_subset_is_a_clear_error(librispeech, tmp_path):
-    cfg = cfg_for(
-        "librispeech", librispeech=LibriSpeechConfig(root=str(librispeech), test_subsets=["test-other"])
-    )
+    cfg = cfg_for("librispeech", librispeech={"root": str(librispeech), "test_subsets": ["test-other"]})
     with pytest.raises(
         FileNotFoundError,
         match="no subset folder .*test-other; found: dev-clean, test-clean, train-clean-100",
@@ -206,7 +203,7 @@ def test_commonvoice_reads_mp3_clips_and_tsvs(tmp_path):
         for _, clip, _ in items:
             if clip != "gone.mp3":
                 sf.write(root / "clips" / clip, tone(1.0, 48000), 48000, format="MP3")
-    cfg = cfg_for("commonvoice", commonvoice=CommonVoiceConfig(root=str(root)))
+    cfg = cfg_for("commonvoice", commonvoice={"root": str(root)})
     metrics = prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     train = {r["id"]: r for r in read_jsonl(tmp_path / "manifests" / "train.jsonl")}
     assert train["a1"]["text"] == "quoted words two of them"
@@ -218,7 +215,7 @@ def test_commonvoice_reads_mp3_clips_and_tsvs(tmp_path):
 
 def test_commonvoice_without_a_tsv_is_a_clear_error(tmp_path):
     (tmp_path / "clips").mkdir()
-    cfg = cfg_for("commonvoice", commonvoice=CommonVoiceConfig(root=str(tmp_path)))
+    cfg = cfg_for("commonvoice", commonvoice={"root": str(tmp_path)})
     with pytest.raises(FileNotFoundError, match="train.tsv does not exist"):
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
 
@@ -246,7 +243,7 @@ def test_jsonl_manifest_with_bad_rows(tmp_path):
     ]
     lines = [json.dumps(r) for r in rows] + ["{not json"]
     (tmp_path / "m.jsonl").write_text("\n".join(lines) + "\n")
-    cfg = cfg_for("manifest", manifest=ManifestImportConfig(path=str(tmp_path / "m.jsonl")))
+    cfg = cfg_for("manifest", manifest={"path": str(tmp_path / "m.jsonl")})
     metrics = prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     got = reasons(tmp_path)
     assert got["u1"].startswith("duplicate id")
@@ -267,14 +264,14 @@ def test_csv_manifest_without_split_is_split_by_speaker(tmp_path):
         f'clips/{n},"Hello, number {i}",spk{i % 10}' for i, n in enumerate(names)
     ]
     (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
-    manifest = ManifestImportConfig(
-        path=str(tmp_path / "m.csv"),
-        audio_field="path",
-        text_field="transcript",
-        speaker_field="who",
-        dev_fraction=0.2,
-        test_fraction=0.2,
-    )
+    manifest = {
+        "path": str(tmp_path / "m.csv"),
+        "audio_field": "path",
+        "text_field": "transcript",
+        "speaker_field": "who",
+        "dev_fraction": 0.2,
+        "test_fraction": 0.2,
+    }
     cfg = cfg_for("manifest", manifest=manifest, seed=3)
     prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     by_split = {s: read_jsonl(tmp_path / "manifests" / f"{s}.jsonl") for s in ("train", "dev", "test")}
@@ -307,24 +304,24 @@ def test_truncated_wav_is_detected(tmp_path):
     assert wav_truncation(path) is None
     truncate(path, 0.6)
     assert "of 32000 bytes" in wav_truncation(path)
-    with pytest.raises(AudioProblem, match="truncated audio"):
+    with pytest.raises(AudioError, match="truncated audio"):
         decode(path)
 
 
 def test_zero_byte_and_missing_files(tmp_path):
     (tmp_path / "empty.flac").write_bytes(b"")
-    with pytest.raises(AudioProblem, match="empty audio"):
+    with pytest.raises(AudioError, match="empty audio"):
         decode(tmp_path / "empty.flac")
-    with pytest.raises(AudioProblem, match="missing file"):
+    with pytest.raises(AudioError, match="missing file"):
         decode(tmp_path / "nope.flac")
 
 
 def test_normalization_options_apply_to_imported_text(librispeech, tmp_path):
-    options = NormalizeConfig(lowercase=False, spell_numbers=False)
-    cfg = cfg_for("librispeech", librispeech=LibriSpeechConfig(root=str(librispeech)), normalize=options)
+    options = {"lowercase": False, "spell_numbers": False}
+    cfg = cfg_for("librispeech", librispeech={"root": str(librispeech)}, normalize=options)
     prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     first = read_jsonl(tmp_path / "manifests" / "train.jsonl")[0]
-    assert first["text"] == "HELLO WORLD IT'S 7 45" == normalize("HELLO WORLD, IT'S 7:45", options)
+    assert first["text"] == "HELLO WORLD IT'S 7 45" == normalize("HELLO WORLD, IT'S 7:45", cfg.normalize)
 
 
 @pytest.mark.parametrize(
@@ -339,25 +336,22 @@ def test_normalization_options_apply_to_imported_text(librispeech, tmp_path):
     ],
 )
 def test_importer_params_are_validated(data, message):
-    raw = {
-        "data": data,
-        "guide": {"epochs": 1},
-        "teachers": {"t1": {"epochs": 1}},
-        "students": {"baseline": {}, "distilled": {}},
-    }
     with pytest.raises(ParamsError, match=message):
-        parse_params(raw)
+        parse_params(override(read_params(DEFAULT_PARAMS), {"data": data}))
 
 
 @pytest.mark.parametrize("source", ["librispeech", "commonvoice"])
 def test_a_missing_corpus_root_names_its_key(tmp_path, source):
-    from pipeline.config import CommonVoiceConfig, LibriSpeechConfig
     from pipeline.importers import commonvoice_candidates, librispeech_candidates
 
     missing = str(tmp_path / "nowhere")
     read = {
-        "librispeech": lambda: librispeech_candidates(LibriSpeechConfig(root=missing)),
-        "commonvoice": lambda: commonvoice_candidates(CommonVoiceConfig(root=missing)),
+        "librispeech": lambda: librispeech_candidates(
+            cfg_for(source, librispeech={"root": missing}).librispeech
+        ),
+        "commonvoice": lambda: commonvoice_candidates(
+            cfg_for(source, commonvoice={"root": missing}).commonvoice
+        ),
     }[source]
     with pytest.raises(FileNotFoundError, match=rf"data\.{source}\.root: .*nowhere does not exist"):
         read()

@@ -4,12 +4,12 @@ import logging
 
 import numpy as np
 import pytest
-import sentencepiece as spm
 import torch
+from tiny_corpus import TEXTS, make_corpus
 
 from pipeline.loader import BatchLoader, make_buckets, perturb_speed
 from pipeline.model import subsampled_lengths
-from pipeline.store import Store, write_store
+from pipeline.store import Store
 
 
 @pytest.mark.parametrize("budget", [50, 200, 1000])
@@ -28,48 +28,12 @@ def test_overlong_utterance_gets_its_own_batch():
     assert ["huge"] in batches
 
 
-TEXTS = [
-    "red car",
-    "blue sky",
-    "green tree",
-    "old house",
-    "new book",
-    "warm tea",
-    "cold rain",
-    "big dog",
-    "small cat",
-    "tall man",
-    "long road",
-    "dark night",
-]
-
-
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     """A 12-utterance random-feature store and a character sentencepiece model."""
     tmp = tmp_path_factory.mktemp("loader")
-    rng = np.random.default_rng(0)
-    texts = {f"u{i:02d}": t for i, t in enumerate(TEXTS)}
-    write_store(
-        tmp / "feats",
-        ((u, {"fbank": rng.standard_normal((int(rng.integers(40, 160)), 80))}) for u in texts),
-        {"fbank": ("float16", (80,))},
-        1000,
-        meta={"sample_rate": 16000},
-    )
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(TEXTS),
-        model_prefix=str(tmp / "spm"),
-        vocab_size=24,
-        model_type="char",
-        pad_id=0,
-        pad_piece="<blk>",
-        unk_id=1,
-        bos_id=-1,
-        eos_id=-1,
-        minloglevel=2,
-    )
-    return Store(tmp / "feats"), texts, spm.SentencePieceProcessor(model_file=str(tmp / "spm.model"))
+    sp = make_corpus(tmp, min_frames=40, shard_frames=1000)
+    return Store(tmp / "feats"), TEXTS, sp
 
 
 def summary(batches):

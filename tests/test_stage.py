@@ -7,12 +7,13 @@ from pathlib import Path
 import pytest
 
 from pipeline.errors import InputError, MissingError
+from pipeline.profiles import Profile
 from pipeline.stage import run
 
 
 def args(tmp_path):
-    src = (Path(__file__).resolve().parents[1] / "profiles" / "tiny.yaml").read_text()
-    (tmp_path / "params.yaml").write_text(src)
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "params.yaml").write_text(Profile("tiny", root / "params.yaml", root).text_applied())
     return argparse.Namespace(params=str(tmp_path / "params.yaml"))
 
 

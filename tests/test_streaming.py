@@ -9,13 +9,14 @@ import soundfile as sf
 import torch
 
 from pipeline.cli import main
-from pipeline.config import FeaturesConfig, ModelConfig, TokenizerConfig
+from pipeline.config import FbankConfig, ModelConfig, default_params
 from pipeline.deploy import DeployConformer
-from pipeline.export import ONNX_FP32, STREAMING, ExportConfig, check_parity, single_thread, write_artifacts
-from pipeline.features import fbank
+from pipeline.export import check_parity, write_artifacts
+from pipeline.fbank import fbank
 from pipeline.io import read_json, write_jsonl
+from pipeline.kd import delay_targets
 from pipeline.model import ConformerCTC, chunk_mask
-from pipeline.recipes import delay_targets
+from pipeline.runtime import ONNX_FP32, STREAMING, single_thread
 from pipeline.spikes import measure_delays, spikes, token_delays
 from pipeline.streaming import (
     StreamingFbank,
@@ -26,7 +27,8 @@ from pipeline.streaming import (
     window_frames,
 )
 from pipeline.synth import Espeak
-from pipeline.tokenizer import load_tokenizer, train_tokenizer
+from pipeline.tokenizer import train_tokenizer
+from pipeline.tokens import load_tokenizer
 
 STREAM = {"chunk_frames": 4, "left_frames": 8}
 
@@ -117,7 +119,7 @@ def test_chunk_by_chunk_step_equals_the_full_utterance(frames):
 
 
 def test_streaming_fbank_equals_fbank_of_the_whole_signal():
-    cfg = FeaturesConfig(n_mels=40)
+    cfg = FbankConfig(n_mels=40, frame_shift_ms=10.0, frame_length_ms=25.0, dither=0.0)
     wav = np.random.default_rng(0).normal(0, 0.1, 16000 * 2 + 123).astype(np.float32)
     stream = StreamingFbank(16000, cfg)
     got = np.concatenate([stream.accept(wav[i : i + 1234]) for i in range(0, len(wav), 1234)])
@@ -126,7 +128,8 @@ def test_streaming_fbank_equals_fbank_of_the_whole_signal():
 
 def test_algorithmic_latency_is_chunk_plus_fbank_lookahead():
     # 6 frames x 40 ms + 2 frame shifts + one 25 ms window
-    assert algorithmic_latency_ms(6, FeaturesConfig()) == 240 + 20 + 25
+    cfg = FbankConfig(n_mels=80, frame_shift_ms=10.0, frame_length_ms=25.0, dither=0.0)
+    assert algorithmic_latency_ms(6, cfg) == 240 + 20 + 25
 
 
 def test_streaming_needs_left_context_and_full_context_needs_none():
@@ -146,7 +149,9 @@ def stream_export(tmp_path_factory):
     write_jsonl(
         work / "train.jsonl", [{"id": f"u{i}", "text": " ".join(words[i % 7 : i % 7 + 6])} for i in range(40)]
     )
-    train_tokenizer(work / "train.jsonl", work / "tok", TokenizerConfig(vocab_size=30))
+    train_tokenizer(
+        work / "train.jsonl", work / "tok", default_params({"tokenizer.vocab_size": 30}).tokenizer
+    )
     sp = load_tokenizer(work / "tok" / "spm.model")
     model = streaming_model(vocab=sp.get_piece_size())
     out = work / "export"
@@ -181,7 +186,7 @@ def test_parity_check_streams_every_example(stream_export):
     feats = [
         np.random.default_rng(i).normal(8, 3, (n, 40)).astype(np.float32) for i, n in enumerate((40, 97, 160))
     ]
-    parity = check_parity(model, out, feats, ["x"] * 3, sp, ExportConfig())["parity"]["streaming"]
+    parity = check_parity(model, out, feats, ["x"] * 3, sp, default_params().export)["parity"]["streaming"]
     assert parity["utterances"] == 3 and parity["transcripts_differ"] == 0
     assert parity["max_abs_logit_diff"] < 1e-3
 

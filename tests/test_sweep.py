@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ParamsError, parse_params
+from pipeline.config import ParamsError, override, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("sweep", ROOT / "experiments" / "sweep.py")
@@ -18,21 +18,21 @@ RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 def test_every_variant_is_valid_params():
     for name, variants in sweep.SWEEPS.items():
         for variant, (student, changes, twin) in variants.items():
-            params = parse_params(sweep.override(RAW, changes), f"{name}.{variant}")
+            params = parse_params(override(RAW, changes), f"{name}.{variant}")
             if student != "guide":
                 assert student in params.students
             assert twin is None or twin in variants
 
 
 def test_override_copies_and_sets_dotted_keys():
-    out = sweep.override(RAW, {"students.distilled.alpha": 0.9, "train.lr": 0.001})
+    out = override(RAW, {"students.distilled.alpha": 0.9, "train.lr": 0.001})
     assert out["students"]["distilled"]["alpha"] == 0.9 and out["train"]["lr"] == 0.001
     assert RAW["students"]["distilled"]["alpha"] == 0.5  # the original is untouched
 
 
 def test_mismatched_twins_are_refused():
     with pytest.raises(ParamsError, match="labelled_fraction"):
-        parse_params(sweep.override(RAW, {"students.distilled.labelled_fraction": 0.2}))
+        parse_params(override(RAW, {"students.distilled.labelled_fraction": 0.2}))
 
 
 def result():

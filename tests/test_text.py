@@ -1,21 +1,12 @@
-"""Normalization and the built-in sentence generator (pipeline/text.py)."""
+"""Normalization (pipeline/text.py) and the built-in sentence generator (pipeline/sentences.py)."""
 
 from collections import Counter
 
 import pytest
 
-from pipeline.config import NormalizeConfig
-from pipeline.text import (
-    generate_sentence,
-    lexicon,
-    normalize,
-    number_to_words,
-    ordinal_to_words,
-    plural,
-    sentence_pool,
-    transcript_problem,
-    year_to_words,
-)
+from pipeline.config import NormalizeConfig, default_params
+from pipeline.sentences import generate_sentence, lexicon, plural, sentence_pool
+from pipeline.text import normalize, number_to_words, ordinal_to_words, transcript_problem, year_to_words
 
 
 @pytest.mark.parametrize(
@@ -89,12 +80,16 @@ def test_normalize(raw, expected):
     assert normalize(raw) == expected
 
 
+def options(**changes) -> NormalizeConfig:
+    return default_params({"data.normalize": changes}).data.normalize
+
+
 def test_normalize_options_are_independent():
     raw = "Hello, World: 42!"
-    assert normalize(raw, NormalizeConfig(lowercase=False)) == "Hello World forty two"
-    assert normalize(raw, NormalizeConfig(strip_punctuation=False)) == "hello, world: forty two !"
-    assert normalize(raw, NormalizeConfig(spell_numbers=False)) == "hello world 42"
-    off = NormalizeConfig(lowercase=False, strip_punctuation=False, spell_numbers=False)
+    assert normalize(raw, options(lowercase=False)) == "Hello World forty two"
+    assert normalize(raw, options(strip_punctuation=False)) == "hello, world: forty two !"
+    assert normalize(raw, options(spell_numbers=False)) == "hello world 42"
+    off = options(lowercase=False, strip_punctuation=False, spell_numbers=False)
     assert normalize("  Hello,\tWorld:  42! ", off) == "Hello, World: 42!"
 
 

@@ -4,11 +4,11 @@ import json
 
 import pytest
 import torch
-from tiny_corpus import TEXTS, make_corpus
+from tiny_corpus import TEXTS, make_corpus, tiny_model
 
-from pipeline.config import ModelConfig, TrainConfig
+from pipeline.config import default_params
 from pipeline.loader import BatchLoader
-from pipeline.model import ConformerCTC, load_model
+from pipeline.model import load_model
 from pipeline.recipes import _ctc_only
 from pipeline.store import Store
 from pipeline.train import TrainJob, train
@@ -25,21 +25,8 @@ class Crash(RuntimeError):
 
 
 def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
-    torch.manual_seed(0)
-    model = ConformerCTC(
-        ModelConfig(
-            d_model=32,
-            num_layers=1,
-            num_heads=2,
-            ffn_dim=64,
-            conv_kernel=7,
-            subsampling_channels=8,
-            dropout=0.1,
-        ),
-        80,
-        24,
-    )
-    cfg = TrainConfig(
+    model = tiny_model(dropout=0.1)
+    opts = dict(
         lr=1e-3,
         warmup_steps=2,
         batch_frames=400,
@@ -48,6 +35,7 @@ def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
         time_mask=10,
         freq_mask=5,
     )
+    cfg = default_params({"train": opts}).train
     job = TrainJob(
         name="t",
         cfg=cfg,
@@ -107,21 +95,8 @@ def test_checkpoint_is_used_only_for_the_same_config(tmp_path, corpus, same_conf
 def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus):
     """A student reading more (or less) audio than train gets the same number of updates."""
     loader, sp = corpus
-    torch.manual_seed(0)
-    model = ConformerCTC(
-        ModelConfig(
-            d_model=32,
-            num_layers=1,
-            num_heads=2,
-            ffn_dim=64,
-            conv_kernel=7,
-            subsampling_channels=8,
-            dropout=0.1,
-        ),
-        80,
-        24,
-    )
-    cfg = TrainConfig(lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)
+    model = tiny_model(dropout=0.1)
+    cfg = default_params({"train": dict(lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)}).train
     epoch_steps = len(loader) + 2  # e.g. train's batches, while this loader holds fewer
     job = TrainJob(
         name="s",

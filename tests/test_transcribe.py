@@ -11,15 +11,16 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from pipeline.audio import AudioError, read_audio
 from pipeline.cli import main
-from pipeline.config import FeaturesConfig
+from pipeline.config import default_params
 from pipeline.ctc import greedy_decode
-from pipeline.export import ONNX_FP32, ONNX_INT8
-from pipeline.features import fbank, load_audio
+from pipeline.fbank import fbank
+from pipeline.runtime import ONNX_FP32, ONNX_INT8
 from pipeline.synth import Espeak
-from pipeline.transcribe import AudioError, ExportedModel, read_audio
+from pipeline.transcribe import ExportedModel
 
-FEATURES = FeaturesConfig(n_mels=40)  # what the tiny_export fixture's config.json says
+FEATURES = default_params({"features.n_mels": 40}).features  # what the tiny_export fixture's config.json says
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,7 @@ def audio(tmp_path_factory):
 
 def eager_text(model, sp, path: Path) -> str:
     """The reference: training's audio loader and fbank, eager PyTorch, greedy CTC."""
-    feats = torch.from_numpy(fbank(load_audio(path, 16000), 16000, FEATURES))[None]
+    feats = torch.from_numpy(fbank(read_audio(path, 16000).samples, 16000, FEATURES))[None]
     with torch.no_grad():
         logits, lengths = model(feats, torch.tensor([feats.shape[1]]))
     return sp.decode(greedy_decode(logits, lengths)[0])
@@ -57,7 +58,8 @@ def test_transcribe_matches_eager_pytorch(tiny_export, audio, name):
 
 
 def test_audio_is_downmixed_and_resampled_to_the_model_rate(audio):
-    wav = read_audio(audio / "stereo.flac", 16000)
+    wav, fixes = read_audio(audio / "stereo.flac", 16000)
+    assert fixes == ["downmixed", "resampled"]
     data, sr = sf.read(str(audio / "stereo.flac"), dtype="float32")
     assert sr == 44100 and data.ndim == 2
     assert len(wav) == pytest.approx(len(data) * 16000 / 44100, abs=1)
@@ -65,7 +67,7 @@ def test_audio_is_downmixed_and_resampled_to_the_model_rate(audio):
 
 @pytest.mark.parametrize(
     "name, reason",
-    [("missing.wav", "file not found"), ("corrupt.wav", "cannot read audio"), ("empty.wav", "empty audio")],
+    [("missing.wav", "missing file"), ("corrupt.wav", "unreadable audio"), ("empty.wav", "empty audio")],
 )
 def test_bad_file_error_names_the_file(audio, name, reason):
     with pytest.raises(AudioError, match=f"{name}: {reason}"):

@@ -7,7 +7,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from pipeline.config import DataConfig, ManifestImportConfig, SyntheticConfig
+from pipeline.config import DataConfig, default_params
 from pipeline.ctc import ctc_loss
 from pipeline.data import prepare, synthetic_sentences
 from pipeline.io import read_jsonl
@@ -16,20 +16,19 @@ from pipeline.recipes import labelled_ids
 
 
 def synthetic(transfer: int) -> DataConfig:
-    return DataConfig(
-        synthetic=SyntheticConfig(
-            train_utterances=4,
-            dev_utterances=2,
-            test_utterances=2,
-            transfer_utterances=transfer,
-            accents=["en-US"],
-            train_variants=["m1", "f2"],
-            eval_variants=["m4"],
-            min_words=3,
-            max_words=6,
-            num_workers=1,
-        )
-    )
+    synthetic = {
+        "train_utterances": 4,
+        "dev_utterances": 2,
+        "test_utterances": 2,
+        "transfer_utterances": transfer,
+        "accents": ["en-US"],
+        "train_variants": ["m1", "f2"],
+        "eval_variants": ["m4"],
+        "min_words": 3,
+        "max_words": 6,
+        "num_workers": 1,
+    }
+    return default_params({"data.synthetic": synthetic}).data
 
 
 def test_adding_a_transfer_set_leaves_the_labelled_splits_unchanged():
@@ -69,11 +68,12 @@ def test_manifest_rows_without_text_join_the_transfer_set(tmp_path):
         {"audio": "w/missing.wav", "split": "transfer"},
     ]
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    cfg = DataConfig(
-        source="manifest",
-        max_reject_fraction=0.5,
-        manifest=ManifestImportConfig(path=str(tmp_path / "m.jsonl")),
-    )
+    manifest = {
+        "source": "manifest",
+        "max_reject_fraction": 0.5,
+        "manifest": {"path": str(tmp_path / "m.jsonl")},
+    }
+    cfg = default_params({"data": manifest}).data
     with pytest.raises(Exception, match="dev"):  # no dev rows: a clear error, not a silent run
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     rows.append({"audio": "w/a.wav", "text": "dev row", "split": "dev", "id": "dev1"})

@@ -1,10 +1,13 @@
-"""A twelve-utterance corpus of random features and a char tokenizer, for training tests."""
+"""A twelve-utterance corpus of random features, a char tokenizer and a tiny model, for training tests."""
 
 from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
+import torch
 
+from pipeline.config import ModelConfig
+from pipeline.model import ConformerCTC
 from pipeline.store import write_store
 
 TEXTS = {
@@ -28,14 +31,15 @@ TEXTS = {
 }
 
 
-def make_corpus(root: Path) -> spm.SentencePieceProcessor:
-    """Write ``root/feats`` (a store of 80-dim fbank-like frames) and ``root/spm.model``."""
+def make_corpus(root: Path, min_frames: int = 60, shard_frames: int = 10_000) -> spm.SentencePieceProcessor:
+    """Write ``root/feats`` (a store of 80-dim fbank-like frames, ``min_frames`` to 159 per
+    utterance) and ``root/spm.model``."""
     rng = np.random.default_rng(0)
     write_store(
         root / "feats",
-        ((u, {"fbank": rng.standard_normal((int(rng.integers(60, 160)), 80))}) for u in TEXTS),
+        ((u, {"fbank": rng.standard_normal((int(rng.integers(min_frames, 160)), 80))}) for u in TEXTS),
         {"fbank": ("float16", (80,))},
-        10_000,
+        shard_frames,
     )
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(TEXTS.values()),
@@ -50,3 +54,18 @@ def make_corpus(root: Path) -> spm.SentencePieceProcessor:
         minloglevel=2,
     )
     return spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
+
+
+def tiny_model(dropout: float) -> ConformerCTC:
+    """A one-layer Conformer-CTC for the corpus (80 mels, 24 tokens), seeded with 0."""
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        d_model=32,
+        num_layers=1,
+        num_heads=2,
+        ffn_dim=64,
+        conv_kernel=7,
+        subsampling_channels=8,
+        dropout=dropout,
+    )
+    return ConformerCTC(cfg, 80, 24)
