@@ -133,10 +133,11 @@ def test_algorithmic_latency_is_chunk_plus_fbank_lookahead():
 
 
 def test_streaming_needs_left_context_and_full_context_needs_none():
-    with pytest.raises(ValueError, match="left_frames"):
-        ModelConfig(chunk_frames=4, left_frames=0)
-    with pytest.raises(ValueError, match="chunk_frames"):
-        ModelConfig(left_frames=4)
+    base = streaming_model(chunk_frames=0, left_frames=0).cfg.model_dump()
+    with pytest.raises(ValueError, match="needs left_frames > 0"):
+        ModelConfig(**{**base, "chunk_frames": 4, "left_frames": 0})
+    with pytest.raises(ValueError, match="left_frames needs chunk_frames > 0"):
+        ModelConfig(**{**base, "left_frames": 4})
     with pytest.raises(ValueError, match="full-context model cannot stream"):
         StreamingStep(streaming_model(chunk_frames=0, left_frames=0))
 
