@@ -43,6 +43,7 @@ from pipeline.errors import MissingError
 from pipeline.io import read_jsonl
 from pipeline.loader import BatchLoader
 from pipeline.model import ConformerCTC, count_parameters
+from pipeline.spikes import DelayMeter
 from pipeline.splits import EVAL_SPLITS
 from pipeline.wer import RATE_DECIMALS, UtteranceErrors, score, utterance_errors
 
@@ -100,6 +101,7 @@ class Decoded:
     refs: list[str]
     hyps: dict[str, list[str]]  # system -> one transcript per utterance
     agreement: dict[str, float]  # system -> share of frames whose argmax is the ensemble's
+    delays: dict[str, dict[str, Any]] = field(default_factory=dict)  # system -> token delay vs ensemble
     greedy: dict[str, list[str]] = field(default_factory=dict)  # best path, when asked for
 
 
@@ -119,6 +121,7 @@ def decode_test(
     hyps: dict[str, list[str]] = {name: [] for name in [*models, "ensemble"]}
     best: dict[str, list[str]] = {name: [] for name in hyps} if greedy else {}
     agree: dict[str, list[int]] = {name: [0, 0] for name in [*models, "ensemble"]}
+    delays = {name: DelayMeter() for name in models}
     ids: list[str] = []
     refs: list[str] = []
     for batch in loader:
@@ -137,7 +140,11 @@ def decode_test(
                 best[name] += greedy(logits, lens)
             agree[name][0] += int(((logits.argmax(-1) == ens_best) & mask).sum())
             agree[name][1] += int(mask.sum())
-    return Decoded(ids, refs, hyps, {n: a / max(t, 1) for n, (a, t) in agree.items()}, best)
+            if name in delays:
+                for i, n in enumerate(lens.tolist()):
+                    delays[name].update(ens_best[i, :n].cpu().numpy(), logits[i, :n].argmax(-1).cpu().numpy())
+    agreement = {n: a / max(t, 1) for n, (a, t) in agree.items()}
+    return Decoded(ids, refs, hyps, agreement, best, {n: m.result() for n, m in delays.items()})
 
 
 def rounded(interval: Interval | None) -> list[float] | None:
@@ -277,6 +284,9 @@ def evaluate_models(
         ),
         **intervals,
         "frame_agreement": {"test": {n: round(a, 4) for n, a in decoded.agreement.items()}},
+        # When each system emits the tokens it shares with the ensemble, against the ensemble's spikes.
+        "token_delay": {"test": decoded.delays},
+        "streaming": {n: m.cfg.chunk_frames for n, m in models.items() if m.cfg.streaming},
         "params": {n: count_parameters(m) for n, m in models.items()},
         "test_utterances": len(decoded.refs),
         "test_words": int(errors["ensemble"].ref_words.sum()),
@@ -318,6 +328,7 @@ def oov_rates(prepare: Mapping[str, Any]) -> dict[str, float]:
 
 # What evaluate copies from the export stage's report (reports/export.json).
 BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds")
+OPTIONAL_BENCHMARK_KEYS = ("streaming",)  # streaming students' chunk timings and latency
 
 
 def deployment_metrics(
@@ -346,6 +357,7 @@ def deployment_metrics(
     greedy = {**per_runtime(wer_greedy or {}), **export_report["wer"]}
     return {
         **{k: export_report[k] for k in BENCHMARK_KEYS},
+        **{f"{k}_timing": export_report[k] for k in OPTIONAL_BENCHMARK_KEYS if k in export_report},
         "runtime_wer": {n: decoded.get(n) for n in rtf},
         "runtime_wer_greedy": {n: greedy.get(n) for n in rtf},
     }

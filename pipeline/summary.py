@@ -337,6 +337,43 @@ def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
     ]
 
 
+def streaming_markdown(metrics: dict[str, Any]) -> list[str]:
+    """Streaming students beside the full-context ones: latency, per-chunk compute, token delay."""
+    timed = metrics.get("streaming_timing", {})
+    delays = metrics.get("token_delay", {}).get("test", {})
+    wer = metrics["wer"]["test"]
+    lines = [
+        "## Streaming",
+        "",
+        "| model | chunk | algorithmic latency | compute per chunk, 1 thread (mean / p95) | chunk RTF "
+        "| token delay vs ensemble (mean) | test WER |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted(delays):
+        frames = metrics["streaming"].get(name)
+        t = timed.get(name)
+        chunk = f"{4 * frames * 10} ms" if frames else "full context"
+        latency = f"{t['algorithmic_latency_ms']:.0f} ms" if t else "-"
+        compute = (
+            f"{t['compute_ms_per_chunk']['mean']:.2f} / {t['compute_ms_per_chunk']['p95']:.2f} ms"
+            if t
+            else "-"
+        )
+        rtf = f"{t['chunk_rtf']:.4f}" if t else "-"
+        delay = delays[name].get("mean_ms")
+        lines.append(
+            f"| {name} | {chunk} | {latency} | {compute} | {rtf} | "
+            f"{'-' if delay is None else f'{delay:.0f} ms'} | {wer[name]:.4f} |"
+        )
+    return lines + [
+        "",
+        "Algorithmic latency: the chunk plus the fbank lookahead its last frame needs. Compute: the "
+        "exported streaming graph (`streaming.onnx`), one chunk per call (exported distilled "
+        "students). Token delay: frames between the ensemble's spike and the model's for the tokens "
+        "both emit, 40 ms each.",
+    ]
+
+
 def report_markdown(
     metrics: dict[str, Any],
     soft: dict[str, Any],
@@ -368,6 +405,8 @@ def report_markdown(
         lines += ["", *timings_markdown(timings)]
     if "rtf" in metrics:
         lines += ["", *deployment_markdown(metrics)]
+    if metrics.get("streaming"):
+        lines += ["", *streaming_markdown(metrics)]
     if plot_files:
         lines += ["", "## Plots", ""]
         lines += [f"![{Path(f).stem.replace('_', ' ')}]({f})" for f in plot_files]

@@ -21,8 +21,10 @@ from pipeline import export as ex
 from pipeline.benchmark import run_benchmark
 from pipeline.io import atomic_path, write_json
 from pipeline.model import load_model, model_files
+from pipeline.runtime import STREAMING
 from pipeline.stage import parser, run
 from pipeline.store import Store
+from pipeline.streaming import StreamingModel, time_streaming
 from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger("asr_distill")
@@ -62,6 +64,14 @@ def main(args, params):
             )
             report["parity"][f"student.{name}"] = checked["parity"]
             report["wer"].update(checked["wer"])
+            if students[name].cfg.streaming:  # one chunk per call, one thread, as a device runs it
+                timed = test[: params.export.rtf_utterances]
+                report.setdefault("streaming", {})[f"student.{name}"] = time_streaming(
+                    StreamingModel.load(out / name / STREAMING),
+                    [u["feats"] for u in timed],
+                    sum(u["duration"] for u in timed),
+                    params.export.rtf_repeats,
+                )
         teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
         report.update(
             run_benchmark(
