@@ -93,9 +93,7 @@ def test_check_parity_reports_differences_and_wer(tiny_export):
     assert parity["torchscript_max_abs_diff"] < 1e-4
     assert parity["onnx_max_abs_diff"] < 1e-4
     assert parity["utterances"] == 3
-    assert set(result["wer"]) == {
-        f"student.distilled.{k}" for k in ("torch", "torchscript", "onnx", "int8")
-    }
+    assert set(result["wer"]) == {f"student.distilled.{k}" for k in ("torch", "torchscript", "onnx", "int8")}
     assert result["wer"]["student.distilled.torch"] == result["wer"]["student.distilled.onnx"]
 
 
