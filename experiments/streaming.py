@@ -6,8 +6,8 @@ Trains, next to a finished `dvc repro` (nothing of the run is changed):
   (``chunk_frames``, ``left_frames`` below: 240 ms chunks, about 1 s of left context),
   trained on the transcripts alone (the streaming twin);
 - ``stream_distilled``: the same, distilled with the default recipe, soft targets as they are;
-- ``stream_distilled_shift``: the same, with the soft targets delayed by the spike delay
-  measured between the full-context ensemble and ``stream_baseline`` on dev
+- ``stream_distilled_shift``: the same, with the soft targets delayed by the mean spike delay
+  (in whole frames) measured between the full-context ensemble and ``stream_baseline`` on dev
   (``students.<name>.kd_shift``).
 
 Then measures, against the run's own full-context ``baseline`` and ``distilled`` students:
@@ -256,7 +256,7 @@ def main() -> None:
         measured = delays(run, models, "dev", params)["stream_baseline"]
         if not measured["paired_tokens"]:
             log.warning("stream_baseline emits no token the ensemble emits on dev: kd_shift 0")
-        shift = int(round(measured.get("median_frames", 0)))
+        shift = max(0, int(round(measured.get("mean_frames", 0))))  # the mean delay, in whole frames
         write_json(shift_file, {"dev_delay": measured, "kd_shift": shift})
     shift = read_json(shift_file)["kd_shift"]
     if not args.score_only:
