@@ -41,11 +41,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sweep import decoded, fmt, model_path, train_variants  # noqa: E402
+from sweep import fmt, model_path, score, train_variants  # noqa: E402
 
-from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import Params, parse_params  # noqa: E402
-from pipeline.evaluate import gap_recovered  # noqa: E402
 from pipeline.export import load_split, write_artifacts  # noqa: E402
 from pipeline.io import read_json, write_json  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
@@ -56,7 +54,6 @@ from pipeline.stage import setup_logging  # noqa: E402
 from pipeline.store import Store  # noqa: E402
 from pipeline.streaming import StreamingModel, streaming_parity, time_streaming  # noqa: E402
 from pipeline.tokens import load_tokenizer  # noqa: E402
-from pipeline.wer import utterance_errors  # noqa: E402
 
 log = logging.getLogger("asr_distill.streaming")
 
@@ -115,57 +112,16 @@ def delays(run: Path, models: dict[str, Path], split: str, params: Params) -> di
     return result
 
 
-def train_parallel(run: Path, names: list[str], shift: int | None) -> None:
+def train_parallel(run: Path, params_file: Path, names: list[str], shift: int | None) -> None:
     """Train ``names`` two at a time, one thread each, in child processes of this script."""
     procs = []
     for name in names:
-        cmd = [sys.executable, __file__, "--run", str(run), "--train-one", name]
+        cmd = [sys.executable, __file__, "--run", str(run), "--params", str(params_file), "--train-one", name]
         if shift is not None:
             cmd += ["--shift", str(shift)]
         procs.append(subprocess.Popen(cmd))
     if any(p.wait() for p in procs):
         raise SystemExit("a training process failed")
-
-
-def score(run: Path, out: Path, params: Params, vs: dict, split: str) -> dict[str, Any]:
-    models = {
-        name: model_path(run, out, name, student, changes) for name, (student, changes, _) in vs.items()
-    }
-    refs, hyps = decoded(run, out, params, split, models)
-    errors = {n: utterance_errors(refs, h) for n, h in hyps.items()}
-    cfg = params.evaluate
-    draws = paired_bootstrap(
-        {n: e.words for n, e in errors.items()},
-        errors["ensemble"].ref_words,
-        cfg.bootstrap_samples,
-        cfg.bootstrap_seed,
-    )
-
-    def interval(values: np.ndarray, digits: int = 4) -> list[float]:
-        return [round(v, digits) for v in percentile_interval(values, cfg.confidence)]
-
-    rows = {}
-    for name in [*vs, "ensemble"]:
-        e = errors[name]
-        row: dict[str, Any] = {"wer": round(e.wer, 4), "wer_ci": interval(draws[name])}
-        twin = vs.get(name, (None, None, None))[2]
-        if twin:
-            ci, _ = gap_interval(draws[twin], draws[name], draws["ensemble"], cfg.confidence)
-            row |= {
-                "twin": twin,
-                "wer_diff": round(e.wer - errors[twin].wer, 4),
-                "wer_diff_ci": interval(draws[name] - draws[twin]),
-                "gap_recovered": gap_recovered(errors[twin].wer, e.wer, errors["ensemble"].wer),
-                "gap_recovered_ci": None if ci is None else [round(v, 3) for v in ci],
-            }
-        if name.startswith("stream_distilled"):
-            full = draws["distilled"]
-            row |= {
-                "relative_to_full_context": round(e.wer / errors["distilled"].wer - 1, 4),
-                "relative_to_full_context_ci": interval(draws[name] / full - 1),
-            }
-        rows[name] = row
-    return rows
 
 
 def deployment(run: Path, out: Path, name: str, model_file: Path, params: Params) -> dict[str, Any]:
@@ -212,10 +168,10 @@ def markdown(result: dict[str, Any]) -> str:
             else ""
         )
         rel = (
-            f"{100 * test['relative_to_full_context']:+.1f} % "
-            f"[{100 * test['relative_to_full_context_ci'][0]:+.1f}, "
-            f"{100 * test['relative_to_full_context_ci'][1]:+.1f}]"
-            if "relative_to_full_context" in test
+            f"{100 * test['relative_wer']:+.1f} % "
+            f"[{100 * test['relative_wer_ci'][0]:+.1f}, "
+            f"{100 * test['relative_wer_ci'][1]:+.1f}]"
+            if "relative_wer" in test
             else ""
         )
         context = f"{info['chunk_ms']:.0f} ms chunks" if info["chunk_ms"] else "full"
@@ -234,6 +190,7 @@ def markdown(result: dict[str, Any]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", default=".", help="checkout where `make run` finished (default .)")
+    p.add_argument("--params", default=None, help="params file of the run (default <run>/params.yaml)")
     p.add_argument("--score-only", action="store_true", help="score what is trained, train nothing")
     p.add_argument("--train-one", help=argparse.SUPPRESS)
     p.add_argument("--shift", type=int, default=None, help=argparse.SUPPRESS)
@@ -241,7 +198,8 @@ def main() -> None:
     setup_logging()
     run = Path(args.run).resolve()
     out = run / "experiments" / "runs" / "streaming"
-    raw = yaml.safe_load((run / "params.yaml").read_text())
+    params_file = Path(args.params or run / "params.yaml").resolve()
+    raw = yaml.safe_load(params_file.read_text())
     params = parse_params(raw)
     if args.train_one:
         torch.set_num_threads(1)
@@ -250,7 +208,7 @@ def main() -> None:
         return
     shift_file = out / "shift.json"
     if not args.score_only:
-        train_parallel(run, ["stream_baseline", "stream_distilled"], None)
+        train_parallel(run, params_file, ["stream_baseline", "stream_distilled"], None)
     if not shift_file.exists():
         models = {"stream_baseline": out / "models" / "stream_baseline.pt"}
         measured = delays(run, models, "dev", params)["stream_baseline"]
@@ -260,7 +218,7 @@ def main() -> None:
         write_json(shift_file, {"dev_delay": measured, "kd_shift": shift})
     shift = read_json(shift_file)["kd_shift"]
     if not args.score_only:
-        train_parallel(run, ["stream_distilled_shift"], shift)
+        train_parallel(run, params_file, ["stream_distilled_shift"], shift)
     vs = variants(raw, shift)
     torch.set_num_threads(params.train.threads)
     t0 = time.time()
@@ -279,8 +237,12 @@ def main() -> None:
             }
             for n, f in files.items()
         },
-        "dev": score(run, out, params, vs, "dev"),
-        "test": score(run, out, params, vs, "test"),
+        **{
+            split: score(
+                run, out, params, vs, split, {n: "distilled" for n in vs if n.startswith("stream_d")}
+            )
+            for split in ("dev", "test")
+        },
         "delays": delays(run, files, "dev", params),  # the ensemble's soft targets cover dev
     }
     chosen = min(("stream_distilled", "stream_distilled_shift"), key=lambda n: result["dev"][n]["wer"])

@@ -199,7 +199,16 @@ def decode_models(models: dict[str, Path], loader, decode) -> dict[str, list[str
     return hyps
 
 
-def score(run: Path, out: Path, params: Params, variants: dict, split: str) -> dict[str, Any]:
+def score(
+    run: Path,
+    out: Path,
+    params: Params,
+    variants: dict,
+    split: str,
+    relative_to: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """WER with intervals per variant; against its twin where it has one; and, for the variants
+    ``relative_to`` maps to a reference variant, its WER relative to the reference's."""
     models = {
         name: model_path(run, out, name, student, changes) for name, (student, changes, _) in variants.items()
     }
@@ -228,6 +237,16 @@ def score(run: Path, out: Path, params: Params, variants: dict, split: str) -> d
                     "wer_diff_ci": [round(v, 4) for v in percentile_interval(diff, cfg.confidence)],
                     "gap_recovered": gap_recovered(errors[twin].wer, e.wer, errors["ensemble"].wer),
                     "gap_recovered_ci": None if ci is None else [round(v, 3) for v in ci],
+                }
+            )
+        reference = (relative_to or {}).get(name)
+        if reference:
+            ratio = draws[name] / draws[reference] - 1
+            row.update(
+                {
+                    "relative_to": reference,
+                    "relative_wer": round(e.wer / errors[reference].wer - 1, 4),
+                    "relative_wer_ci": [round(v, 4) for v in percentile_interval(ratio, cfg.confidence)],
                 }
             )
         rows[name] = row
