@@ -208,7 +208,7 @@ def main() -> None:
         return
     shift_file = out / "shift.json"
     if not args.score_only:
-        train_parallel(run, params_file, ["stream_baseline", "stream_distilled"], None)
+        train_parallel(run, params_file, ["stream_baseline"], None)
     if not shift_file.exists():
         models = {"stream_baseline": out / "models" / "stream_baseline.pt"}
         measured = delays(run, models, "dev", params)["stream_baseline"]
@@ -217,8 +217,8 @@ def main() -> None:
         shift = max(0, int(round(measured.get("mean_frames", 0))))  # the mean delay, in whole frames
         write_json(shift_file, {"dev_delay": measured, "kd_shift": shift})
     shift = read_json(shift_file)["kd_shift"]
-    if not args.score_only:
-        train_parallel(run, params_file, ["stream_distilled_shift"], shift)
+    if not args.score_only:  # the two distilled students side by side, one thread each
+        train_parallel(run, params_file, ["stream_distilled", "stream_distilled_shift"], shift)
     vs = variants(raw, shift)
     torch.set_num_threads(params.train.threads)
     t0 = time.time()
