@@ -223,6 +223,10 @@ def main() -> None:
     torch.set_num_threads(params.train.threads)
     t0 = time.time()
     files = {n: model_path(run, out, n, s, c) for n, (s, c, _) in vs.items()}
+    for f in files.values():  # the run's own students may still be training beside these
+        while not f.exists():
+            log.info("waiting for %s", f)
+            time.sleep(30)
     result: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "chunk_frames": CHUNK_FRAMES,
