@@ -30,11 +30,11 @@ def main() -> None:
     bench = test[: args.utterances or params.export.rtf_utterances]
     files = model_files(params, Path("models/teachers"), Path("models/students"))
     teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
-    students = {n: load_model(files[f"student.{n}"]) for n in params.students}
+    students = {n: load_model(files[f"student.{n}"]) for n in params.student_names()}
     exported = {n: Path("export") / n for n in params.distilled_students()}
     twins = sorted(
         {params.twin_model(n) for n in params.distilled_students()}
-        - {f"student.{n}" for n in params.students}
+        - {f"student.{n}" for n in params.student_names()}
     )
     report = run_benchmark(
         teachers,

@@ -61,17 +61,18 @@ CHUNK_FRAMES, LEFT_FRAMES = 6, 24  # 240 ms chunks, 960 ms of left context
 
 
 def variants(raw: dict[str, Any], shift: int | None) -> dict[str, tuple[str, dict[str, Any], str | None]]:
-    """name: (student, overrides, twin); the streaming students are new entries of ``students``."""
+    """name: (student, overrides, twin); the streaming twin is a new entry of ``twins``, the
+    streaming distilled students new entries of ``students``."""
     model = {**raw["student_defaults"]["model"], "chunk_frames": CHUNK_FRAMES, "left_frames": LEFT_FRAMES}
-    base = {**raw["students"]["baseline"], "model": model}
+    base = {**raw["twins"]["baseline"], "model": model}
     distilled = {**raw["students"]["distilled"], "model": model, "twin": "stream_baseline"}
     out = {
         "baseline": ("baseline", {}, None),
         "distilled": ("distilled", {}, "baseline"),
-        "stream_baseline": ("stream_baseline", {"students.stream_baseline": base}, None),
+        "stream_baseline": ("stream_baseline", {"twins.stream_baseline": base}, None),
         "stream_distilled": (
             "stream_distilled",
-            {"students.stream_baseline": base, "students.stream_distilled": distilled},
+            {"twins.stream_baseline": base, "students.stream_distilled": distilled},
             "stream_baseline",
         ),
     }
@@ -79,7 +80,7 @@ def variants(raw: dict[str, Any], shift: int | None) -> dict[str, tuple[str, dic
         shifted = {**distilled, "kd_shift": shift}
         out["stream_distilled_shift"] = (
             "stream_distilled_shift",
-            {"students.stream_baseline": base, "students.stream_distilled_shift": shifted},
+            {"twins.stream_baseline": base, "students.stream_distilled_shift": shifted},
             "stream_baseline",
         )
     return out

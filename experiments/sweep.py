@@ -47,7 +47,7 @@ from pipeline.evaluate import decode_test, gap_recovered, named_models  # noqa: 
 from pipeline.io import file_digest, read_json, read_jsonl, write_json  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model import count_parameters, load_model  # noqa: E402
-from pipeline.recipes import train_student  # noqa: E402
+from pipeline.recipes import train_small  # noqa: E402
 from pipeline.soft_targets import build_soft_targets  # noqa: E402
 from pipeline.splits import SOFT_TARGET_SPLITS  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
@@ -65,9 +65,9 @@ THIRD = {
     "subsampling_channels": 32,
     "dropout": 0.1,
 }
-SCARCE = {"students.baseline.labelled_fraction": 0.2, "students.distilled.labelled_fraction": 0.2}
-TWICE = {"students.baseline.epochs": 30, "students.distilled.epochs": 30}
-THIRD_PAIR = {"students.baseline.model": THIRD, "students.distilled.model": THIRD}
+SCARCE = {"twins.baseline.labelled_fraction": 0.2, "students.distilled.labelled_fraction": 0.2}
+TWICE = {"twins.baseline.epochs": 30, "students.distilled.epochs": 30}
+THIRD_PAIR = {"twins.baseline.model": THIRD, "students.distilled.model": THIRD}
 
 # name: (student, overrides, twin variant or None for a directly trained model)
 SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
@@ -158,7 +158,7 @@ def train_variants(run: Path, out: Path, raw: dict[str, Any], variants: dict, th
             "live": out / "live" / name,
         }
         log.info("training %s (%s) with %s", name, student, changes)
-        metrics = train_student(params, student, paths)
+        metrics = train_small(params, student, paths)
         write_json(out / "train" / f"{name}.json", {**metrics, "changes": changes})
 
 

@@ -3,7 +3,7 @@
 ``params.yaml`` is the one place that sets parameters. Every section maps onto one pydantic
 model with ``extra="forbid"`` and no defaults of its own: a missing section or key fails
 naming it, a mistyped key fails naming it and listing the valid ones. The only keys a
-file may leave out are a student's: each student takes what it does not set from
+file may leave out are a twin's or a student's: each takes what it does not set from
 ``student_defaults`` (in ``params.yaml`` too).
 
 Usage::
@@ -308,46 +308,66 @@ class StudentDefaults(Strict):
     """``student_defaults``: every key a student may leave out, and its value then."""
 
     model: ModelConfig
-    # The directly trained model a distilled student is compared with (required when
-    # alpha > 0): a student with alpha 0, or ``guide`` (a teacher trained with plain CTC).
+    # Distilled students only: the directly trained model a student is compared with
+    # (required): a key of ``twins``, or ``guide`` (a teacher trained with plain CTC).
     # Same architecture, seed, budget and labelled share are checked.
     twin: str | None
     # Share of train whose transcripts this student may use (seeded, the same utterances
     # for every student at the same share); the rest of train joins the transfer set.
     labelled_fraction: float = Field(gt=0, le=1)
-    # alpha > 0 only: also learn from the transfer set (KD term only, no transcripts).
+    # Distilled students only: also learn from the transfer set (KD term only, no transcripts).
     transfer: bool
     # KD frames: all, or nonblank (frames where the ensemble's top token is not blank, and
     # their neighbours; blank frames otherwise dominate the KD term).
     kd_frames: Literal["all", "nonblank"]
-    # alpha > 0 only: CTC also on the ensemble's greedy transcripts of untranscribed audio
+    # Distilled students only: CTC also on the ensemble's greedy transcripts of untranscribed audio
     # (sequence-level KD) instead of the KD term alone.
     pseudo_labels: bool
-    # alpha > 0 only: delay the soft targets by this many 40 ms frames, so a streaming student,
+    # Distilled students only: delay the soft targets by this many 40 ms frames, so a streaming student,
     # which emits its spikes later than the full-context teachers, is taught where it can
     # emit them (experiments/streaming.py measures the delay of a streaming twin on dev).
     kd_shift: NonNegativeInt
 
 
+class TwinConfig(StudentDefaults):
+    """One directly trained small model (``twins.<name>``): CTC on its transcripts alone, no
+    teacher, so its ``train_twin@<name>`` stage never reads the soft targets. A twin has no
+    ``alpha`` (it is 0 by definition). Keys it leaves out come from ``student_defaults``; of
+    those, ``twin``, ``transfer`` and ``kd_frames`` do not apply to it.
+
+    Update budget: ``epochs`` times the batches of one pass over the whole train split, as
+    for a distilled student and a teacher, so twins compare at equal optimizer updates.
+    """
+
+    seed: int
+    epochs: PositiveInt
+
+    @property
+    def alpha(self) -> float:
+        """The KD weight: 0, a twin learns from transcripts only."""
+        return 0.0
+
+    @model_validator(mode="after")
+    def _transcripts_only(self) -> TwinConfig:
+        if self.pseudo_labels:
+            raise ValueError("pseudo_labels is for distilled students (a twin learns from transcripts only)")
+        if self.kd_shift:
+            raise ValueError("kd_shift is for distilled students (it shifts the soft targets)")
+        return self
+
+
 class StudentConfig(StudentDefaults):
-    """One student: ``(1 - alpha) * CTC + alpha * T^2 * KD``; ``alpha: 0`` is a directly trained twin.
+    """One distilled student (``students.<name>``): ``(1 - alpha) * CTC + alpha * T^2 * KD``,
+    with ``alpha > 0``, compared with its ``twin`` (a key of ``twins``, or ``guide``).
 
     Update budget: ``epochs`` times the batches of one pass over the whole train split,
     whatever data the student sees; a teacher's budget is defined the same way, so twins
     compare at equal optimizer updates. Keys it leaves out come from ``student_defaults``.
     """
 
-    alpha: Share
+    alpha: float = Field(gt=0, le=1)
     seed: int
     epochs: PositiveInt
-
-    @model_validator(mode="after")
-    def _distilled_only(self) -> StudentConfig:
-        if self.alpha == 0 and self.pseudo_labels:
-            raise ValueError("pseudo_labels needs alpha > 0 (a twin learns from transcripts only)")
-        if self.alpha == 0 and self.kd_shift:
-            raise ValueError("kd_shift needs alpha > 0 (it shifts the soft targets)")
-        return self
 
 
 class GoalsConfig(Strict):
@@ -386,6 +406,19 @@ class EvaluateConfig(Strict):
     top_substitutions: PositiveInt
 
 
+def _refuse_directly_trained_students(students: Any) -> None:
+    """``students`` holds distilled students only: one with alpha 0 belongs under ``twins``."""
+    if not isinstance(students, dict):
+        return
+    direct = [n for n, s in students.items() if isinstance(s, dict) and s.get("alpha") in (0, 0.0)]
+    if direct:
+        moves = ", ".join(f"students.{n} -> twins.{n}" for n in direct)
+        raise ValueError(
+            f"students with alpha 0 are directly trained twins: move them under twins: ({moves}), "
+            f"with their epochs, seed and own keys and without alpha"
+        )
+
+
 class Params(Strict):
     """The whole ``params.yaml``: every section is required."""
 
@@ -397,6 +430,7 @@ class Params(Strict):
     ensemble: EnsembleConfig
     soft_targets: SoftTargetsConfig
     student_defaults: StudentDefaults
+    twins: dict[str, TwinConfig]
     students: dict[str, StudentConfig]
     export: ExportConfig
     evaluate: EvaluateConfig
@@ -404,31 +438,39 @@ class Params(Strict):
     @model_validator(mode="before")
     @classmethod
     def _fill_students(cls, raw: Any) -> Any:
-        """Every student takes the keys it leaves out from ``student_defaults``."""
+        """Every twin and student takes the keys it leaves out from ``student_defaults``."""
         if not isinstance(raw, dict):
             return raw
-        defaults, students = raw.get("student_defaults"), raw.get("students")
-        if not isinstance(defaults, dict) or not isinstance(students, dict):
+        _refuse_directly_trained_students(raw.get("students"))
+        defaults = raw.get("student_defaults")
+        if not isinstance(defaults, dict):
             return raw
         shared = {k: v for k, v in defaults.items() if k in StudentDefaults.model_fields}
-        filled = {n: {**shared, **s} if isinstance(s, dict) else s for n, s in students.items()}
-        return {**raw, "students": filled}
+        filled = dict(raw)
+        for section in ("twins", "students"):
+            entries = raw.get(section)
+            if isinstance(entries, dict):
+                filled[section] = {
+                    n: {**shared, **s} if isinstance(s, dict) else s for n, s in entries.items()
+                }
+        return filled
 
     @model_validator(mode="after")
     def _names(self) -> Params:
-        for required in ("baseline", "distilled"):
-            if required not in self.students:
-                raise ValueError(f"students: a '{required}' student is required")
-        if self.students["baseline"].alpha != 0.0:
-            raise ValueError("students.baseline.alpha must be 0 (the directly trained twin)")
-        if self.students["distilled"].alpha == 0.0:
-            raise ValueError("students.distilled.alpha must be above 0 (it learns from the teachers)")
-        clash = set(self.students) & set(self.teacher_names())
-        if clash:
-            raise ValueError(f"students: {', '.join(sorted(clash))} is also a teacher's name")
+        if "baseline" not in self.twins:
+            raise ValueError("twins: a 'baseline' twin is required (the directly trained student)")
+        if "distilled" not in self.students:
+            raise ValueError("students: a 'distilled' student is required")
+        both = set(self.twins) & set(self.students)
+        if both:
+            names = ", ".join(sorted(both))
+            raise ValueError(f"twins and students both name {names}: a name is either a twin or a student")
+        for section, names in (("twins", self.twins), ("students", self.students)):
+            clash = set(names) & set(self.teacher_names())
+            if clash:
+                raise ValueError(f"{section}: {', '.join(sorted(clash))} is also a teacher's name")
         for name, s in self.students.items():
-            if s.alpha > 0:
-                self._check_twin(name, s)
+            self._check_twin(name, s)
         return self
 
     def _check_twin(self, name: str, s: StudentConfig) -> None:
@@ -436,16 +478,16 @@ class Params(Strict):
         where = f"students.{name}.twin"
         if s.twin is None:
             raise ValueError(
-                f"{where} is required when alpha > 0: name the directly trained "
-                f"model it is compared with (a student with alpha 0, or guide)"
+                f"{where} is required: name the directly trained model it is compared "
+                f"with (a key of twins, or guide)"
             )
         if s.twin == "guide":
             guide = self.teachers.guide
             recipe = (guide.model, guide.epochs, guide.seed, 1.0)
-        elif s.twin in self.students and self.students[s.twin].alpha == 0:
+        elif s.twin in self.twins:
             recipe = self.student_recipe(s.twin)
         else:
-            raise ValueError(f"{where}: '{s.twin}' is neither guide nor a student with alpha 0")
+            raise ValueError(f"{where}: '{s.twin}' is neither guide nor a key of twins")
         mine = self.student_recipe(name)
         for label, a, b in zip(("model", "epochs", "seed", "labelled_fraction"), mine, recipe):
             if a != b:
@@ -454,20 +496,33 @@ class Params(Strict):
                     f"share architecture, update budget, seed and labels"
                 )
 
+    def student_names(self) -> list[str]:
+        """Every small model, the twins first: each is ``student.<name>`` in the reports."""
+        return [*self.twins, *self.students]
+
     def distilled_students(self) -> list[str]:
-        """Students that learn from the teachers (alpha > 0): each is exported and compared."""
-        return [n for n, s in self.students.items() if s.alpha > 0]
+        """Students that learn from the teachers (``students``): each is exported and compared."""
+        return list(self.students)
+
+    def student(self, name: str) -> TwinConfig | StudentConfig:
+        """The config of twin or student ``name``."""
+        if name in self.twins:
+            return self.twins[name]
+        if name not in self.students:
+            known = ", ".join(self.student_names())
+            raise MissingError(f"'{name}' is neither a key of twins nor of students; known: {known}")
+        return self.students[name]
 
     def student_model(self, name: str) -> ModelConfig:
-        """Student ``name``'s architecture: its own ``model`` or ``student_defaults.model``."""
-        return self.students[name].model
+        """The architecture of twin or student ``name``: its own ``model`` or ``student_defaults.model``."""
+        return self.student(name).model
 
     def student_epochs(self, name: str) -> int:
-        """Student ``name``'s update budget in passes over the train split."""
-        return self.students[name].epochs
+        """The update budget of twin or student ``name`` in passes over the train split."""
+        return self.student(name).epochs
 
     def student_recipe(self, name: str) -> tuple[ModelConfig, int, int, float]:
-        s = self.students[name]
+        s = self.student(name)
         return self.student_model(name), self.student_epochs(name), s.seed, s.labelled_fraction
 
     def twin_model(self, name: str) -> str:
@@ -524,7 +579,7 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | Non
 # ``*`` stands for one user-chosen name (a teacher's, a student's).
 MOVED_KEYS = {
     "evaluate.rtf_utterances": "export.rtf_utterances",
-    "train.epochs": "students.<name>.epochs (every student sets its own, as teachers do)",
+    "train.epochs": "twins.<name>.epochs and students.<name>.epochs (every model sets its own)",
     "student": "student_defaults.model",
     "distill": "soft_targets",
     "guide": "teachers.guide",
@@ -532,10 +587,16 @@ MOVED_KEYS = {
 }
 
 
-def _moved(dotted: str) -> str | None:
-    """Where key ``dotted`` moved, if it is one of :data:`MOVED_KEYS`."""
+# Keys that never existed where the error found them, with what to do instead.
+KEY_NOTES = {
+    "twins.*.alpha": "a twin trains on its transcripts alone (alpha 0); distilled students go under students",
+}
+
+
+def _moved(dotted: str, table: dict[str, str] = MOVED_KEYS) -> str | None:
+    """Where key ``dotted`` moved, if it is one of ``table``'s (:data:`MOVED_KEYS`)."""
     parts = dotted.split(".")
-    for old, new in MOVED_KEYS.items():
+    for old, new in table.items():
         pattern = old.split(".")
         if len(pattern) == len(parts) and all(p in ("*", q) for p, q in zip(pattern, parts)):
             names = iter(q for p, q in zip(pattern, parts) if p == "*")
@@ -552,6 +613,9 @@ def _describe(e: dict[str, Any]) -> str:
         moved = _moved(dotted)
         if moved:
             hint = f"; it moved to {moved}{hint}"
+        note = _moved(dotted, KEY_NOTES)
+        if note:
+            hint = f"; {note}{hint}"
         return f"unknown key '{dotted}'{hint}"
     if e["type"] == "missing":
         return f"missing {'section' if len(e['loc']) == 1 else 'key'} '{dotted}'"
@@ -571,7 +635,7 @@ def format_errors(err: ValidationError, source: str) -> str:
             for e in errors
             if not (
                 e["type"] == "missing"
-                and e["loc"][0] == "students"
+                and e["loc"][0] in ("twins", "students")
                 and e["loc"][-1] in StudentDefaults.model_fields
             )
         ]

@@ -79,8 +79,8 @@ def twin_of(name: str, params: Params) -> str:
 
 
 def compared_students(params: Params) -> list[str]:
-    """Every distilled student (alpha > 0), each compared with its twin."""
-    return [f"student.{n}" for n, s in params.students.items() if s.alpha > 0]
+    """Every distilled student (``students``), each compared with its twin."""
+    return [f"student.{n}" for n in params.distilled_students()]
 
 
 def named_models(

@@ -217,5 +217,5 @@ def model_files(params: Params, teachers_dir: Path, students_dir: Path) -> dict[
     """Every model file the params name, keyed ``teacher.<name>`` / ``student.<name>``."""
     return {
         **{f"teacher.{n}": Path(teachers_dir) / f"{n}.pt" for n in params.teacher_names()},
-        **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.students},
+        **{f"student.{n}": Path(students_dir) / f"{n}.pt" for n in params.student_names()},
     }

@@ -2,7 +2,7 @@
 
 A profile holds only what differs from ``params.yaml``: a mapping merges into the mapping
 at the same place, any other value replaces it, and ``<name>: null`` under
-``teachers.others`` or ``students`` removes that model. Two ways to use one::
+``teachers.others``, ``twins`` or ``students`` removes that model. Two ways to use one::
 
     asr-distill profile tiny                       # params.yaml := params.yaml + profiles/tiny.yaml
     asr-distill profile tiny --exp-run --temp      # dvc exp run -S ... (the overlay), workspace untouched
@@ -38,7 +38,7 @@ from pipeline.errors import InputError, MissingError
 
 PROFILES = Path("profiles")
 # Mappings whose entries a profile may remove with ``<name>: null``.
-REMOVABLE = ("teachers.others", "students")
+REMOVABLE = ("teachers.others", "twins", "students")
 MARKER = re.compile(r"^# profile: (\S+) ")
 
 

@@ -3,9 +3,11 @@
 Teachers are Conformer-CTC models. The guide teacher trains with plain CTC;
 with ``ensemble.align: guide`` every other teacher adds the guided-CTC term
 (Kurata & Audhkhasi 2019) that pulls its spikes onto the guide's frames.
-Students use ``student_defaults.model`` unless they set their own ``model``
-and train on ``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``,
-the CTC term only on utterances with a transcript (see :func:`student_data`).
+Twins and students use ``student_defaults.model`` unless they set their own ``model``.
+A twin (``twins.<name>``) trains on its transcripts alone with plain CTC and never reads
+the soft targets; a distilled student (``students.<name>``) trains on
+``(1 - alpha) * CTC + alpha * T^2 * KL(teacher_T || student_T)``, the CTC term only on
+utterances with a transcript (see :func:`student_data`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.config import ModelConfig, Params
+from pipeline.config import ModelConfig, Params, StudentConfig, TwinConfig
 from pipeline.ctc import ctc_loss, guided_ctc_loss
+from pipeline.errors import MissingError
 from pipeline.io import file_digest, read_json
 from pipeline.kd import delay_targets, distillation_loss, kd_loss, nonblank_frames
 from pipeline.loader import Batch, BatchLoader, Extra, make_buckets, make_loader, split_texts
@@ -173,10 +176,10 @@ class StudentData:
 
 
 def student_data(params: Params, name: str, paths: dict[str, Path]) -> StudentData:
-    """Labelled part of train for every student; a distilled student adds the rest of train and,
+    """Labelled part of train for a twin; a distilled student adds the rest of train and,
     with ``transfer``, the transfer set, labelled by the soft targets alone (or, with
     ``pseudo_labels``, also by the ensemble's greedy transcripts)."""
-    scfg = params.students[name]
+    scfg = params.student(name)
     features, soft_dir = Path(paths["features"]), Path(paths.get("soft_targets") or "")
     train_texts = split_texts(paths["manifests"], "train")
     keep = labelled_ids(list(train_texts), scfg.labelled_fraction, params.data.seed)
@@ -202,13 +205,48 @@ def student_data(params: Params, name: str, paths: dict[str, Path]) -> StudentDa
     )
 
 
+def train_twin(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any] | None:
+    """Train twin ``name`` (``twins.<name>``) with plain CTC on its transcripts; None off rank 0.
+
+    ``paths`` needs no ``soft_targets``: a twin never reads them.
+    """
+    if name not in params.twins:
+        raise MissingError(f"twins.{name}: no such twin; twins: {', '.join(params.twins)}")
+    return _train_small(params, name, paths)
+
+
 def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any] | None:
-    """Train student ``name`` on hard labels and, if ``alpha > 0``, the soft targets; None off rank 0.
+    """Train distilled student ``name`` (``students.<name>``) on hard labels and the soft
+    targets in ``paths["soft_targets"]``; None off rank 0."""
+    if name not in params.students:
+        hint = " (a twin: train_twin)" if name in params.twins else ""
+        raise MissingError(
+            f"students.{name}: no such distilled student{hint}; students: {', '.join(params.students)}"
+        )
+    return _train_small(params, name, paths)
+
+
+def train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any] | None:
+    """Train twin or distilled student ``name``, whichever it is (sweeps train both)."""
+    return (train_twin if name in params.twins else train_student)(params, name, paths)
+
+
+def recipe_fingerprint(scfg: TwinConfig | StudentConfig) -> dict[str, Any]:
+    """The recipe keys of a twin or student that its checkpoints depend on, ``alpha`` included:
+    0.0 for a twin, so a twin's fingerprint is that of the same model as a student with alpha 0."""
+    recipe = scfg.model_dump(exclude={"model", "epochs", "twin"})
+    if isinstance(scfg, TwinConfig):
+        recipe["alpha"] = 0.0
+    return recipe
+
+
+def _train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str, Any] | None:
+    """Train twin or student ``name`` on hard labels and, if ``alpha > 0``, the soft targets.
 
     The budget is ``epochs`` passes' worth of updates over the whole train split, whatever
-    the student reads, so twins are compared at equal optimizer updates.
+    the model reads, so twins are compared at equal optimizer updates.
     """
-    scfg = params.students[name]
+    scfg = params.student(name)
     sp = load_tokenizer(paths["tokenizer"])
     bf = params.train.batch_frames
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
@@ -257,7 +295,7 @@ def train_student(params: Params, name: str, paths: dict[str, Path]) -> dict[str
         epoch_steps=epoch_steps,
         fingerprint={
             "student": model_cfg.model_dump(),
-            "recipe": scfg.model_dump(exclude={"model", "epochs", "twin"}),
+            "recipe": recipe_fingerprint(scfg),
             "temperature": temperature if alpha > 0 else None,
             "epochs": epochs,
             "train": params.train.model_dump(),

@@ -44,7 +44,7 @@ def main(args, params):
     sp = load_tokenizer(args.tokenizer)
     files = model_files(params, args.teachers, args.students)
     teachers = {n: load_model(files[f"teacher.{n}"]) for n in params.teacher_names()}
-    students = {n: load_model(files[f"student.{n}"]) for n in params.students}
+    students = {n: load_model(files[f"student.{n}"]) for n in params.student_names()}
     loader = make_loader(Path(args.features), Path(args.manifests), "test", sp, params.train.batch_frames)
     speakers = read_speakers(Path(args.manifests) / "test.jsonl")
     train_words = (w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split())

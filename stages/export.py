@@ -34,7 +34,7 @@ def main(args, params):
     torch.set_num_threads(1)  # batch-1 parity runs and the benchmark: one thread
     sp = load_tokenizer(args.tokenizer)
     files = model_files(params, args.teachers, args.students)
-    students = {n: load_model(files[f"student.{n}"]) for n in params.students}
+    students = {n: load_model(files[f"student.{n}"]) for n in params.student_names()}
     test = ex.load_split(Path(args.features) / "test", Path(args.manifests) / "test.jsonl")
     distilled = params.distilled_students()
     twins = sorted(

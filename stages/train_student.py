@@ -1,4 +1,4 @@
-"""Stage ``train_student@<name>``: train one small student (alpha 0 = directly trained baseline).
+"""Stage ``train_student@<name>``: train one distilled student (``students.<name>``, alpha > 0).
 
 Usage: python stages/train_student.py --name distilled --features data/features \
          --manifests data/manifests --tokenizer data/tokenizer/spm.model \

@@ -26,7 +26,8 @@ def test_shipped_profiles_validate(root, name):
     else:
         params = Profile(name, root / "params.yaml", root).result
     assert params.teacher_names()[0] == "guide"
-    assert {"baseline", "distilled"} <= set(params.students)
+    assert "baseline" in params.twins and "distilled" in params.students
+    assert params.student_names()[0] == "baseline"
 
 
 def test_unknown_top_level_key_is_named(tiny):
@@ -74,9 +75,51 @@ def test_wrong_type_and_range(tiny):
         parse_params(bad)
 
 
-def test_baseline_must_be_undistilled(tiny):
-    tiny["students"]["baseline"]["alpha"] = 0.5
-    with pytest.raises(ParamsError, match="baseline.alpha must be 0"):
+def test_a_twin_has_no_alpha(tiny):
+    tiny["twins"]["baseline"]["alpha"] = 0.0
+    with pytest.raises(ParamsError) as err:
+        parse_params(tiny)
+    msg = str(err.value)
+    assert "unknown key 'twins.baseline.alpha'; a twin trains on its transcripts alone" in msg
+    assert "epochs" in msg and "seed" in msg  # the valid keys are listed
+
+
+def test_a_student_with_alpha_0_belongs_under_twins(tiny):
+    tiny["students"]["direct"] = {"alpha": 0.0, "epochs": 2, "seed": 0}
+    with pytest.raises(ParamsError, match=r"alpha 0 are directly trained twins: move them under twins: "):
+        parse_params(tiny)
+
+
+def test_the_combined_layout_says_where_the_baseline_went(tiny):
+    """The layout with every student under ``students`` (the twin with alpha 0) names twins."""
+    old = copy.deepcopy(tiny)
+    old["students"] = {"baseline": {**old.pop("twins")["baseline"], "alpha": 0.0}, **old["students"]}
+    with pytest.raises(ParamsError) as err:
+        parse_params(old)
+    assert str(err.value) == (
+        "params.yaml: students with alpha 0 are directly trained twins: move them under twins: "
+        "(students.baseline -> twins.baseline), with their epochs, seed and own keys and without alpha"
+    )
+
+
+def test_a_twin_learns_from_transcripts_only(tiny):
+    tiny["twins"]["baseline"]["pseudo_labels"] = True
+    with pytest.raises(ParamsError, match="pseudo_labels is for distilled students"):
+        parse_params(copy.deepcopy(tiny))
+    tiny["twins"]["baseline"].update(pseudo_labels=False, kd_shift=2)
+    with pytest.raises(ParamsError, match="kd_shift is for distilled students"):
+        parse_params(tiny)
+
+
+def test_a_name_is_a_twin_or_a_student(tiny):
+    tiny["twins"]["distilled"] = copy.deepcopy(tiny["twins"]["baseline"])
+    with pytest.raises(ParamsError, match="twins and students both name distilled"):
+        parse_params(tiny)
+
+
+def test_the_baseline_twin_is_required(tiny):
+    tiny["twins"]["other"] = tiny["twins"].pop("baseline")
+    with pytest.raises(ParamsError, match="twins: a 'baseline' twin is required"):
         parse_params(tiny)
 
 
@@ -95,12 +138,14 @@ def test_heads_must_divide_d_model(tiny):
 def test_students_set_their_own_epochs(tiny):
     """Every model sets its own budget, so teachers read all of train: and a change of a
     student's epochs retrains no teacher; the old shared train.epochs is refused by name."""
-    del tiny["students"]["baseline"]["epochs"]
-    with pytest.raises(ParamsError, match="students.baseline.epochs"):
+    del tiny["twins"]["baseline"]["epochs"]
+    with pytest.raises(ParamsError, match="twins.baseline.epochs"):
         parse_params(tiny)
-    tiny["students"]["baseline"]["epochs"] = 2
+    tiny["twins"]["baseline"]["epochs"] = 2
     tiny["train"]["epochs"] = 2
-    with pytest.raises(ParamsError, match="train.epochs.*moved to students.<name>.epochs"):
+    with pytest.raises(
+        ParamsError, match="train.epochs.*moved to twins.<name>.epochs and students.<name>.epochs"
+    ):
         parse_params(tiny)
 
 
@@ -115,12 +160,12 @@ def test_a_distilled_student_needs_a_twin_with_its_recipe(tiny):
     with pytest.raises(ParamsError, match=r"students.distilled.twin is required"):
         parse_params(copy.deepcopy(tiny))
     tiny["students"]["distilled"]["twin"] = "t1"  # a guided teacher is not a twin
-    with pytest.raises(ParamsError, match=r"'t1' is neither guide nor a student with alpha 0"):
+    with pytest.raises(ParamsError, match=r"'t1' is neither guide nor a key of twins"):
         parse_params(copy.deepcopy(tiny))
     tiny["students"]["distilled"].update(twin="baseline", epochs=7)
     with pytest.raises(ParamsError, match=r"'baseline' differs in epochs"):
         parse_params(copy.deepcopy(tiny))
-    tiny["students"]["distilled"].update(epochs=tiny["students"]["baseline"]["epochs"], labelled_fraction=0.2)
+    tiny["students"]["distilled"].update(epochs=tiny["twins"]["baseline"]["epochs"], labelled_fraction=0.2)
     with pytest.raises(ParamsError, match=r"'baseline' differs in labelled_fraction"):
         parse_params(copy.deepcopy(tiny))
 
@@ -131,14 +176,19 @@ def test_the_member_student_takes_the_guide_as_twin(tiny):
     assert params.student_model("member") == params.teachers.guide.model
     assert params.student_model("distilled") == params.student_defaults.model
     assert params.distilled_students() == ["distilled", "member"]
+    assert params.student_names() == ["baseline", "distilled", "member"]
     tiny["students"]["member"]["model"]["d_model"] = 32
     with pytest.raises(ParamsError, match=r"'guide' differs in model"):
         parse_params(tiny)
 
 
 def test_student_names_do_not_clash_with_teachers(tiny):
-    tiny["students"]["t1"] = {"alpha": 0.0, "epochs": 2, "seed": 0}
-    with pytest.raises(ParamsError, match=r"t1 is also a teacher's name"):
+    twin = copy.deepcopy(tiny)
+    twin["twins"]["t1"] = {"epochs": 2, "seed": 0}
+    with pytest.raises(ParamsError, match=r"twins: t1 is also a teacher's name"):
+        parse_params(twin)
+    tiny["students"]["guide"] = {**tiny["students"]["distilled"]}
+    with pytest.raises(ParamsError, match=r"students: guide is also a teacher's name"):
         parse_params(tiny)
 
 
@@ -165,13 +215,13 @@ def test_the_code_has_no_defaults_of_its_own():
 
     The one exception: a model block's streaming keys, left out by every full-context model
     (and by every model file saved without them), 0 meaning full context."""
-    from pipeline.config import ModelConfig, Params, Strict, StudentConfig, StudentDefaults
+    from pipeline.config import ModelConfig, Params, Strict, StudentConfig, StudentDefaults, TwinConfig
 
     optional = {(ModelConfig, "chunk_frames"), (ModelConfig, "left_frames")}
 
     def required(model) -> None:
         for name, field in model.model_fields.items():
-            if model is StudentConfig and name in StudentDefaults.model_fields:
+            if model in (StudentConfig, TwinConfig) and name in StudentDefaults.model_fields:
                 continue  # from student_defaults
             if (model, name) in optional:
                 assert field.default == 0
@@ -185,9 +235,11 @@ def test_the_code_has_no_defaults_of_its_own():
 
 
 def test_students_take_what_they_leave_out_from_student_defaults():
-    params = default_params({"student_defaults.kd_frames": "nonblank", "students.baseline.kd_frames": "all"})
+    params = default_params({"student_defaults.kd_frames": "nonblank", "twins.baseline.kd_frames": "all"})
     assert params.students["distilled"].kd_frames == "nonblank"
-    assert params.students["baseline"].kd_frames == "all"
+    assert params.twins["baseline"].kd_frames == "all"
+    assert params.twins["baseline"].model == params.student_defaults.model
+    assert params.student("baseline").alpha == 0.0
     assert params.students["distilled"].model == params.student_defaults.model
     assert params.students["member"].model != params.student_defaults.model  # its own
     raw = read_params(DEFAULT_PARAMS)

@@ -35,3 +35,17 @@ def test_closure_follows_imports_through_modules():
     assert {"pipeline/recipes.py", "pipeline/kd.py", "pipeline/config.py"} <= closure(
         "stages/train_student.py"
     )
+
+
+def test_only_distilled_students_depend_on_the_soft_targets():
+    """A twin never reads the soft targets: a change of the teachers or of soft_targets.*
+    re-runs the distilled students (train_student), never a twin (train_twin)."""
+    twin, student = (stage_definition(STAGES[n]) for n in ("train_twin", "train_student"))
+    assert STAGES["train_twin"]["foreach"] == "${twins}"
+    assert STAGES["train_student"]["foreach"] == "${students}"
+    assert not [d for d in twin["deps"] if d.startswith("data/soft_targets")]
+    assert "--soft-targets" not in twin["cmd"]
+    assert not [p for p in twin["params"] if str(p).startswith(("soft_targets", "teachers", "students"))]
+    assert "data/soft_targets" in student["deps"] and "--soft-targets data/soft_targets" in student["cmd"]
+    for stage in (twin, student):  # both write where every reader of a student looks
+        assert "models/students/${key}.pt" in stage["outs"]

@@ -77,7 +77,12 @@ def test_the_switch_and_dvc_set_params_give_the_same_params(repo, name):
         ({"train": {"lrr": 0.1}}, r"bad\.yaml \(applied to .*params\.yaml\): unknown key 'train\.lrr'"),
         ({"soft_targets": {"top_k": 0}}, r"bad\.yaml .*'soft_targets\.top_k'"),
         ({"students": {"nobody": None}}, r"bad\.yaml: 'students\.nobody: null' removes an entry"),
-        ({"students": {"extra": {"alpha": 0.0}}}, r"(?s)bad\.yaml .*missing key 'students\.extra\.epochs'"),
+        ({"twins": {"nobody": None}}, r"bad\.yaml: 'twins\.nobody: null' removes an entry"),
+        ({"twins": {"extra": {"seed": 0}}}, r"(?s)bad\.yaml .*missing key 'twins\.extra\.epochs'"),
+        (
+            {"students": {"extra": {"alpha": 0.0}}},
+            r"bad\.yaml .*alpha 0 are directly trained twins: move them under twins",
+        ),
     ],
 )
 def test_a_bad_key_in_a_profile_names_the_key_and_the_file(repo, overlay, message):
@@ -95,7 +100,7 @@ def test_a_profile_runs_as_a_dvc_experiment_without_touching_the_workspace(repo)
         "  show:\n"
         "    cmd: python -c \"import yaml, json; print(json.dumps(yaml.safe_load(open('params.yaml'))))\""
         " > shown.json\n"
-        "    params: [train, teachers, students]\n"
+        "    params: [train, teachers, twins, students]\n"
         "    outs: [shown.json]\n"
     )
     env = {
@@ -127,3 +132,4 @@ def test_a_profile_runs_as_a_dvc_experiment_without_touching_the_workspace(repo)
     assert recorded["train"]["lr"] == expected.train.lr != load_params(repo / "params.yaml").train.lr
     assert set(recorded["teachers"]["others"]) == set(expected.teachers.others) == {"t1"}
     assert recorded["students"]["distilled"]["pseudo_labels"] is False
+    assert recorded["twins"]["baseline"]["epochs"] == expected.twins["baseline"].epochs

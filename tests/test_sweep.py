@@ -20,7 +20,8 @@ def test_every_variant_is_valid_params():
         for variant, (student, changes, twin) in variants.items():
             params = parse_params(override(RAW, changes), f"{name}.{variant}")
             if student != "guide":
-                assert student in params.students
+                assert student in params.student_names()
+                assert (twin is None) == (student in params.twins)  # a twin variant has no twin
             assert twin is None or twin in variants
 
 
@@ -81,3 +82,4 @@ def test_streaming_variants_are_valid_params():
         assert model.streaming == name.startswith("stream"), name
         assert twin is None or twin in streaming.variants(RAW, shift=3)
     assert params.students["stream_distilled_shift"].kd_shift == 3
+    assert params.twins["stream_baseline"].model.streaming

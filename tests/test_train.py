@@ -7,9 +7,10 @@ import torch
 from tiny_corpus import TEXTS, make_corpus, tiny_model
 
 from pipeline.config import default_params
+from pipeline.errors import MissingError
 from pipeline.loader import BatchLoader
 from pipeline.model import load_model
-from pipeline.recipes import _ctc_only
+from pipeline.recipes import _ctc_only, recipe_fingerprint, train_student, train_twin
 from pipeline.store import Store
 from pipeline.train import TrainJob, train
 
@@ -114,3 +115,29 @@ def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus
     assert metrics["passes"] == round(2 * epoch_steps / len(loader), 2)
     history = json.loads(torch.load(tmp_path / "s.pt", weights_only=True)["extra"]["history"])
     assert [row["epoch"] for row in history] == [1, 2]  # dev scored once per budget epoch
+
+
+def test_a_twin_keeps_the_fingerprint_of_a_student_with_alpha_0():
+    """The recipe a twin's checkpoints are keyed by carries alpha 0.0, so a twin resumes from
+    (and is the same model as) one trained as a student with alpha 0."""
+    params = default_params()
+    assert recipe_fingerprint(params.twins["baseline"]) == {
+        "labelled_fraction": 1.0,
+        "transfer": True,
+        "kd_frames": "all",
+        "pseudo_labels": False,
+        "kd_shift": 0,
+        "alpha": 0.0,
+        "seed": 0,
+    }
+    assert recipe_fingerprint(params.students["distilled"])["alpha"] == 0.5
+
+
+def test_twins_and_students_train_in_their_own_stage():
+    params = default_params()
+    with pytest.raises(
+        MissingError, match="students.baseline: no such distilled student .a twin: train_twin"
+    ):
+        train_student(params, "baseline", {})
+    with pytest.raises(MissingError, match="twins.distilled: no such twin"):
+        train_twin(params, "distilled", {})
