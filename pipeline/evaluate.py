@@ -144,7 +144,7 @@ def decode_test(
                 for i, n in enumerate(lens.tolist()):
                     delays[name].update(ens_best[i, :n].cpu().numpy(), logits[i, :n].argmax(-1).cpu().numpy())
     agreement = {n: a / max(t, 1) for n, (a, t) in agree.items()}
-    return Decoded(ids, refs, hyps, agreement, best, {n: m.result() for n, m in delays.items()})
+    return Decoded(ids, refs, hyps, agreement, delays={n: m.result() for n, m in delays.items()}, greedy=best)
 
 
 def rounded(interval: Interval | None) -> list[float] | None:
