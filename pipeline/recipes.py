@@ -12,9 +12,10 @@ utterances with a transcript (see :func:`student_data`).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,12 +25,14 @@ import torch
 
 from pipeline.config import ModelConfig, Params, StudentConfig, TwinConfig
 from pipeline.ctc import ctc_loss, guided_ctc_loss
+from pipeline.distributed import relaunch_under_torchrun
 from pipeline.errors import MissingError
-from pipeline.io import file_digest, read_json
+from pipeline.io import file_digest, read_json, write_json
 from pipeline.kd import delay_targets, distillation_loss, kd_loss, nonblank_frames
 from pipeline.loader import Batch, BatchLoader, Extra, make_buckets, make_loader, split_texts
 from pipeline.model import ConformerCTC, count_parameters, load_model
 from pipeline.splits import TRANSFER
+from pipeline.stage import parser, paths, run
 from pipeline.store import Store, StoreUnion
 from pipeline.tokens import load_tokenizer
 from pipeline.train import TrainJob, train
@@ -318,3 +321,27 @@ def _train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str,
         if metrics is None
         else {**metrics, "params": count_parameters(model), "alpha": alpha, **data.summary()}
     )
+
+
+def run_training_stage(
+    doc: str,
+    train_fn: Callable[..., dict[str, Any] | None],
+    flags: Sequence[str],
+    optional: Sequence[str] = (),
+) -> None:
+    """The whole of a training stage script: its flags (``--name``, the ``flags`` paths, ``--report``
+    and the ``optional`` paths), the relaunch under torchrun when ``train.nproc > 1``, the training
+    ``train_fn(params, name, paths)`` and the report, written by rank 0 only."""
+    p = parser(doc, "name", *flags, "report")
+    for flag in optional:
+        p.add_argument(f"--{flag}")
+
+    def main(args: argparse.Namespace, params: Params) -> None:
+        relaunch_under_torchrun(params.train.nproc)
+        files = paths(args, flags)
+        files.update({f: Path(v) for f in optional if (v := getattr(args, f.replace("-", "_")))})
+        metrics = train_fn(params, args.name, files)
+        if metrics is not None:  # rank 0 (or the only process) writes
+            write_json(args.report, metrics)
+
+    run(main, p.parse_args())

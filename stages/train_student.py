@@ -7,20 +7,9 @@ Usage: python stages/train_student.py --name distilled --features data/features 
          --report reports/students/distilled.json
 """
 
-from pipeline.distributed import relaunch_under_torchrun
-from pipeline.io import write_json
-from pipeline.recipes import train_student
-from pipeline.stage import parser, paths, run
+from pipeline.recipes import run_training_stage, train_student
 
 PATHS = ("features", "manifests", "tokenizer", "soft-targets", "model", "checkpoints", "live")
 
-
-def main(args, params):
-    relaunch_under_torchrun(params.train.nproc)
-    metrics = train_student(params, args.name, paths(args, PATHS))
-    if metrics is not None:  # rank 0 (or the only process) writes
-        write_json(args.report, metrics)
-
-
 if __name__ == "__main__":
-    run(main, parser(__doc__, "name", *PATHS, "report").parse_args())
+    run_training_stage(__doc__, train_student, PATHS)

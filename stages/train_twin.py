@@ -9,20 +9,9 @@ Usage: python stages/train_twin.py --name baseline --features data/features \
          --live dvclive/students/baseline --report reports/students/baseline.json
 """
 
-from pipeline.distributed import relaunch_under_torchrun
-from pipeline.io import write_json
-from pipeline.recipes import train_twin
-from pipeline.stage import parser, paths, run
+from pipeline.recipes import run_training_stage, train_twin
 
 PATHS = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
 
-
-def main(args, params):
-    relaunch_under_torchrun(params.train.nproc)
-    metrics = train_twin(params, args.name, paths(args, PATHS))
-    if metrics is not None:  # rank 0 (or the only process) writes
-        write_json(args.report, metrics)
-
-
 if __name__ == "__main__":
-    run(main, parser(__doc__, "name", *PATHS, "report").parse_args())
+    run_training_stage(__doc__, train_twin, PATHS)
