@@ -12,36 +12,23 @@ def root() -> Path:
     return ROOT
 
 
-@pytest.fixture(scope="session")
-def tiny_export(tmp_path_factory):
-    """A randomly initialised tiny ConformerCTC exported with its own tokenizer (40 mels).
-
-    Returns ``(export_dir, eager_model, sentencepiece_processor)``; shared by the
-    export and transcribe tests because the ONNX export takes a few seconds.
-    """
-    import torch
-
-    from pipeline.config import ModelConfig, default_params
+def export_random_model(work, build_model):
+    """Train a 30-piece tokenizer in ``work``, build ``build_model(vocab_size)`` (a model with
+    40 mels) and export it to ``work/export`` with the tokenizer. Returns ``(export_dir, model, sp)``."""
+    from pipeline.config import default_params
     from pipeline.export import write_artifacts
     from pipeline.io import write_jsonl
-    from pipeline.model import ConformerCTC
     from pipeline.runtime import single_thread
     from pipeline.tokenizer import train_tokenizer
     from pipeline.tokens import load_tokenizer
 
-    work = tmp_path_factory.mktemp("tiny_export")
     words = "hello world this is a small test of the export and the transcribe command".split()
     rows = [{"id": f"u{i}", "text": " ".join(words[i % 7 : i % 7 + 6])} for i in range(40)]
     write_jsonl(work / "train.jsonl", rows)
     tokenizer = default_params({"tokenizer.vocab_size": 30}).tokenizer
     train_tokenizer(work / "train.jsonl", work / "tok", tokenizer)
     sp = load_tokenizer(work / "tok" / "spm.model")
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3, subsampling_channels=4, dropout=0.0
-    )
-    model = ConformerCTC(cfg, n_mels=40, vocab_size=sp.get_piece_size()).eval()
-    model.set_cmvn([8.0] * 40, [3.0] * 40)  # roughly the scale of real log-mel fbank
+    model = build_model(sp.get_piece_size())
     out = work / "export"
     out.mkdir()
     meta = {
@@ -54,3 +41,33 @@ def tiny_export(tmp_path_factory):
     with single_thread():
         write_artifacts(model, out, work / "tok" / "spm.model", meta, opset=18)
     return out, model, sp
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tmp_path_factory):
+    """A randomly initialised tiny ConformerCTC exported with its own tokenizer (40 mels).
+
+    Returns ``(export_dir, eager_model, sentencepiece_processor)``; shared by the
+    export and transcribe tests because the ONNX export takes a few seconds.
+    """
+    import torch
+
+    from pipeline.config import ModelConfig
+    from pipeline.model import ConformerCTC
+
+    def build(vocab_size: int) -> ConformerCTC:
+        torch.manual_seed(0)
+        cfg = ModelConfig(
+            d_model=16,
+            num_layers=1,
+            num_heads=2,
+            ffn_dim=32,
+            conv_kernel=3,
+            subsampling_channels=4,
+            dropout=0.0,
+        )
+        model = ConformerCTC(cfg, n_mels=40, vocab_size=vocab_size).eval()
+        model.set_cmvn([8.0] * 40, [3.0] * 40)  # roughly the scale of real log-mel fbank
+        return model
+
+    return export_random_model(tmp_path_factory.mktemp("tiny_export"), build)

@@ -7,16 +7,17 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from conftest import export_random_model
 
 from pipeline.cli import main
 from pipeline.config import FbankConfig, ModelConfig, default_params
 from pipeline.deploy import DeployConformer
-from pipeline.export import check_parity, write_artifacts
+from pipeline.export import check_parity
 from pipeline.fbank import fbank
-from pipeline.io import read_json, write_jsonl
+from pipeline.io import read_json
 from pipeline.kd import delay_targets
 from pipeline.model import ConformerCTC, chunk_mask
-from pipeline.runtime import ONNX_FP32, STREAMING, single_thread
+from pipeline.runtime import ONNX_FP32, STREAMING
 from pipeline.spikes import measure_delays, spikes, token_delays
 from pipeline.streaming import (
     StreamingFbank,
@@ -27,8 +28,6 @@ from pipeline.streaming import (
     window_frames,
 )
 from pipeline.synth import Espeak
-from pipeline.tokenizer import train_tokenizer
-from pipeline.tokens import load_tokenizer
 
 STREAM = {"chunk_frames": 4, "left_frames": 8}
 
@@ -146,26 +145,7 @@ def test_streaming_needs_left_context_and_full_context_needs_none():
 def stream_export(tmp_path_factory):
     """A random tiny streaming student exported with its tokenizer, and speech to feed it."""
     work = tmp_path_factory.mktemp("stream_export")
-    words = "hello world this is a small test of the export and the streaming transcribe command".split()
-    write_jsonl(
-        work / "train.jsonl", [{"id": f"u{i}", "text": " ".join(words[i % 7 : i % 7 + 6])} for i in range(40)]
-    )
-    train_tokenizer(
-        work / "train.jsonl", work / "tok", default_params({"tokenizer.vocab_size": 30}).tokenizer
-    )
-    sp = load_tokenizer(work / "tok" / "spm.model")
-    model = streaming_model(vocab=sp.get_piece_size())
-    out = work / "export"
-    out.mkdir()
-    meta = {
-        "sample_rate": 16000,
-        "n_mels": 40,
-        "frame_shift_ms": 10.0,
-        "frame_length_ms": 25.0,
-        "dither": 0.0,
-    }
-    with single_thread():
-        write_artifacts(model, out, work / "tok" / "spm.model", meta, opset=18)
+    out, model, sp = export_random_model(work, lambda vocab_size: streaming_model(vocab=vocab_size))
     synth = Espeak()
     wav = synth.speak("hello world this is a small test of streaming", voice="en-US+m3", rate=170)
     sf.write(work / "speech.wav", wav, synth.sample_rate)
