@@ -290,7 +290,6 @@ class StreamDecoder:
     keep_logits: bool = False  # keep every chunk's logits in ``logits`` (checks, delay measurement)
     tokens: list[int] = field(default_factory=list)
     chunk_seconds: list[float] = field(default_factory=list)  # compute time of each chunk
-    emitted: list[int] = field(default_factory=list)  # output frame of each emitted token
     logits: list[np.ndarray] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -318,10 +317,9 @@ class StreamDecoder:
         self.chunk_seconds.append(time.perf_counter() - start)
         if self.keep_logits:
             self.logits.append(logits)
-        for t, token in enumerate(best.tolist()):
+        for token in best.tolist():
             if token != BLANK and token != self.previous:
                 self.tokens.append(token)
-                self.emitted.append(self.output_frames + t)
             self.previous = token
         self.output_frames += valid
 
