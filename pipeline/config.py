@@ -232,12 +232,47 @@ class ModelConfig(Strict):
         return self.chunk_frames > 0
 
 
+class ScheduleConfig(Strict):
+    """The learning-rate schedule after ``train.warmup_steps`` of linear warm-up.
+
+    ``eden`` (icefall's Eden, without its ScaledAdam): ``lr * ((step^2 + lr_steps^2) /
+    lr_steps^2)^-0.25 * ((epoch^2 + lr_epochs^2) / lr_epochs^2)^-0.25``, ``epoch`` counted in
+    budget epochs (fractional): it decays by step and epoch and never needs to know where
+    training ends, so a model can train until it converges. ``cosine``: decay to 5 % of the
+    peak at the epoch cap (it must know the end; kept for comparison).
+    """
+
+    kind: Literal["eden", "cosine"]
+    lr_steps: PositiveInt
+    lr_epochs: PositiveFloat
+
+
+class AverageConfig(Strict):
+    """The saved model: the average of the weights of the last ``k`` epochs or of the ``k``
+    epochs with the best dev WER, for the ``k`` in ``counts`` and the kind (last or best)
+    whose average scores best on dev (1 = that one epoch's weights)."""
+
+    counts: list[PositiveInt] = Field(min_length=1)
+
+
+class ConvergenceConfig(Strict):
+    """When a model has converged: its dev WER (greedy, scored after every epoch) has not
+    improved on its best by at least ``min_improvement`` (relative, 0.01 = 1 %) for
+    ``patience`` epochs. The model's ``epochs`` is the cap; a model the rule stops before its
+    cap is ``converged`` in its report."""
+
+    patience: PositiveInt
+    min_improvement: float = Field(ge=0, lt=1)
+
+
 class TrainConfig(Strict):
     """Optimisation settings shared by teachers and students."""
 
     lr: PositiveFloat
     weight_decay: NonNegativeFloat
     warmup_steps: NonNegativeInt
+    schedule: ScheduleConfig
+    average: AverageConfig
     batch_frames: int = Field(ge=100)
     grad_clip: PositiveFloat
     spec_augment: bool
@@ -267,11 +302,11 @@ class TrainConfig(Strict):
 
 
 class TeacherConfig(Strict):
-    """One ensemble member: its own seed, epochs and architecture."""
+    """One ensemble member: its own seed, epoch cap and architecture."""
 
     seed: int
     model: ModelConfig
-    epochs: PositiveInt
+    epochs: PositiveInt  # the cap: it trains until ``teachers.convergence`` stops it, at most this
 
 
 class TeachersConfig(Strict):
@@ -279,6 +314,7 @@ class TeachersConfig(Strict):
     teacher (``others``, one ``train_teacher@<name>`` stage each) trains after it and, with
     ``ensemble.align: guide``, pulls its CTC spikes onto the guide's frames."""
 
+    convergence: ConvergenceConfig  # every teacher's stopping rule
     guide: TeacherConfig
     others: dict[str, TeacherConfig]
 
@@ -308,6 +344,8 @@ class StudentDefaults(Strict):
     """``student_defaults``: every key a student may leave out, and its value then."""
 
     model: ModelConfig
+    # The stopping rule (``epochs`` is the cap); a student and its twin must share it.
+    convergence: ConvergenceConfig
     # Distilled students only: the directly trained model a student is compared with
     # (required): a key of ``twins``, or ``guide`` (a teacher trained with plain CTC).
     # Same architecture, seed, budget and labelled share are checked.
@@ -483,17 +521,18 @@ class Params(Strict):
             )
         if s.twin == "guide":
             guide = self.teachers.guide
-            recipe = (guide.model, guide.epochs, guide.seed, 1.0)
+            recipe = (guide.model, guide.epochs, self.teachers.convergence, guide.seed, 1.0)
         elif s.twin in self.twins:
             recipe = self.student_recipe(s.twin)
         else:
             raise ValueError(f"{where}: '{s.twin}' is neither guide nor a key of twins")
         mine = self.student_recipe(name)
-        for label, a, b in zip(("model", "epochs", "seed", "labelled_fraction"), mine, recipe):
+        labels = ("model", "epochs (the cap)", "convergence (the stopping rule)", "seed", "labelled_fraction")
+        for label, a, b in zip(labels, mine, recipe):
             if a != b:
                 raise ValueError(
                     f"{where}: '{s.twin}' differs in {label} ({b} vs {a}); twins "
-                    f"share architecture, update budget, seed and labels"
+                    f"share architecture, epoch cap, stopping rule, seed and labels"
                 )
 
     def student_names(self) -> list[str]:
@@ -521,9 +560,17 @@ class Params(Strict):
         """The update budget of twin or student ``name`` in passes over the train split."""
         return self.student(name).epochs
 
-    def student_recipe(self, name: str) -> tuple[ModelConfig, int, int, float]:
+    def student_recipe(self, name: str) -> tuple[ModelConfig, int, ConvergenceConfig, int, float]:
+        """What a student shares with its twin: architecture, cap, stopping rule, seed, labels."""
         s = self.student(name)
-        return self.student_model(name), self.student_epochs(name), s.seed, s.labelled_fraction
+        return self.student_model(name), self.student_epochs(name), s.convergence, s.seed, s.labelled_fraction
+
+    def convergence(self, name: str) -> ConvergenceConfig:
+        """The stopping rule of model ``name``: a teacher's (``guide`` or a key of
+        ``teachers.others``) or a twin's or student's."""
+        if name == "guide" or name in self.teachers.others:
+            return self.teachers.convergence
+        return self.student(name).convergence
 
     def twin_model(self, name: str) -> str:
         """The evaluation name of the model student ``name`` is compared with."""

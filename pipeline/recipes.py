@@ -84,7 +84,8 @@ def data_digest(paths: dict[str, Path]) -> str:
     return file_digest(features / "cmvn.json", features / "train" / "index.json", paths["tokenizer"])
 
 
-def _ctc_only(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
+def ctc_only(batch: Batch, logits: torch.Tensor, lengths: torch.Tensor):
+    """Plain CTC on the transcripts (the guide teacher's loss)."""
     loss = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
     return loss, {"ctc": loss.item()}
 
@@ -97,7 +98,7 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
     guided = name != "guide" and params.ensemble.align == "guide"
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
     plain = make_loader(paths["features"], paths["manifests"], "train", sp, bf, train=params.train)
-    loss_fn = _ctc_only
+    loss_fn = ctc_only
     if guided:
         guide = load_model(paths["guide"])
         log.info("%s: computing the guide's frame argmax over train", name)
@@ -127,6 +128,7 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
         epochs=tcfg.epochs,
         seed=tcfg.seed,
         loss_fn=loss_fn,
+        convergence=params.teachers.convergence,
         checkpoint_dir=paths["checkpoints"],
         live_dir=paths["live"],
         fingerprint={
@@ -237,7 +239,7 @@ def train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str, 
 def recipe_fingerprint(scfg: TwinConfig | StudentConfig) -> dict[str, Any]:
     """The recipe keys of a twin or student that its checkpoints depend on, ``alpha`` included:
     0.0 for a twin, so a twin's fingerprint is that of the same model as a student with alpha 0."""
-    recipe = scfg.model_dump(exclude={"model", "epochs", "twin"})
+    recipe = scfg.model_dump(exclude={"model", "epochs", "twin", "convergence"})
     if isinstance(scfg, TwinConfig):
         recipe["alpha"] = 0.0
     return recipe
@@ -293,6 +295,7 @@ def _train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str,
         epochs=epochs,
         seed=scfg.seed,
         loss_fn=loss_fn,
+        convergence=scfg.convergence,
         checkpoint_dir=paths["checkpoints"],
         live_dir=paths["live"],
         epoch_steps=epoch_steps,
@@ -309,7 +312,7 @@ def _train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str,
         },
     )
     log.info(
-        "student.%s: %d labelled and %d untranscribed utterances, %d updates",
+        "student.%s: %d labelled and %d untranscribed utterances, at most %d updates",
         name,
         len(data.texts) - len(data.unlabelled),
         len(data.unlabelled),

@@ -170,6 +170,27 @@ def test_a_distilled_student_needs_a_twin_with_its_recipe(tiny):
         parse_params(copy.deepcopy(tiny))
 
 
+def test_a_twin_shares_its_students_stopping_rule_and_cap(tiny):
+    """Twins are compared at convergence of both: the same rule and the same cap."""
+    parse_params(copy.deepcopy(tiny))
+    twin = copy.deepcopy(tiny)
+    twin["twins"]["baseline"]["convergence"] = {"patience": 9, "min_improvement": 0.01}
+    with pytest.raises(ParamsError, match=r"'baseline' differs in convergence \(the stopping rule\)"):
+        parse_params(twin)
+    capped = copy.deepcopy(tiny)
+    capped["twins"]["baseline"]["epochs"] += 1
+    with pytest.raises(ParamsError, match=r"'baseline' differs in epochs \(the cap\)"):
+        parse_params(capped)
+    guide = copy.deepcopy(tiny)  # the member student's twin is the guide: the teachers' rule
+    guide["teachers"]["convergence"]["patience"] += 1
+    with pytest.raises(ParamsError, match=r"'guide' differs in convergence"):
+        parse_params(guide)
+    both = copy.deepcopy(tiny)  # one rule for a student and its twin, set where both read it
+    both["student_defaults"]["convergence"] = {"patience": 9, "min_improvement": 0.0}
+    both["teachers"]["convergence"] = {"patience": 9, "min_improvement": 0.0}
+    assert parse_params(both).convergence("baseline").patience == 9
+
+
 def test_the_member_student_takes_the_guide_as_twin(tiny):
     params = parse_params(copy.deepcopy(tiny))
     assert params.twin_model("member") == "teacher.guide"

@@ -8,13 +8,11 @@ import pytest
 import sentencepiece as spm
 import torch
 import torch.multiprocessing as tmp_mp
-from tiny_corpus import TEXTS, make_corpus, tiny_model
+from tiny_corpus import TEXTS, make_corpus, tiny_job, tiny_model
 
-from pipeline.config import default_params
 from pipeline.loader import BatchLoader
-from pipeline.recipes import _ctc_only
 from pipeline.store import Store
-from pipeline.train import TrainJob, train
+from pipeline.train import train
 
 
 def run_training(rank, world, root, port, results):
@@ -31,27 +29,9 @@ def run_training(rank, world, root, port, results):
     sp = spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
     loader = BatchLoader(Store(root / "feats"), TEXTS, sp, batch_frames=600, workers=0)
     model = tiny_model(dropout=0.0)
-    opts = dict(
-        lr=1e-3,
-        warmup_steps=2,
-        batch_frames=600,
-        threads=1,
-        spec_augment=False,
-        loader_workers=0,
-        device="cpu",
-    )
-    cfg = default_params({"train": opts}).train
+    opts = dict(batch_frames=600, spec_augment=False, loader_workers=0, device="cpu")
     out = root / f"world{world}"
-    job = TrainJob(
-        name=f"w{world}",
-        cfg=cfg,
-        epochs=2,
-        seed=3,
-        loss_fn=_ctc_only,
-        checkpoint_dir=out / "ckpt",
-        live_dir=out / "live",
-        fingerprint={},
-    )
+    job = tiny_job(out, f"w{world}", opts, checkpoint_dir=out / "ckpt", live_dir=out / "live", fingerprint={})
     metrics = train(model, loader, loader, sp, job, out / "model.pt")
     results[rank] = metrics
 
@@ -101,5 +81,6 @@ def test_only_rank_zero_writes(runs):
     root, _, results = runs
     assert results[0]["world_size"] == 2 and results[1] is None
     out = root / "world2"
-    assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["last.pt"]
+    assert sorted(p.name for p in (out / "ckpt").iterdir()) == ["epochs", "last.pt"]
+    assert sorted(p.name for p in (out / "ckpt" / "epochs").iterdir()) == ["1.pt", "2.pt"]
     assert sorted(p.name for p in out.iterdir()) == ["ckpt", "live", "model.pt"]

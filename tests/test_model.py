@@ -1,8 +1,17 @@
+import pytest
 import torch
 
 from pipeline.config import ModelConfig
 from pipeline.ctc import ctc_loss, greedy_decode
-from pipeline.model import ConformerCTC, load_model, save_model, subsampled_lengths
+from pipeline.model import (
+    ConformerCTC,
+    conformer_layer,
+    dropout,
+    keep_mask,
+    load_model,
+    save_model,
+    subsampled_lengths,
+)
 
 TINY = ModelConfig(
     d_model=32, num_layers=1, num_heads=2, ffn_dim=64, conv_kernel=7, subsampling_channels=8, dropout=0.0
@@ -56,11 +65,29 @@ def test_tiny_model_overfits_a_few_utterances():
 
 
 def test_layer_matches_torchaudio_when_nothing_is_padded():
-    from pipeline.model import _conformer_layer
-
     model = ConformerCTC(TINY, n_mels=80, vocab_size=20).eval()
     layer = model.encoder.conformer_layers[0]
-    x = torch.randn(30, 2, TINY.d_model)  # (T, N, D)
+    x = torch.randn(30, 2, TINY.d_model)  # (T, N, D), torchaudio's layout
     mask = torch.zeros(2, 30, dtype=torch.bool)
-    ours = _conformer_layer(layer, x, mask, (~mask).unsqueeze(1).float())
-    torch.testing.assert_close(ours, layer(x, mask))
+    bias = torch.zeros(2, 1, 1, 30)
+    ours = conformer_layer(layer, x.transpose(0, 1), bias, torch.ones(2, 30, 1))  # (N, T, D)
+    torch.testing.assert_close(ours.transpose(0, 1), layer(x, mask))
+
+
+def test_keep_mask_keeps_one_minus_p_of_every_lane():
+    torch.manual_seed(0)
+    mask = torch.stack([keep_mask((1000, 257), 0.15) for _ in range(8)]).float()
+    assert mask.mean().item() == pytest.approx(0.85, abs=0.002)
+    for lane in mask.flatten().view(-1, 4).mean(0):  # the four 16-bit lanes of a draw
+        assert lane.item() == pytest.approx(0.85, abs=0.004)
+
+
+def test_dropout_scales_what_it_keeps_and_its_gradient_follows_the_mask():
+    torch.manual_seed(0)
+    x = torch.ones(200, 50, requires_grad=True)
+    y = dropout(x, 0.2, training=True)
+    kept = y != 0
+    torch.testing.assert_close(y[kept], torch.full_like(y[kept], 1 / 0.8))
+    y.sum().backward()
+    torch.testing.assert_close(x.grad, kept.float() / 0.8)
+    assert dropout(x, 0.2, training=False) is x

@@ -4,15 +4,23 @@ import json
 
 import pytest
 import torch
-from tiny_corpus import TEXTS, make_corpus, tiny_model
+from tiny_corpus import TEXTS, make_corpus, tiny_job, tiny_model
 
-from pipeline.config import default_params
+from pipeline.config import AverageConfig, ConvergenceConfig, default_params
 from pipeline.errors import MissingError
 from pipeline.loader import BatchLoader
 from pipeline.model import load_model
-from pipeline.recipes import _ctc_only, recipe_fingerprint, train_student, train_twin
+from pipeline.recipes import ctc_only, recipe_fingerprint, train_student, train_twin
 from pipeline.store import Store
-from pipeline.train import TrainJob, train
+from pipeline.train import (
+    Checkpointer,
+    average_candidates,
+    average_state,
+    convergence_state,
+    epochs_to_keep,
+    lr_at,
+    train,
+)
 
 
 @pytest.fixture
@@ -25,36 +33,27 @@ class Crash(RuntimeError):
     pass
 
 
-def run(tmp_path, loader, sp, tag, loss_fn=_ctc_only, ckpt="ckpt"):
+# Stops at epoch 2 of a cap of 4: epoch 2 cannot improve on epoch 1 by half.
+STOPS_AT_2 = ConvergenceConfig(patience=1, min_improvement=0.5)
+
+
+def run(tmp_path, loader, sp, tag, loss_fn=ctc_only, ckpt="ckpt", **job):
     model = tiny_model(dropout=0.1)
-    opts = dict(
-        lr=1e-3,
-        warmup_steps=2,
-        batch_frames=400,
-        threads=1,
-        checkpoint_every_steps=2,
-        time_mask=10,
-        freq_mask=5,
-    )
-    cfg = default_params({"train": opts}).train
-    job = TrainJob(
-        name="t",
-        cfg=cfg,
-        epochs=2,
-        seed=3,
-        loss_fn=loss_fn,
-        checkpoint_dir=tmp_path / ckpt,
-        live_dir=tmp_path / f"live-{tag}",
-        fingerprint={"tag": "same"},
-    )
+    opts = dict(checkpoint_every_steps=2, time_mask=10, freq_mask=5, average={"counts": [1, 2]})
+    job = tiny_job(tmp_path, tag, opts, loss_fn=loss_fn, checkpoint_dir=tmp_path / ckpt, **job)
+    job.fingerprint = {"tag": "same"}
     metrics = train(model, loader, loader, sp, job, tmp_path / f"{tag}.pt")
     return load_model(tmp_path / f"{tag}.pt"), metrics
 
 
-def test_interrupted_run_resumes_to_identical_weights(tmp_path, corpus):
+def test_interrupted_run_resumes_to_identical_weights_and_stop(tmp_path, corpus):
+    """Killed mid-epoch, a run resumes to the same weights, the same stopping epoch and the
+    same average: the rule's state and the kept epoch weights survive the restart."""
     loader, sp = corpus
     assert len(loader) >= 4, "need several batches per epoch to interrupt mid-epoch"
-    reference, ref_metrics = run(tmp_path, loader, sp, "reference", ckpt="ckpt-ref")
+    rule = dict(epochs=4, convergence=STOPS_AT_2)
+    reference, ref_metrics = run(tmp_path, loader, sp, "reference", ckpt="ckpt-ref", **rule)
+    assert ref_metrics["stopped_epoch"] == 2 and ref_metrics["converged"] is True
 
     calls = {"n": 0}
 
@@ -62,18 +61,20 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, corpus):
         calls["n"] += 1
         if calls["n"] == len(loader) + 3:  # mid-way through the second epoch
             raise Crash
-        return _ctc_only(batch, logits, lengths)
+        return ctc_only(batch, logits, lengths)
 
     with pytest.raises(Crash):
-        run(tmp_path, loader, sp, "resumed", loss_fn=crashing)
+        run(tmp_path, loader, sp, "resumed", loss_fn=crashing, **rule)
     state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
     assert state["epoch"] == 1 and state["batch"] > 0  # a mid-epoch checkpoint exists
     assert not (tmp_path / "resumed.pt").exists()  # no half-written output
 
-    resumed, metrics = run(tmp_path, loader, sp, "resumed")
+    resumed, metrics = run(tmp_path, loader, sp, "resumed", **rule)
     for (k, a), b in zip(reference.state_dict().items(), resumed.state_dict().values()):
         torch.testing.assert_close(a, b, msg=k)
-    assert metrics["steps"] == ref_metrics["steps"] == 2 * len(loader)
+    for key in ("steps", "stopped_epoch", "best_epoch", "converged", "average", "dev_wer"):
+        assert metrics[key] == ref_metrics[key], key
+    assert metrics["steps"] == 2 * len(loader)
     curve = tmp_path / "live-resumed" / "metrics.json"
     assert json.loads(curve.read_text())["step"] == 1  # two epochs logged (steps 0 and 1)
 
@@ -82,34 +83,104 @@ def test_interrupted_run_resumes_to_identical_weights(tmp_path, corpus):
 def test_checkpoint_is_used_only_for_the_same_config(tmp_path, corpus, same_config):
     loader, sp = corpus
     run(tmp_path, loader, sp, "first")
-    state = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
-    state["model"] = {k: torch.zeros_like(v) for k, v in state["model"].items()}  # a marker
+    path = tmp_path / "ckpt" / "last.pt"
+    state = torch.load(path, weights_only=True)
     if not same_config:
         state["digest"] = "written-for-another-config"
-    torch.save(state, tmp_path / "ckpt" / "last.pt")
-    model, _ = run(tmp_path, loader, sp, "second")
-    weight = model.output.weight
+    torch.save(state, path)
+    calls = {"n": 0}
+
+    def counting(batch, logits, lengths):
+        calls["n"] += 1
+        return ctc_only(batch, logits, lengths)
+
+    run(tmp_path, loader, sp, "second", loss_fn=counting)
     # A finished checkpoint of the same config is taken as is; another config's is ignored.
-    assert bool((weight == 0).all()) is same_config
+    assert calls["n"] == (0 if same_config else 2 * len(loader))
+
+
+def test_a_run_killed_after_it_stopped_finishes_without_training_more(tmp_path, corpus):
+    loader, sp = corpus
+    _, first = run(tmp_path, loader, sp, "first", epochs=4, convergence=STOPS_AT_2)
+    (tmp_path / "first.pt").unlink()  # as if killed before the model was written
+    _, again = run(tmp_path, loader, sp, "first", epochs=4, convergence=STOPS_AT_2)
+    assert again["steps"] == first["steps"] and again["stopped_epoch"] == 2
+
+
+def test_the_rule_stops_before_the_cap_and_a_run_at_its_cap_is_not_converged(tmp_path, corpus):
+    loader, sp = corpus
+    _, stopped = run(tmp_path, loader, sp, "stopped", ckpt="a", epochs=4, convergence=STOPS_AT_2)
+    _, capped = run(tmp_path, loader, sp, "capped", ckpt="b", epochs=2)
+    assert (stopped["stopped_epoch"], stopped["converged"], stopped["steps"]) == (2, True, 2 * len(loader))
+    assert (capped["stopped_epoch"], capped["converged"]) == (2, False)
+    history = json.loads(torch.load(tmp_path / "stopped.pt", weights_only=True)["extra"]["history"])
+    assert [row["epoch"] for row in history] == [1, 2]
+
+
+def test_the_saved_model_is_the_average_that_scores_best_on_dev(tmp_path, corpus):
+    loader, sp = corpus
+    model, metrics = run(tmp_path, loader, sp, "avg", epochs=3)
+    candidates = metrics["average_candidates"]
+    history = json.loads(torch.load(tmp_path / "avg.pt", weights_only=True)["extra"]["history"])
+    expected = average_candidates([row["dev_wer"] for row in history], [1, 2])
+    assert [(c["kind"], c["count"], c["epochs"]) for c in candidates] == expected
+    assert len(expected) >= 3  # the last epoch, the last two, and the best two at least
+    chosen = min(candidates, key=lambda c: c["dev_wer"])
+    assert metrics["dev_wer"] == chosen["dev_wer"]
+    assert metrics["average"]["epochs"] == chosen["epochs"]
+    ckpt = Checkpointer(tmp_path / "ckpt", "unused")
+    epochs = [torch.load(ckpt.epoch_path(e), weights_only=True)["model"] for e in chosen["epochs"]]
+    weight = model.state_dict()["output.weight"]
+    torch.testing.assert_close(weight, torch.stack([e["output.weight"] for e in epochs]).mean(0))
+
+
+def test_averaging_two_states_gives_their_mean_and_keeps_integer_buffers():
+    a = {"w": torch.tensor([1.0, 3.0]), "n": torch.tensor(4)}
+    b = {"w": torch.tensor([3.0, 5.0]), "n": torch.tensor(7)}
+    out = average_state([a, b])
+    assert out["w"].tolist() == [2.0, 4.0] and int(out["n"]) == 7
+
+
+@pytest.mark.parametrize(
+    "wers, patience, gain, expected",
+    [
+        ([0.9, 0.8, 0.7], 2, 0.01, (3, 0, False)),
+        ([0.9, 0.8, 0.799, 0.801], 2, 0.01, (3, 2, True)),  # 0.799 is no 1 % gain on 0.8
+        ([0.9, 0.8, 0.799, 0.801], 3, 0.01, (3, 2, False)),
+        ([0.9, 0.8, 0.85, 0.7], 2, 0.01, (4, 0, False)),  # a gain resets the count
+        ([], 2, 0.01, (0, 0, False)),
+    ],
+)
+def test_convergence_rule(wers, patience, gain, expected):
+    state = convergence_state(wers, ConvergenceConfig(patience=patience, min_improvement=gain))
+    assert (state.best_epoch, state.since_improvement, state.stop) == expected
+
+
+def test_average_candidates_and_the_epochs_kept_for_them():
+    wers = [0.9, 0.5, 0.6, 0.55, 0.7]
+    cands = average_candidates(wers, [1, 3])
+    assert cands == [("last", 1, [5]), ("last", 3, [3, 4, 5]), ("best", 1, [2]), ("best", 3, [2, 3, 4])]
+    assert epochs_to_keep(wers, AverageConfig(counts=[1, 3])) == {2, 3, 4, 5}
+    assert average_candidates([0.5], [1, 3]) == [("last", 1, [1])]  # one epoch: one candidate
+
+
+def test_eden_does_not_depend_on_the_cap_and_cosine_does():
+    eden = default_params({"train.warmup_steps": 10}).train
+    cosine = default_params({"train.warmup_steps": 10, "train.schedule.kind": "cosine"}).train
+    for step in (0, 5, 50, 500):
+        assert lr_at(step, 100, 10, eden) == lr_at(step, 100, 60, eden)
+    assert lr_at(500, 100, 10, cosine) != lr_at(500, 100, 60, cosine)
+    assert lr_at(9, 100, 10, eden) == eden.lr  # the warm-up ends at the peak
+    rates = [lr_at(s, 100, 10, eden) for s in range(10, 5000, 100)]
+    assert all(a > b for a, b in zip(rates, rates[1:]))  # then it only decays
 
 
 def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus):
     """A student reading more (or less) audio than train gets the same number of updates."""
     loader, sp = corpus
     model = tiny_model(dropout=0.1)
-    cfg = default_params({"train": dict(lr=1e-3, warmup_steps=2, batch_frames=400, threads=1)}).train
     epoch_steps = len(loader) + 2  # e.g. train's batches, while this loader holds fewer
-    job = TrainJob(
-        name="s",
-        cfg=cfg,
-        epochs=2,
-        seed=3,
-        loss_fn=_ctc_only,
-        checkpoint_dir=tmp_path / "ck",
-        live_dir=tmp_path / "live",
-        fingerprint={},
-        epoch_steps=epoch_steps,
-    )
+    job = tiny_job(tmp_path, "s", epoch_steps=epoch_steps)
     metrics = train(model, loader, loader, sp, job, tmp_path / "s.pt")
     assert metrics["steps"] == 2 * epoch_steps
     assert metrics["passes"] == round(2 * epoch_steps / len(loader), 2)

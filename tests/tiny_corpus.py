@@ -6,9 +6,11 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
-from pipeline.config import ModelConfig
+from pipeline.config import ConvergenceConfig, ModelConfig, default_params
 from pipeline.model import ConformerCTC
+from pipeline.recipes import ctc_only
 from pipeline.store import write_store
+from pipeline.train import TrainJob
 
 TEXTS = {
     f"u{i:02d}": t
@@ -69,3 +71,22 @@ def tiny_model(dropout: float) -> ConformerCTC:
         dropout=dropout,
     )
     return ConformerCTC(cfg, 80, 24)
+
+
+def tiny_job(root: Path, tag: str, train: dict | None = None, **job) -> TrainJob:
+    """A :class:`TrainJob` for the tiny corpus: two epochs (the cap), CTC only, checkpoints in
+    ``root/ckpt-<tag>``; ``train`` overrides ``train.*`` keys, ``job`` the job's own fields.
+    The stopping rule never stops a two-epoch run early unless a test asks it to."""
+    opts = {"lr": 1e-3, "warmup_steps": 2, "batch_frames": 400, "threads": 1, **(train or {})}
+    fields = dict(
+        name=tag,
+        cfg=default_params({"train": opts}).train,
+        epochs=2,
+        seed=3,
+        loss_fn=ctc_only,
+        checkpoint_dir=root / f"ckpt-{tag}",
+        live_dir=root / f"live-{tag}",
+        fingerprint={"tag": tag},
+        convergence=ConvergenceConfig(patience=5, min_improvement=0.0),
+    )
+    return TrainJob(**{**fields, **job})
