@@ -7,12 +7,19 @@ are averaged; another sample rate is resampled with torchaudio.
 
 A file that cannot be used raises :class:`AudioError`: ``str(e)`` is ``"<path>: <reason>"``,
 ``e.reason`` the reason alone (the reject reason ``prepare`` records), one of ``missing
-file``, ``empty audio (...)``, ``unreadable audio (...)`` or ``truncated audio (...)``.
+file``, ``not a file (a directory)``, ``empty audio (...)``, ``unreadable audio (...)`` or
+``truncated audio (...)``.
+
+Decoded samples can still be unusable: :func:`sample_problem` is the one check of their
+content (``empty audio``, ``non-finite samples``, ``silent audio``), the same for the
+``prepare`` stage (which rejects such an utterance) and for ``asr-distill transcribe``
+(which reads through :func:`read_speech` and refuses such a file).
 
 Usage::
 
-    from pipeline.audio import read_audio
+    from pipeline.audio import read_audio, read_speech
     samples, fixes = read_audio(Path("speech.flac"), 16000)
+    samples, fixes = read_speech(Path("speech.flac"), 16000)  # AudioError for NaN or silent audio
 """
 
 from __future__ import annotations
@@ -27,9 +34,12 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+SILENCE_PEAK = 1e-4  # below this peak amplitude (about -80 dBFS) audio counts as silent
+
 
 class AudioError(ValueError):
-    """An audio file is missing, unreadable, truncated or empty; the message names it."""
+    """An audio file is missing, not a file, unreadable, truncated, empty, non-finite or
+    silent; the message names it."""
 
     def __init__(self, path: str | Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
@@ -87,15 +97,25 @@ def _short(e: Exception) -> str:
     return str(e).replace("\n", " ").split(": ", 1)[-1][:120]
 
 
+def not_a_file(path: Path) -> str:
+    """The reason ``path``, which is not a regular file, cannot be read as audio."""
+    if path.is_dir():
+        return "not a file (a directory)"
+    if path.exists():
+        return "not a file (not a regular file)"
+    return "missing file"
+
+
 def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """Samples ``(frames, channels)`` float32 and the file's sample rate.
 
     soundfile first, librosa for formats soundfile cannot open. Raises
-    :class:`AudioError` for missing, unreadable, truncated or empty files.
+    :class:`AudioError` for missing, unreadable, truncated or empty files and for
+    directories.
     """
     path = Path(path)
     if not path.is_file():
-        raise AudioError(path, "missing file")
+        raise AudioError(path, not_a_file(path))
     if path.stat().st_size == 0:
         raise AudioError(path, "empty audio (zero-byte file)")
     try:
@@ -132,3 +152,29 @@ def read_audio(path: str | Path, sample_rate: int) -> Audio:
         mono = AF.resample(torch.from_numpy(np.ascontiguousarray(mono)), sr, sample_rate).numpy()
         fixes.append("resampled")
     return Audio(mono.astype(np.float32), fixes)
+
+
+def sample_problem(samples: np.ndarray) -> str | None:
+    """Why decoded samples are unusable, or ``None``: ``empty audio (no samples)``,
+    ``non-finite samples`` (NaN or inf) or ``silent audio`` (peak below :data:`SILENCE_PEAK`).
+
+    The one check of audio content, shared by ``prepare`` (a reject reason) and
+    ``asr-distill transcribe`` (via :func:`read_speech`).
+    """
+    if samples.size == 0:
+        return "empty audio (no samples)"
+    if not np.all(np.isfinite(samples)):
+        return "non-finite samples"
+    if float(np.abs(samples).max()) < SILENCE_PEAK:
+        return "silent audio"
+    return None
+
+
+def read_speech(path: str | Path, sample_rate: int) -> Audio:
+    """:func:`read_audio`, then :func:`sample_problem`: samples fit to transcribe, or
+    :class:`AudioError` naming the file and the problem ``prepare`` would reject it for."""
+    audio = read_audio(path, sample_rate)
+    problem = sample_problem(audio.samples)
+    if problem:
+        raise AudioError(path, problem)
+    return audio

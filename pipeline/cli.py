@@ -10,8 +10,10 @@ Usage::
     asr-distill profile small                                 # params.yaml + profiles/small.yaml
     asr-distill profile tiny --exp-run --temp                 # the same as a dvc exp run
 
-Text goes to stdout; errors name the file on stderr. Every file is attempted;
-the exit code is 1 if any failed (2 for usage errors).
+Text goes to stdout; errors name the file on stderr. Every file is attempted; a bad file
+(missing, a directory, unreadable, empty, non-finite or silent audio: the checks and reasons
+of the prepare stage) gets one line ``FILE: problem``, and the exit code is 1 if any failed
+(2 for usage errors).
 """
 
 from __future__ import annotations

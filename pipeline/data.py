@@ -19,7 +19,7 @@ Bad input is fixed or rejected, never dropped silently. Fixed: other sample
 rates (resampled with torchaudio), several channels (downmixed), counted in
 the metrics under ``fixes``. Rejected, one row each in
 ``data/manifests/rejects.jsonl`` (``{id, split, reason, audio}``) and counted
-by reason in the metrics: missing, unreadable, truncated or empty files,
+by reason in the metrics: missing, unreadable, truncated or empty files (or directories),
 silent or non-finite audio, utterances shorter than ``data.min_duration`` or
 longer than ``data.max_duration``, empty or non-text transcripts, duplicate
 ids, audio without a transcript. When the rejects of any split (or of the
@@ -66,8 +66,10 @@ import torchaudio.transforms as T
 from scipy.signal import lfilter
 from tqdm import tqdm
 
-from pipeline.audio import AudioError, read_audio
+from pipeline.audio import SILENCE_PEAK as SILENCE_PEAK  # re-exported: the silence threshold prepare applies
+from pipeline.audio import AudioError, read_audio, sample_problem
 from pipeline.config import DataConfig, SyntheticConfig
+from pipeline.errors import InputError
 from pipeline.importers import Candidate, list_candidates, reject
 from pipeline.io import atomic_path, write_jsonl
 from pipeline.sentences import sentence_pool
@@ -76,11 +78,11 @@ from pipeline.synth import available_variants, speak_batches
 from pipeline.text import normalize, transcript_problem
 
 log = logging.getLogger(__name__)
-SILENCE_PEAK = 1e-4  # below this peak amplitude (about -80 dBFS) audio counts as silent
 
 # Reject reasons, worst first: corrupt files before content problems before length limits.
 SEVERITY = (
     "missing file",
+    "not a file",
     "unreadable audio",
     "truncated audio",
     "empty audio",
@@ -105,25 +107,23 @@ class Utterance:
     audio: np.ndarray  # (samples,) float32 at the corpus sample rate
 
 
-class TooManyRejects(RuntimeError):
-    """More than ``data.max_reject_fraction`` of a split was rejected."""
+class TooManyRejects(InputError):
+    """More than ``data.max_reject_fraction`` of a split was rejected: the user's data to fix,
+    so the stage reports it in one line (``pipeline.stage.run``), without a traceback."""
 
 
 def check_utterance(wav: np.ndarray, sample_rate: int, text: str | None, cfg: DataConfig) -> str | None:
     """Reason to reject an utterance, or ``None`` if it is usable (``text`` None: audio only)."""
     if text is not None and not text.strip():
         return "empty transcript"
-    if len(wav) == 0:
-        return "empty audio (no samples)"
-    if not np.all(np.isfinite(wav)):
-        return "non-finite samples"
+    problem = sample_problem(wav)  # empty, non-finite or silent: the check transcribe applies too
+    if problem:
+        return problem
     duration = len(wav) / sample_rate
     if duration < cfg.min_duration:
         return f"too short ({duration:.2f}s < {cfg.min_duration}s)"
     if duration > cfg.max_duration:
         return f"too long ({duration:.2f}s > {cfg.max_duration}s)"
-    if float(np.abs(wav).max()) < SILENCE_PEAK:
-        return "silent audio"
     return None
 
 

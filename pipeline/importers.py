@@ -15,7 +15,10 @@ Layouts:
   (columns ``client_id``, ``path``, ``sentence``).
 - ``manifest``: a ``.jsonl`` or ``.csv``/``.tsv`` file whose rows name the audio
   (absolute, or relative to the manifest's folder) and the text, optionally an
-  id, a speaker and a split; field names are set in ``data.manifest``.
+  id, a speaker and a split; field names are set in ``data.manifest``. A row
+  without the text field (or with a JSON ``null`` there) and without a split, or
+  with split ``transfer``, is untranscribed audio for the transfer set; a text
+  that is present but empty is a transcript, rejected as ``empty transcript``.
 
 Problems found while listing (an audio file without a transcript, a malformed
 line) become rejects with a reason, never silent drops.
@@ -234,8 +237,10 @@ def assign_split(key: str, seed: int, dev_fraction: float, test_fraction: float)
 def manifest_candidates(cfg: ManifestImportConfig, seed: int) -> tuple[list[Candidate], list[dict[str, Any]]]:
     """Candidates from a user manifest; rows lacking audio or with an unknown split are rejected.
 
-    A row with split ``transfer``, or with neither a split nor a transcript, joins the
-    transfer set (audio only)."""
+    A row with split ``transfer``, or with neither a split nor a text field, joins the
+    transfer set (audio only). A text field that is present but empty (``""``, blank, or
+    nothing left after normalizing) is a transcript like any other, so ``prepare`` rejects
+    the row as an ``empty transcript`` instead of moving it to the transfer set."""
     path = Path(cfg.path or "")
     if not path.is_file():
         raise FileNotFoundError(f"data.manifest.path: {path} does not exist")
@@ -246,7 +251,8 @@ def manifest_candidates(cfg: ManifestImportConfig, seed: int) -> tuple[list[Cand
         cand_id = safe_id(str(row.get(cfg.id_field) or Path(audio).stem or f"row-{i}"))
         speaker = str(row.get(cfg.speaker_field) or "").strip()
         split = str(row.get(cfg.split_field) or "").strip().lower()
-        if not split and row.get(cfg.text_field) in (None, ""):
+        text = row.get(cfg.text_field)  # None: no text field (or JSON null); "" is an empty transcript
+        if not split and text is None:
             split = TRANSFER  # no transcript and no split: audio for the transfer set
         if not split:
             split = assign_split(speaker or cand_id, seed, cfg.dev_fraction, cfg.test_fraction)
@@ -257,7 +263,7 @@ def manifest_candidates(cfg: ManifestImportConfig, seed: int) -> tuple[list[Cand
             rejects.append(reject(cand_id, split, f"missing file (row {i} has no '{cfg.audio_field}')"))
             continue
         audio_path = Path(audio) if Path(audio).is_absolute() else path.parent / audio
-        cands.append(Candidate(cand_id, split, audio_path, row.get(cfg.text_field), speaker or cand_id))
+        cands.append(Candidate(cand_id, split, audio_path, text, speaker or cand_id))
     return cands, rejects
 
 

@@ -45,7 +45,7 @@ import sentencepiece as spm
 import torch
 from torch import nn
 
-from pipeline.audio import read_audio
+from pipeline.audio import read_speech
 from pipeline.config import FbankConfig
 from pipeline.deploy import DeployConformer
 from pipeline.fbank import fbank
@@ -247,8 +247,9 @@ class StreamingModel:
         self, path: Path, on_partial: Callable[[float, str], None] | None = None
     ) -> dict[str, Any]:
         """Feed ``path`` chunk by chunk as if live; ``on_partial(seconds_heard, text)`` whenever
-        the text grows. Returns the final text with per-chunk compute times and latency."""
-        wav = read_audio(path, self.sample_rate).samples
+        the text grows. Returns the final text with per-chunk compute times and latency; a bad
+        file raises :class:`pipeline.audio.AudioError` with ``prepare``'s reason."""
+        wav = read_speech(path, self.sample_rate).samples
         block = int(round(self.chunk_seconds * self.sample_rate))
         decoder, text = self.decoder(), ""
         for start in range(0, len(wav), block):

@@ -3,7 +3,8 @@
 The export directory (see :mod:`pipeline.export`) holds everything needed:
 the ONNX model, ``tokenizer.model`` and ``config.json`` with the sample rate
 and fbank settings the model was trained on. Features are computed with the
-same functions as the ``features`` stage, so the model sees what it saw in training.
+same functions as the ``features`` stage, so the model sees what it saw in training, and
+each file gets the audio checks of the ``prepare`` stage (:func:`pipeline.audio.read_speech`).
 
 Usage::
 
@@ -24,7 +25,7 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
-from pipeline.audio import AudioError, read_audio
+from pipeline.audio import AudioError, read_speech
 from pipeline.config import FbankConfig
 from pipeline.ctc import greedy_decode
 from pipeline.fbank import fbank
@@ -99,8 +100,12 @@ class ExportedModel:
         return self.sp.decode(greedy_decode(torch.from_numpy(logits), torch.from_numpy(lengths))[0])
 
     def transcribe(self, path: Path) -> Transcript:
-        """Read, featurize and decode one file."""
-        wav = read_audio(path, self.sample_rate).samples
+        """Read, featurize and decode one file.
+
+        A file ``prepare`` would reject for its audio (missing, a directory, unreadable, empty,
+        non-finite or silent samples) raises :class:`AudioError` with the same reason.
+        """
+        wav = read_speech(path, self.sample_rate).samples
         start = time.perf_counter()
         text = self.decode(self.features_of(path, wav))
         compute = time.perf_counter() - start

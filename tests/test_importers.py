@@ -4,11 +4,14 @@ Every corpus here is written on the fly with soundfile into tmp_path.
 """
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+import yaml
 
 from pipeline.audio import AudioError, decode, read_audio, wav_truncation
 from pipeline.config import (
@@ -22,8 +25,10 @@ from pipeline.config import (
 )
 from pipeline.data import TooManyRejects, prepare
 from pipeline.importers import assign_split
-from pipeline.io import read_jsonl
+from pipeline.io import read_json, read_jsonl
 from pipeline.text import normalize
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def tone(seconds: float, sr: int = 16000, channels: int = 1, amp: float = 0.3) -> np.ndarray:
@@ -48,6 +53,17 @@ def cfg_for(source: str, **data) -> DataConfig:
 
 def reasons(out: Path) -> dict[str, str]:
     return {r["id"]: r["reason"] for r in read_jsonl(out / "manifests" / "rejects.jsonl")}
+
+
+def run_prepare_stage(work: Path, **data) -> subprocess.CompletedProcess:
+    """``python stages/prepare.py`` as a user runs it, in ``work``, with params.yaml's data
+    section overridden as in :func:`cfg_for`; writes ``work/{audio,manifests,prepare.json}``."""
+    base = {"max_reject_fraction": 1.0, "min_duration": 0.3, "max_duration": 3.0}
+    params = override(read_params(DEFAULT_PARAMS), {"data": {**base, **data}})
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    command = [sys.executable, str(ROOT / "stages" / "prepare.py"), "--params", "params.yaml"]
+    command += ["--audio", "audio", "--manifests", "manifests", "--report", "prepare.json"]
+    return subprocess.run(command, cwd=work, capture_output=True, text=True, timeout=300)
 
 
 # ---------------------------------------------------------------------------
@@ -255,6 +271,68 @@ def test_jsonl_manifest_with_bad_rows(tmp_path):
     assert [r["text"] for r in read_jsonl(tmp_path / "manifests" / "test.jsonl")] == ["test f"]
     assert read_jsonl(tmp_path / "manifests" / "train.jsonl")[0]["speaker"] == "s1"
     assert metrics["rejects"]["total"] == 5
+
+
+def test_too_many_rejects_ends_the_stage_with_one_line_not_a_traceback(tmp_path):
+    write_clips(tmp_path / "wavs", ["good.wav", "dev.wav", "test.wav"])
+    rows = [{"audio": "wavs/good.wav", "text": "Good one", "split": "train", "id": "good"}]
+    rows += [
+        {"audio": f"wavs/gone{i}.wav", "text": "Lost", "split": "train", "id": f"gone{i}"} for i in range(3)
+    ]
+    rows += [{"audio": f"wavs/{s}.wav", "text": f"A {s} clip", "split": s, "id": s} for s in ("dev", "test")]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_prepare_stage(
+        tmp_path, source="manifest", manifest={"path": str(tmp_path / "m.jsonl")}, max_reject_fraction=0.2
+    )
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, proc.stderr
+    message = errors[0]
+    assert "train: 3/4 utterances rejected (75.0%), above data.max_reject_fraction=0.2" in message
+    assert f"worst: {tmp_path / 'wavs' / 'gone0.wav'}: missing file" in message
+    assert "All 3 rejects: manifests.rejects.jsonl" in message
+    assert len(read_jsonl(tmp_path / "manifests.rejects.jsonl")) == 3
+    assert not (tmp_path / "manifests").exists() and not (tmp_path / "prepare.json").exists()
+
+
+def test_present_but_empty_manifest_transcript_is_rejected_not_moved_to_transfer(tmp_path):
+    names = ["train.wav", "dev.wav", "test.wav", "empty.wav", "blank.wav", "dash.wav", "bare.wav", "null.wav"]
+    write_clips(tmp_path / "wavs", names)
+    rows = [
+        {"audio": f"wavs/{s}.wav", "text": f"A {s} clip", "split": s, "id": s}
+        for s in ("train", "dev", "test")
+    ]
+    rows += [
+        {"audio": "wavs/empty.wav", "text": "", "id": "empty"},  # no split: used to go to transfer
+        {"audio": "wavs/blank.wav", "text": "  \t ", "id": "blank"},
+        {"audio": "wavs/dash.wav", "text": "\u30fc", "id": "dash"},  # nothing left after normalizing
+        {"audio": "wavs/bare.wav", "id": "bare"},  # no text field, no split: untranscribed audio
+        {"audio": "wavs/null.wav", "text": None, "id": "null"},  # JSON null: no transcript either
+    ]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_prepare_stage(tmp_path, source="manifest", manifest={"path": str(tmp_path / "m.jsonl")})
+    assert proc.returncode == 0, proc.stderr
+    got = reasons(tmp_path)
+    assert set(got) == {"empty", "blank", "dash"}
+    assert all(got[i].startswith("empty transcript") for i in got), got
+    assert "nothing left after normalizing" in got["dash"]
+    assert [r["id"] for r in read_jsonl(tmp_path / "manifests" / "transfer.jsonl")] == ["bare", "null"]
+    report = read_json(tmp_path / "prepare.json")
+    assert report["rejects"] == {"total": 3, "empty transcript": 3}
+    assert report["corpus"]["transfer"]["utterances"] == 2
+
+
+def test_empty_csv_transcript_cell_is_an_empty_transcript(tmp_path):
+    write_clips(tmp_path / "clips", ["a.wav", "b.wav", "c.wav", "e.wav"])
+    lines = ["path,transcript,split", "clips/a.wav,Train A,train", "clips/b.wav,Dev B,dev"]
+    lines += ["clips/c.wav,Test C,test", "clips/e.wav,,"]
+    (tmp_path / "m.csv").write_text("\n".join(lines) + "\n")
+    manifest = {"path": str(tmp_path / "m.csv"), "audio_field": "path", "text_field": "transcript"}
+    metrics = prepare(cfg_for("manifest", manifest=manifest), tmp_path / "audio", tmp_path / "manifests")
+    assert reasons(tmp_path) == {"e": "empty transcript"}
+    assert metrics["rejects"] == {"total": 1, "empty transcript": 1}
+    assert read_jsonl(tmp_path / "manifests" / "transfer.jsonl") == []
 
 
 def test_csv_manifest_without_split_is_split_by_speaker(tmp_path):

@@ -15,7 +15,9 @@ from pipeline.audio import AudioError, read_audio
 from pipeline.cli import main
 from pipeline.config import default_params
 from pipeline.ctc import greedy_decode
+from pipeline.data import prepare
 from pipeline.fbank import fbank
+from pipeline.io import read_jsonl, write_jsonl
 from pipeline.runtime import ONNX_FP32, ONNX_INT8
 from pipeline.synth import Espeak
 from pipeline.transcribe import ExportedModel
@@ -35,6 +37,30 @@ def audio(tmp_path_factory):
     sf.write(d / "stereo.flac", np.stack([up, 0.5 * up], axis=1), 44100)
     (d / "corrupt.wav").write_bytes(np.random.default_rng(0).bytes(4000))
     sf.write(d / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    return d
+
+
+# Files prepare rejects for their audio, and the reason it records (transcribe must say the same).
+BAD_AUDIO = {
+    "nan.wav": "non-finite samples",
+    "inf.wav": "non-finite samples",
+    "silent.wav": "silent audio",
+    "folder.wav": "not a file (a directory)",
+}
+
+
+@pytest.fixture(scope="module")
+def bad_audio(tmp_path_factory):
+    """A good 1 s tone, float WAVs holding NaN and inf, digital silence, and a directory."""
+    d = tmp_path_factory.mktemp("bad_audio")
+    tone = (0.3 * np.sin(2 * np.pi * 220 * np.arange(16000) / 16000)).astype(np.float32)
+    sf.write(d / "tone.wav", tone, 16000)
+    for name, value in (("nan.wav", np.nan), ("inf.wav", np.inf)):
+        broken = tone.copy()
+        broken[::400] = value
+        sf.write(d / name, broken, 16000, subtype="FLOAT")  # float WAV: NaN and inf survive the file
+    sf.write(d / "silent.wav", np.zeros(16000, np.float32), 16000)
+    (d / "folder.wav").mkdir()
     return d
 
 
@@ -120,3 +146,46 @@ def test_console_script_prints_json_lines(tiny_export, audio):
     assert set(row) == {"file", "text", "audio_seconds", "compute_seconds", "rtf"}
     assert row["file"] == str(audio / "speech.wav")
     assert row["compute_seconds"] > 0 and row["audio_seconds"] > 1.0
+
+
+def test_cli_rejects_non_finite_silent_and_directory_input_and_transcribes_the_rest(
+    tiny_export, audio, bad_audio, capsys
+):
+    out, model, sp = tiny_export
+    bad = [bad_audio / name for name in BAD_AUDIO]
+    files = [audio / "speech.wav", *bad, audio / "stereo.flac"]
+    code = main(["transcribe", "--model", str(out / ONNX_FP32), *map(str, files)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out.splitlines() == [
+        eager_text(model, sp, audio / "speech.wav"),
+        eager_text(model, sp, audio / "stereo.flac"),
+    ]
+    errors = [line for line in captured.err.splitlines() if line.startswith("asr-distill: error: ")]
+    expected = [f"{path}: {reason}" for path, reason in zip(bad, BAD_AUDIO.values())]
+    assert errors == [f"asr-distill: error: {line}" for line in expected] + [
+        f"asr-distill: error: {len(bad)} of {len(files)} files failed"
+    ]
+
+
+def test_transcribe_gives_a_bad_file_the_reason_prepare_rejects_it_for(
+    tiny_export, bad_audio, tmp_path, capsys
+):
+    rows = [
+        {"audio": str(bad_audio / "tone.wav"), "text": f"good {split}", "split": split, "id": split}
+        for split in ("train", "dev", "test")
+    ]
+    rows += [
+        {"audio": str(bad_audio / name), "text": "some words", "split": "train", "id": Path(name).stem}
+        for name in BAD_AUDIO
+    ]
+    write_jsonl(tmp_path / "m.jsonl", rows)
+    data = {"source": "manifest", "max_reject_fraction": 1.0, "manifest": {"path": str(tmp_path / "m.jsonl")}}
+    prepare(default_params({"data": data}).data, tmp_path / "audio", tmp_path / "manifests")
+    prepared = {r["audio"]: r["reason"] for r in read_jsonl(tmp_path / "manifests" / "rejects.jsonl")}
+    assert prepared == {str(bad_audio / name): reason for name, reason in BAD_AUDIO.items()}
+
+    out, _, _ = tiny_export
+    for path, reason in prepared.items():
+        assert main(["transcribe", "--model", str(out / ONNX_FP32), path]) == 1
+        assert f"asr-distill: error: {path}: {reason}" in capsys.readouterr().err.splitlines()
