@@ -64,7 +64,8 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
     def optimizer(model):
         if hasattr(train_mod, "make_optimizer"):
             return train_mod.make_optimizer(model, params.train)
-        return torch.optim.AdamW(model.parameters(), lr=params.train.lr, weight_decay=params.train.weight_decay)
+        cfg = params.train
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     if phase == "inference":
         from pipeline.ensemble import combine_posteriors
@@ -134,7 +135,7 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
     if t0 is None:
         raise SystemExit("not enough batches: lower --warmup or use a bigger corpus")
     seconds = time.perf_counter() - t0
-    out = {"audio_hours_per_minute": frames / 100 / 3600 / (seconds / 60), "frames_per_second": frames / seconds}
+    out = {"audio_hours_per_minute": frames / 100 / 60 / seconds, "frames_per_second": frames / seconds}
     if model is not None:
         out["flops_per_frame"] = flops_per_frame(model, batch, lambda b, lo, le: loss_of(b, lo, le))
     return out
@@ -227,9 +228,10 @@ def main() -> None:
                         print(f"round {r + 1}: {phase:9s} {name}: {rate:.3f} audio h/min", file=sys.stderr)
         finally:
             if args.against:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees[args.against])])
+                remove = ["git", "-C", str(ROOT), "worktree", "remove", "--force", str(trees[args.against])]
+                subprocess.run(remove, check=False)
     print(f"CPU matrix-product peak ({threads} threads, 2048 x 2048 fp32): {peak:.1f} GFLOP/s")
-    print(f"medians of {args.rounds} rounds of {args.steps} batches (batch_frames from each revision's params.yaml)")
+    print(f"medians of {args.rounds} rounds of {args.steps} batches (each revision's own params.yaml)")
     head = "| phase | " + " | ".join(f"{n} (audio h/min)" for n in trees) + " | share of peak |"
     head += " ratio |" if args.against else ""
     print(head)

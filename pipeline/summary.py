@@ -235,34 +235,53 @@ def read_timings(reports_dir: Path, names: Sequence[str]) -> dict[str, dict[str,
     return out
 
 
+def _average_label(t: dict[str, Any]) -> str:
+    """``last 5 (26-30)`` / ``best 3 (21, 24, 25)``: which epochs' weights were averaged."""
+    avg = t.get("average")
+    if not avg:
+        return "-"
+    epochs = avg["epochs"]
+    consecutive = epochs == list(range(epochs[0], epochs[-1] + 1))
+    span = f"{epochs[0]}-{epochs[-1]}" if consecutive and len(epochs) > 1 else ", ".join(map(str, epochs))
+    return f"{avg['kind']} {avg['count']} ({span})"
+
+
 def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
-    """Training time and final numbers per model (``teacher.guide`` -> its report)."""
+    """Training to convergence per model (``teacher.guide`` -> its report): where the rule
+    stopped it, its best epoch, the average saved, updates and wall time."""
     lines = [
         "## Training",
         "",
-        "| model | budget (epochs of train) | updates | passes over its data | "
-        "transcribed utterances | untranscribed utterances | seconds | final train loss | "
-        "final dev WER (greedy) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | converged | stopped at epoch (cap) | best epoch | updates | passes over its data | "
+        "transcribed utterances | untranscribed utterances | seconds | dev WER, last epoch | "
+        "saved average | dev WER, saved (greedy) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(value: Any) -> str:
         return "-" if value is None else f"{value:,}" if isinstance(value, int) else f"{value}"
 
+    def wer(value: Any) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
     for name, t in timings.items():
+        converged = {True: "yes", False: "no (cap)"}.get(t.get("converged"), "-")
         lines.append(
-            f"| {name} | {cell(t.get('epochs'))} | {cell(t.get('steps'))} | "
+            f"| {name} | {converged} | {cell(t.get('stopped_epoch'))} ({cell(t.get('epochs'))}) | "
+            f"{cell(t.get('best_epoch'))} | {cell(t.get('steps'))} | "
             f"{cell(t.get('passes'))} | {cell(t.get('labelled_utterances'))} | "
             f"{cell(t.get('unlabelled_utterances'))} | {cell(t.get('seconds'))} | "
-            f"{t.get('train_loss', float('nan')):.3f} | {t.get('dev_wer', float('nan')):.4f} |"
+            f"{wer(t.get('last_epoch_dev_wer'))} | {_average_label(t)} | {wer(t.get('dev_wer'))} |"
         )
     total = sum(float(t.get("seconds") or 0.0) for t in timings.values())
     return lines + [
         "",
-        f"total training time: {total:.1f} s. Twins share architecture, seed and "
-        "number of updates; a distilled student spends them on more audio when it "
-        "reads the transfer set (its advantage), the teachers' guide on transcribed "
-        "train only.",
+        f"total training time: {total:.1f} s. Every model trains until its dev WER stops "
+        "improving (the stopping rule in params.yaml; its epochs are the cap) and is saved as "
+        "the average of its last or best epochs' weights that scores best on dev. Twins share "
+        "architecture, seed, stopping rule and cap; a distilled student spends its updates on "
+        "more audio when it reads the transfer set (its advantage), the teachers' guide on "
+        "transcribed train only.",
     ]
 
 

@@ -99,6 +99,11 @@ TIMINGS = {
         "seconds": 812.5,
         "train_loss": 0.91,
         "dev_wer": 0.44,
+        "last_epoch_dev_wer": 0.46,
+        "best_epoch": 8,
+        "stopped_epoch": 10,
+        "converged": True,
+        "average": {"kind": "last", "count": 3, "epochs": [8, 9, 10]},
     },
     "student.distilled": {"epochs": 10, "steps": 600, "seconds": 120.0, "train_loss": 1.2, "dev_wer": 0.5},
 }
@@ -119,7 +124,12 @@ def test_report_has_results_corpus_soft_targets_and_timings():
     assert "| transfer | 400 | - (no transcripts) | 0.95 |" in md
     assert "| transfer | 300 | 0.310 | 2 | - | - |" in md
     assert "34.1 bytes/frame over 7,348 frames" in md
-    assert "| teacher.guide | 10 | 600 | 1.0 | 1,200 | 0 | 812.5 | 0.910 | 0.4400 |" in md
+    assert (
+        "| teacher.guide | yes | 10 (10) | 8 | 600 | 1.0 | 1,200 | 0 | 812.5 | 0.4600 | "
+        "last 3 (8-10) | 0.4400 |" in md
+    )
+    # a report without the stopping rule's keys still renders, with dashes
+    assert "| student.distilled | - | - (10) | - | 600 | - | - | - | 120.0 | - | - | 0.5000 |" in md
     assert (
         "| student.distilled | 300,000 | student.baseline | 0.4700 | 0.5500 | 0.3700 | "
         "-0.0800 [-0.1201, -0.0405] | 0.444 [0.2100, 0.6900] | 120.0 | - |"
