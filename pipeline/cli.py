@@ -5,6 +5,7 @@ Usage::
     asr-distill transcribe speech.wav other.flac              # one line of text per file
     asr-distill transcribe --json *.wav                       # JSON lines with timings
     asr-distill transcribe --model export/distilled/student.int8.onnx speech.wav
+    asr-distill transcribe --window 30 --context 5 meeting.flac  # long audio: 30 s windows
     asr-distill transcribe --stream --model export/<student>/streaming.onnx speech.wav
     asr-distill ci-report --base origin/main                  # Markdown: metrics and params diff
     asr-distill profile small                                 # params.yaml + profiles/small.yaml
@@ -26,6 +27,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_MODEL = Path("export/distilled/student.onnx")
+# pipeline.transcribe's defaults, repeated so that --help does not import torch
+WINDOW_SECONDS = 20.0
+CONTEXT_SECONDS = 4.0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -52,6 +56,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf",
     )
     t.add_argument("--threads", type=int, default=1, help="CPU threads for fbank and the model (default 1)")
+    t.add_argument(
+        "--window",
+        type=float,
+        default=WINDOW_SECONDS,
+        metavar="SECONDS",
+        help="longer audio runs through the model in windows of this many seconds, so memory "
+        f"stays bounded (default {WINDOW_SECONDS:g})",
+    )
+    t.add_argument(
+        "--context",
+        type=float,
+        default=CONTEXT_SECONDS,
+        metavar="SECONDS",
+        help="audio on each side of a window's kept middle; overlapping windows share it "
+        f"(default {CONTEXT_SECONDS:g})",
+    )
     t.add_argument(
         "--stream",
         action="store_true",
@@ -94,7 +114,7 @@ def transcribe(args: argparse.Namespace) -> int:
         if args.stream:
             model = load_streaming(args.model, args.threads)
         else:
-            model = ExportedModel.load(args.model, args.threads)
+            model = ExportedModel.load(args.model, args.threads, args.window, args.context)
     except (FileNotFoundError, ValueError, KeyError) as e:
         error(str(e))
         return 1

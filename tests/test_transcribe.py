@@ -1,4 +1,5 @@
-"""``asr-distill transcribe`` on synthesized speech: same text as eager PyTorch, clear errors."""
+"""``asr-distill transcribe`` on synthesized speech: same text as eager PyTorch, clear errors, long
+audio window by window."""
 
 import json
 import subprocess
@@ -11,6 +12,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from pipeline import cli
 from pipeline.audio import AudioError, read_audio
 from pipeline.cli import main
 from pipeline.config import default_params
@@ -18,9 +20,18 @@ from pipeline.ctc import greedy_decode
 from pipeline.data import prepare
 from pipeline.fbank import fbank
 from pipeline.io import read_jsonl, write_jsonl
-from pipeline.runtime import ONNX_FP32, ONNX_INT8
+from pipeline.model import subsampled_lengths
+from pipeline.runtime import ONNX_FP32, ONNX_INT8, as_batch
 from pipeline.synth import Espeak
-from pipeline.transcribe import ExportedModel
+from pipeline.transcribe import (
+    CONTEXT_SECONDS,
+    WINDOW_SECONDS,
+    ExportedModel,
+    Window,
+    fbank_in_blocks,
+    plan_windows,
+    stitched_logits,
+)
 
 FEATURES = default_params({"features.n_mels": 40}).features  # what the tiny_export fixture's config.json says
 
@@ -189,3 +200,141 @@ def test_transcribe_gives_a_bad_file_the_reason_prepare_rejects_it_for(
     for path, reason in prepared.items():
         assert main(["transcribe", "--model", str(out / ONNX_FP32), path]) == 1
         assert f"asr-distill: error: {path}: {reason}" in capsys.readouterr().err.splitlines()
+
+
+# Long audio: window by window (pipeline.transcribe module docstring).
+SMALL_WINDOW, SMALL_CONTEXT = 40, 8  # output frames (1.6 s, 0.32 s): many windows on a few seconds
+
+
+@pytest.fixture(scope="module")
+def long_audio(audio, tmp_path_factory):
+    """About 50 s of speech (the test sentence, repeated with pauses): longer than two default windows."""
+    wav, sr = sf.read(str(audio / "speech.wav"), dtype="float32")
+    pause = np.zeros(sr // 2, np.float32)
+    path = tmp_path_factory.mktemp("long") / "long.wav"
+    sf.write(path, np.tile(np.concatenate([wav, pause]), int(np.ceil(50 * sr / (len(wav) + len(pause))))), sr)
+    return path
+
+
+def small_windows(out: Path) -> ExportedModel:
+    """The fp32 export with windows of :data:`SMALL_WINDOW` output frames."""
+    frame = 4 * FEATURES.frame_shift_ms / 1000
+    return ExportedModel.load(
+        out / ONNX_FP32, window_seconds=SMALL_WINDOW * frame, context_seconds=SMALL_CONTEXT * frame
+    )
+
+
+@pytest.mark.parametrize(
+    "frames, window, context",
+    [(1000, 500, 100), (501, 500, 100), (97, 40, 8), (250, 40, 8), (41, 40, 0), (1234, 41, 20)],
+)
+def test_windows_tile_the_frames_and_keep_context_on_both_sides(frames, window, context):
+    windows = plan_windows(frames, window, context)
+    assert [w.keep_start for w in windows] == [0] + [w.keep_stop for w in windows[:-1]]
+    assert windows[-1].keep_stop == frames and windows[-1].stop == frames
+    for w in windows:
+        assert w.stop - w.start == window and w.start >= 0
+        assert w.keep_start < w.keep_stop
+        assert w.keep_start == 0 or w.keep_start - w.start >= context
+        assert w.keep_stop == frames or w.stop - w.keep_stop >= context
+    hop = window - 2 * context
+    assert len(windows) == 1 + -(-(frames - window) // hop)
+
+
+def test_one_window_covers_short_input_whole():
+    assert plan_windows(500, 500, 100) == [Window(0, 500, 0, 500)]
+
+
+@pytest.mark.parametrize("window, context", [(10, 5), (10, 6), (10, -1)])
+def test_a_window_without_a_central_part_is_rejected(window, context):
+    with pytest.raises(ValueError, match="no central part"):
+        plan_windows(100, window, context)
+
+
+@pytest.mark.parametrize("block_seconds", [3.7, 10.0, 60.0])
+def test_fbank_in_blocks_gives_the_frames_of_one_call(long_audio, block_seconds):
+    wav = read_audio(long_audio, 16000).samples  # ~50 s: blocks with a shorter last one, or one call
+    whole = fbank(wav, 16000, FEATURES)
+    blocked = fbank_in_blocks(wav, 16000, FEATURES, block_seconds)
+    assert blocked.shape == whole.shape
+    np.testing.assert_allclose(blocked, whole, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("extra", [0, 3])
+def test_input_up_to_one_window_is_run_whole_as_before(tiny_export, audio, extra):
+    """Up to one window (here exactly one, 4 W + 3 and 4 W + 6 fbank frames) nothing changes:
+    the same single model run, bit for bit, and the same text."""
+    out, _, _ = tiny_export
+    model = small_windows(out)
+    feats = fbank(read_audio(audio / "speech.wav", 16000).samples, 16000, FEATURES)
+    feats = feats[: 4 * SMALL_WINDOW + 3 + extra]
+    assert subsampled_lengths(len(feats)) == SMALL_WINDOW
+    before, lengths = model.runner(*as_batch(feats))  # what decode ran before windowing
+    logits, got_lengths = model.logits(feats)
+    np.testing.assert_array_equal(logits, before)
+    np.testing.assert_array_equal(got_lengths, lengths)
+    text = model.sp.decode(greedy_decode(torch.from_numpy(before), torch.from_numpy(lengths))[0])
+    assert model.decode(feats) == text
+
+
+def test_long_input_is_stitched_to_the_exact_frame_count_from_its_windows(tiny_export, long_audio):
+    out, eager, _ = tiny_export
+    model = small_windows(out)
+    feats = fbank(read_audio(long_audio, 16000).samples, 16000, FEATURES)  # (T, 40), T ~ 5000
+    seen: list[int] = []
+
+    def recording(x: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        seen.append(x.shape[1])
+        return model.runner(x, lengths)
+
+    windows = model.windows(len(feats))
+    stitched = stitched_logits(recording, feats, windows)
+    total = subsampled_lengths(len(feats))
+    assert len(windows) > 10
+    assert stitched.shape == (total, eager.vocab_size)
+    assert max(seen) == 4 * SMALL_WINDOW + 3 and len(seen) == len(
+        windows
+    )  # the model sees one window at a time
+    logits, lengths = model.logits(feats)
+    np.testing.assert_array_equal(logits[0], stitched)
+    assert lengths.tolist() == [total]
+    for w in windows:
+        start = 4 * w.start  # the window's own input, cut here independently of Window.feats_slice
+        own = torch.from_numpy(feats[start : start + 4 * SMALL_WINDOW + 3])[None]
+        with torch.no_grad():
+            reference, _ = eager(own, torch.tensor([own.shape[1]]))  # (1, SMALL_WINDOW, V) eager PyTorch
+        inner = slice(max(w.keep_start, w.start + SMALL_CONTEXT), min(w.keep_stop, w.stop - SMALL_CONTEXT))
+        assert inner.stop - inner.start >= 1
+        np.testing.assert_allclose(
+            stitched[inner], reference[0, inner.start - w.start : inner.stop - w.start].numpy(), atol=1e-4
+        )
+
+
+def test_cli_transcribes_a_long_file_in_windows(tiny_export, long_audio, capsys):
+    out, _, _ = tiny_export
+    model = ExportedModel.load(out / ONNX_INT8)
+    assert len(model.windows(len(model.features_of(long_audio, read_audio(long_audio, 16000).samples)))) > 2
+    assert main(["transcribe", "--json", "--model", str(out / ONNX_INT8), str(long_audio)]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["audio_seconds"] > 45
+    assert row["text"].strip() and row["text"] == model.transcribe(long_audio).text
+
+
+def test_cli_rejects_a_window_without_a_central_part(tiny_export, audio, capsys):
+    out, _, _ = tiny_export
+    args = [
+        "transcribe",
+        "--model",
+        str(out / ONNX_FP32),
+        "--window",
+        "2",
+        "--context",
+        "1",
+        str(audio / "speech.wav"),
+    ]
+    assert main(args) == 1
+    assert "no central part" in capsys.readouterr().err
+
+
+def test_cli_window_defaults_match_transcribe():
+    assert (cli.WINDOW_SECONDS, cli.CONTEXT_SECONDS) == (WINDOW_SECONDS, CONTEXT_SECONDS)
