@@ -111,6 +111,19 @@ def test_bad_file_error_names_the_file(audio, name, reason):
         read_audio(audio / name, 16000)
 
 
+def transcribe_with_bad_files(out, model, sp, audio, files, capsys):
+    """Run the CLI on ``files`` (speech.wav and stereo.flac among bad ones): exit status 1, and
+    the two good files still transcribed, in order; returns what it printed."""
+    code = main(["transcribe", "--model", str(out / ONNX_FP32), *map(str, files)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert captured.out.splitlines() == [
+        eager_text(model, sp, audio / "speech.wav"),
+        eager_text(model, sp, audio / "stereo.flac"),
+    ]
+    return captured
+
+
 def test_cli_reports_bad_files_and_still_transcribes_the_rest(tiny_export, audio, capsys):
     out, model, sp = tiny_export
     files = [
@@ -120,13 +133,7 @@ def test_cli_reports_bad_files_and_still_transcribes_the_rest(tiny_export, audio
         audio / "empty.wav",
         audio / "stereo.flac",
     ]
-    code = main(["transcribe", "--model", str(out / ONNX_FP32), *map(str, files)])
-    captured = capsys.readouterr()
-    assert code == 1
-    assert captured.out.splitlines() == [
-        eager_text(model, sp, audio / "speech.wav"),
-        eager_text(model, sp, audio / "stereo.flac"),
-    ]
+    captured = transcribe_with_bad_files(out, model, sp, audio, files, capsys)
     errors = captured.err.splitlines()
     for name in ("missing.wav", "corrupt.wav", "empty.wav"):
         assert any(str(audio / name) in line for line in errors), (name, errors)
@@ -165,13 +172,7 @@ def test_cli_rejects_non_finite_silent_and_directory_input_and_transcribes_the_r
     out, model, sp = tiny_export
     bad = [bad_audio / name for name in BAD_AUDIO]
     files = [audio / "speech.wav", *bad, audio / "stereo.flac"]
-    code = main(["transcribe", "--model", str(out / ONNX_FP32), *map(str, files)])
-    captured = capsys.readouterr()
-    assert code == 1
-    assert captured.out.splitlines() == [
-        eager_text(model, sp, audio / "speech.wav"),
-        eager_text(model, sp, audio / "stereo.flac"),
-    ]
+    captured = transcribe_with_bad_files(out, model, sp, audio, files, capsys)
     errors = [line for line in captured.err.splitlines() if line.startswith("asr-distill: error: ")]
     expected = [f"{path}: {reason}" for path, reason in zip(bad, BAD_AUDIO.values())]
     assert errors == [f"asr-distill: error: {line}" for line in expected] + [
