@@ -137,7 +137,7 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
     seconds = time.perf_counter() - t0
     out = {"audio_hours_per_minute": frames / 100 / 60 / seconds, "frames_per_second": frames / seconds}
     if model is not None:
-        out["flops_per_frame"] = flops_per_frame(model, batch, lambda b, lo, le: loss_of(b, lo, le))
+        out["flops_per_frame"] = flops_per_frame(model, batch, loss_of)
     return out
 
 

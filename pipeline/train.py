@@ -208,11 +208,16 @@ class Checkpointer:
                 path.unlink()
 
 
+def _ranked(dev_wers: list[float]) -> list[int]:
+    """Epochs (1-based) from the lowest dev WER up; the earlier of equals first."""
+    return sorted(range(1, len(dev_wers) + 1), key=lambda e: (dev_wers[e - 1], e))
+
+
 def average_candidates(dev_wers: list[float], counts: list[int]) -> list[tuple[str, int, list[int]]]:
     """``(kind, k, epochs)`` for the last ``k`` and the best ``k`` epochs, each ``k`` in ``counts``
     (as many as there are), without repeating an epoch set; the last epoch comes first."""
     n = len(dev_wers)
-    ranked = sorted(range(1, n + 1), key=lambda e: (dev_wers[e - 1], e))
+    ranked = _ranked(dev_wers)
     seen: set[tuple[int, ...]] = set()
     out = []
     for kind in ("last", "best"):
@@ -229,8 +234,7 @@ def epochs_to_keep(dev_wers: list[float], average: AverageConfig) -> set[int]:
     ``max(counts)``."""
     k = max(average.counts)
     n = len(dev_wers)
-    ranked = sorted(range(1, n + 1), key=lambda e: (dev_wers[e - 1], e))
-    return set(range(max(1, n - k + 1), n + 1)) | set(ranked[:k])
+    return set(range(max(1, n - k + 1), n + 1)) | set(_ranked(dev_wers)[:k])
 
 
 def average_state(states: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
@@ -437,17 +441,19 @@ def _choose_average(run: _Run, dev_loader: BatchLoader, sp: spm.SentencePiecePro
     """Load into the model the average of epoch weights that scores best on dev; returns
     the choice and every candidate's dev WER."""
     wers = run.dev_wers()
-    rows = []
+    rows, best, best_state = [], None, None
     for kind, k, epochs in average_candidates(wers, run.job.cfg.average.counts):
+        state = average_state([run.ckpt.load_epoch(e) for e in epochs])
         if k == 1:
-            wer = wers[epochs[0] - 1]
+            wer = wers[epochs[0] - 1]  # scored at the end of that epoch
         else:
-            run.model.load_state_dict(average_state([run.ckpt.load_epoch(e) for e in epochs]))
+            run.model.load_state_dict(state)
             wer = evaluate_wer(run.model, dev_loader, sp, run.ctx.device)
         rows.append({"kind": kind, "count": k, "epochs": epochs, "dev_wer": wer})
         log.info("%s: average of the %s %d epochs %s: dev WER %.4f", run.job.name, kind, k, epochs, wer)
-    best = min(rows, key=lambda r: r["dev_wer"])  # the first of equals: the last epoch alone wins ties
-    run.model.load_state_dict(average_state([run.ckpt.load_epoch(e) for e in best["epochs"]]))
+        if best is None or wer < best["dev_wer"]:  # the first of equals: the last epoch alone wins ties
+            best, best_state = rows[-1], state
+    run.model.load_state_dict(best_state)
     return {**best, "candidates": rows}
 
 
@@ -501,10 +507,7 @@ def train(
                     break
             elif ctx.is_main and run.step % job.cfg.checkpoint_every_steps == 0:
                 run.ckpt.save(model, run.opt, *position, run.step, run.history)
-        else:
-            run.pass_, run.skip = run.pass_ + 1, 0
-            continue
-        run.pass_, run.skip = position
+        run.pass_, run.skip = run.pass_ + 1, 0
     teardown(ctx)
     if not ctx.is_main:
         return None
