@@ -11,13 +11,15 @@ Sweeps (variants are ``name: (student, {dotted.param: value})``; a variant with 
 reuses the run's own model):
 
 - ``levers``: KD weight, temperature, blank-aware KD frames, sequence-level KD (CTC on the
-  ensemble's greedy transcripts of untranscribed audio) and the transfer set itself, on the
-  default student.
+  ensemble's greedy transcripts of untranscribed audio, which the default student uses) and
+  the transfer set itself, on the default student.
 - ``scarce``: both twins with a fifth of the train transcripts (the rest of train joins the
   transfer set).
 - ``ladder``: the twins at about a third of a teacher's parameters; with the run's own
-  tenth-size and member-size pairs it writes ``experiments/size_ladder.json`` for the plot.
-- ``budget``: both twins with twice the default update budget.
+  tenth-size and member-size pairs (the member against teacher t1, forked from the guide
+  the same way) it writes ``experiments/size_ladder.json`` for the plot.
+
+Every variant trains to convergence under its stopping rule, as the run's own models do.
 
 Usage (in a checkout where ``make run`` finished; results under ``experiments/runs/``)::
 
@@ -66,7 +68,6 @@ THIRD = {
     "dropout": 0.1,
 }
 SCARCE = {"twins.baseline.labelled_fraction": 0.2, "students.distilled.labelled_fraction": 0.2}
-TWICE = {"twins.baseline.epochs": 30, "students.distilled.epochs": 30}
 THIRD_PAIR = {"twins.baseline.model": THIRD, "students.distilled.model": THIRD}
 
 # name: (student, overrides, twin variant or None for a directly trained model)
@@ -82,7 +83,8 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
             {"students.distilled.alpha": 1.0, "students.distilled.kd_frames": "nonblank"},
             "baseline",
         ),
-        "pseudo_labels": ("distilled", {"students.distilled.pseudo_labels": True}, "baseline"),
+        "no_pseudo_labels": ("distilled", {"students.distilled.pseudo_labels": False}, "baseline"),
+        "greedy_pseudo_labels": ("distilled", {"soft_targets.transcripts": "greedy"}, "baseline"),
         "no_transfer": ("distilled", {"students.distilled.transfer": False}, "baseline"),
     },
     "scarce": {
@@ -94,16 +96,11 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
         "distilled": ("distilled", {}, "baseline"),
         "baseline_third": ("baseline", THIRD_PAIR, None),
         "distilled_third": ("distilled", THIRD_PAIR, "baseline_third"),
-        "guide": ("guide", {}, None),
-        "member": ("member", {}, "guide"),
-    },
-    "budget": {
-        "baseline": ("baseline", {}, None),
-        "distilled": ("distilled", {}, "baseline"),
-        "baseline_x2": ("baseline", TWICE, None),
-        "distilled_x2": ("distilled", TWICE, "baseline_x2"),
+        "t1": ("t1", {}, None),
+        "member": ("member", {}, "t1"),
     },
 }
+TEACHERS = ("guide", "t1", "t2")  # variants that name a teacher reuse the run's own model
 
 
 def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
@@ -114,10 +111,12 @@ def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
     same = (
         float(meta.get("temperature", -1)) == params.soft_targets.temperature
         and int(meta.get("top_k", -1)) == params.soft_targets.top_k
+        and meta.get("transcripts") == params.soft_targets.transcripts
     )
     if same:
         return run / "data/soft_targets"
-    target = out / f"soft_targets_T{params.soft_targets.temperature:g}_k{params.soft_targets.top_k}"
+    st = params.soft_targets
+    target = out / f"soft_targets_T{st.temperature:g}_k{st.top_k}_{st.transcripts}"
     if not (target / "train" / "index.json").exists():
         sp = load_tokenizer(run / "data/tokenizer/spm.model")
         files = {n: run / "models/teachers" / f"{n}.pt" for n in params.teacher_names()}
@@ -126,13 +125,15 @@ def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
             s: make_loader(run / "data/features", run / "data/manifests", s, sp, params.train.batch_frames)
             for s in SOFT_TARGET_SPLITS
         }
-        build_soft_targets(params, models, loaders, sp, target, {n: file_digest(f) for n, f in files.items()})
+        words = [w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split()]
+        digests = {n: file_digest(f) for n, f in files.items()}
+        build_soft_targets(params, models, loaders, sp, target, words, digests)
     return target
 
 
 def model_path(run: Path, out: Path, name: str, student: str, changes: dict[str, Any]) -> Path:
-    if student == "guide":
-        return run / "models/teachers/guide.pt"
+    if student in TEACHERS:
+        return run / f"models/teachers/{student}.pt"
     if not changes:
         return run / f"models/students/{student}.pt"
     return out / "models" / f"{name}.pt"
@@ -153,6 +154,7 @@ def train_variants(run: Path, out: Path, raw: dict[str, Any], variants: dict, th
             "manifests": run / "data/manifests",
             "tokenizer": run / "data/tokenizer/spm.model",
             "soft_targets": soft_targets_for(run, params, out),
+            "guide": run / "models/teachers/guide.pt",  # a forked student's warm start
             "model": target,
             "checkpoints": out / "checkpoints" / name,
             "live": out / "live" / name,
@@ -258,12 +260,8 @@ def describe(run: Path, out: Path, variants: dict) -> dict[str, dict[str, Any]]:
     info = {}
     for name, (student, changes, _) in variants.items():
         path = model_path(run, out, name, student, changes)
-        report = (
-            out / "train" / f"{name}.json"
-            if changes
-            else run
-            / ("reports/teachers/guide.json" if student == "guide" else f"reports/students/{student}.json")
-        )
+        kind = "teachers" if student in TEACHERS else "students"
+        report = out / "train" / f"{name}.json" if changes else run / f"reports/{kind}/{student}.json"
         seconds = read_json(report).get("seconds") if report.exists() else None
         info[name] = {
             "student": student,

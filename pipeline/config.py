@@ -301,12 +301,24 @@ class TrainConfig(Strict):
         return self
 
 
+class ForkConfig(Strict):
+    """A warm start (fast geometric ensembling, Garipov et al. 2018): training begins from
+    teacher ``init``'s saved model (same architecture; dropout may differ) instead of a
+    random one, and runs its own learning-rate cycle: linear warm-up to ``lr``, then cosine to
+    5 % of it at the epoch cap. A teacher forked from the guide starts with the guide's spikes, so it needs no
+    guided-CTC term; a fork costs a few epochs where a teacher from scratch costs thirty."""
+
+    init: Literal["guide"]
+    lr: PositiveFloat
+
+
 class TeacherConfig(Strict):
-    """One ensemble member: its own seed, epoch cap and architecture."""
+    """One ensemble member: its own seed, epoch cap and architecture, and optionally a fork."""
 
     seed: int
     model: ModelConfig
     epochs: PositiveInt  # the cap: it trains until ``teachers.convergence`` stops it, at most this
+    fork: ForkConfig | None  # null: from a random init
 
 
 class TeachersConfig(Strict):
@@ -324,6 +336,17 @@ class TeachersConfig(Strict):
             raise ValueError("teachers.others: at least one teacher besides the guide is required")
         if "guide" in self.others:
             raise ValueError("teachers.others: 'guide' is the name of teachers.guide")
+        if self.guide.fork is not None:
+            raise ValueError(
+                "teachers.guide.fork: the guide trains from a random init (the others fork from it)"
+            )
+        for name, t in self.others.items():
+            same = t.model.model_copy(update={"dropout": self.guide.model.dropout}) == self.guide.model
+            if t.fork is not None and not same:
+                raise ValueError(
+                    f"teachers.others.{name}.fork: it starts from the guide's weights, so its model "
+                    f"must be teachers.guide.model (dropout aside)"
+                )
         return self
 
 
@@ -338,6 +361,10 @@ class SoftTargetsConfig(Strict):
 
     temperature: PositiveFloat
     top_k: PositiveInt
+    # The ensemble's transcripts of untranscribed audio (sequence-level KD, pseudo_labels): its
+    # T=1 average decoded greedily, or by beam search over the train transcripts' words
+    # (evaluate.beam_size).
+    transcripts: Literal["greedy", "lexicon"]
 
 
 class StudentDefaults(Strict):
@@ -347,8 +374,9 @@ class StudentDefaults(Strict):
     # The stopping rule (``epochs`` is the cap); a student and its twin must share it.
     convergence: ConvergenceConfig
     # Distilled students only: the directly trained model a student is compared with
-    # (required): a key of ``twins``, or ``guide`` (a teacher trained with plain CTC).
-    # Same architecture, seed, budget and labelled share are checked.
+    # (required): a key of ``twins``, or a teacher's name (``guide`` or a key of
+    # ``teachers.others``: teachers train with plain CTC). Same architecture, seed, budget,
+    # stopping rule, labelled share and fork are checked.
     twin: str | None
     # Share of train whose transcripts this student may use (seeded, the same utterances
     # for every student at the same share); the rest of train joins the transfer set.
@@ -365,6 +393,9 @@ class StudentDefaults(Strict):
     # which emits its spikes later than the full-context teachers, is taught where it can
     # emit them (experiments/streaming.py measures the delay of a streaming twin on dev).
     kd_shift: NonNegativeInt
+    # Distilled students only: start from the guide's weights (see ForkConfig); its twin is then a
+    # teacher forked the same way (same seed and cycle), so the two differ only in what they learn from.
+    fork: ForkConfig | None
 
 
 class TwinConfig(StudentDefaults):
@@ -391,6 +422,11 @@ class TwinConfig(StudentDefaults):
             raise ValueError("pseudo_labels is for distilled students (a twin learns from transcripts only)")
         if self.kd_shift:
             raise ValueError("kd_shift is for distilled students (it shifts the soft targets)")
+        if self.fork is not None:
+            raise ValueError(
+                "fork is for distilled students and teachers (a twin that starts from the guide "
+                "learns from a teacher); a forked student's twin is a forked teacher"
+            )
         return self
 
 
@@ -517,17 +553,29 @@ class Params(Strict):
         if s.twin is None:
             raise ValueError(
                 f"{where} is required: name the directly trained model it is compared "
-                f"with (a key of twins, or guide)"
+                f"with (a key of twins, or a teacher's name)"
             )
-        if s.twin == "guide":
-            guide = self.teachers.guide
-            recipe = (guide.model, guide.epochs, self.teachers.convergence, guide.seed, 1.0)
+        if s.twin in self.teacher_names():
+            t = self.teacher(s.twin)
+            if s.twin != "guide" and t.fork is None and self.ensemble.align == "guide":
+                raise ValueError(
+                    f"{where}: '{s.twin}' trains with the guided-CTC term (it learns from the guide); "
+                    f"a twin learns from transcripts alone: the guide, a fork of it, or a key of twins"
+                )
+            recipe = (t.model, t.epochs, self.teachers.convergence, t.seed, 1.0, t.fork)
         elif s.twin in self.twins:
             recipe = self.student_recipe(s.twin)
         else:
-            raise ValueError(f"{where}: '{s.twin}' is neither guide nor a key of twins")
+            raise ValueError(f"{where}: '{s.twin}' is neither a teacher's name nor a key of twins")
         mine = self.student_recipe(name)
-        labels = ("model", "epochs (the cap)", "convergence (the stopping rule)", "seed", "labelled_fraction")
+        labels = (
+            "model",
+            "epochs (the cap)",
+            "convergence (the stopping rule)",
+            "seed",
+            "labelled_fraction",
+            "fork (the warm start)",
+        )
         for label, a, b in zip(labels, mine, recipe):
             if a != b:
                 raise ValueError(
@@ -560,10 +608,17 @@ class Params(Strict):
         """The update budget of twin or student ``name`` in passes over the train split."""
         return self.student(name).epochs
 
-    def student_recipe(self, name: str) -> tuple[ModelConfig, int, ConvergenceConfig, int, float]:
-        """What a student shares with its twin: architecture, cap, stopping rule, seed, labels."""
+    def student_recipe(self, name: str) -> tuple[Any, ...]:
+        """What a student shares with its twin: architecture, cap, stopping rule, seed, labels, fork."""
         s = self.student(name)
-        return self.student_model(name), self.student_epochs(name), s.convergence, s.seed, s.labelled_fraction
+        return (
+            self.student_model(name),
+            self.student_epochs(name),
+            s.convergence,
+            s.seed,
+            s.labelled_fraction,
+            s.fork,
+        )
 
     def convergence(self, name: str) -> ConvergenceConfig:
         """The stopping rule of model ``name``: a teacher's (``guide`` or a key of
@@ -575,7 +630,7 @@ class Params(Strict):
     def twin_model(self, name: str) -> str:
         """The evaluation name of the model student ``name`` is compared with."""
         twin = self.students[name].twin or "baseline"
-        return "teacher.guide" if twin == "guide" else f"student.{twin}"
+        return f"teacher.{twin}" if twin in self.teacher_names() else f"student.{twin}"
 
     def teacher(self, name: str) -> TeacherConfig:
         """The config of teacher ``name`` (``guide`` or a key of ``teachers.others``)."""

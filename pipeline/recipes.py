@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pipeline.config import ModelConfig, Params, StudentConfig, TwinConfig
+from pipeline.config import ForkConfig, ModelConfig, Params, StudentConfig, TrainConfig, TwinConfig
 from pipeline.ctc import ctc_loss, guided_ctc_loss
 from pipeline.distributed import relaunch_under_torchrun
 from pipeline.errors import MissingError
@@ -47,6 +47,43 @@ def build_model(cfg: ModelConfig, features_dir: Path, vocab_size: int, seed: int
     model = ConformerCTC(cfg, len(cmvn["mean"]), vocab_size)
     model.set_cmvn(cmvn["mean"], cmvn["std"])
     return model
+
+
+def fork_from(
+    model: ConformerCTC, fork: ForkConfig | None, cfg: TrainConfig, paths: dict[str, Path]
+) -> TrainConfig:
+    """Start ``model`` from teacher ``fork.init``'s saved model (``paths["guide"]``) and return
+    the train config of the fork's own cycle (warm-up to ``fork.lr``, cosine to the cap);
+    without a fork, ``model`` and ``cfg`` stay as they are."""
+    if fork is None:
+        return cfg
+    if not paths.get("guide"):
+        raise MissingError(f"a fork from the {fork.init} needs its model: pass --guide")
+    source = load_model(paths["guide"])
+    model.load_state_dict(source.state_dict())
+    log.info("forked from %s (%s): warm-up to lr %.2e, cosine to the cap", fork.init, paths["guide"], fork.lr)
+    cosine = cfg.schedule.model_copy(update={"kind": "cosine"})
+    return cfg.model_copy(update={"lr": fork.lr, "schedule": cosine})
+
+
+def fork_fingerprint(fork: ForkConfig | None, paths: dict[str, Path]) -> dict[str, Any] | None:
+    """What a fork's checkpoints depend on: its cycle and the model it starts from."""
+    return None if fork is None else {**fork.model_dump(), "from": file_digest(paths["guide"])}
+
+
+def training_report(
+    metrics: dict[str, Any] | None, model: ConformerCTC, fork: ForkConfig | None, **extra: Any
+) -> dict[str, Any] | None:
+    """A training stage's report: the loop's metrics, the model's size and start, and
+    ``extra``; None off DDP rank 0 (the loop returned none)."""
+    if metrics is None:
+        return None
+    return {
+        **metrics,
+        "params": count_parameters(model),
+        "fork": None if fork is None else fork.model_dump(),
+        **extra,
+    }
 
 
 @torch.no_grad()
@@ -95,7 +132,7 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
     tcfg = params.teacher(name)
     sp = load_tokenizer(paths["tokenizer"])
     bf = params.train.batch_frames
-    guided = name != "guide" and params.ensemble.align == "guide"
+    guided = name != "guide" and params.ensemble.align == "guide" and tcfg.fork is None
     dev = make_loader(paths["features"], paths["manifests"], "dev", sp, bf)
     plain = make_loader(paths["features"], paths["manifests"], "train", sp, bf, train=params.train)
     loss_fn = ctc_only
@@ -124,7 +161,7 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
     model = build_model(tcfg.model, paths["features"], sp.get_piece_size(), tcfg.seed)
     job = TrainJob(
         name=f"teacher.{name}",
-        cfg=params.train,
+        cfg=fork_from(model, tcfg.fork, params.train, paths),
         epochs=tcfg.epochs,
         seed=tcfg.seed,
         loss_fn=loss_fn,
@@ -138,19 +175,17 @@ def train_teacher(params: Params, name: str, paths: dict[str, Path]) -> dict[str
             "guide_weight": params.ensemble.guide_weight,
             "data": data_digest(paths),
             "guide": file_digest(paths["guide"]) if guided else None,
+            "fork": fork_fingerprint(tcfg.fork, paths),
         },
     )
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
-    return (
-        None
-        if metrics is None
-        else {
-            **metrics,
-            "params": count_parameters(model),
-            "guided": guided,
-            "labelled_utterances": len(plain.texts),
-            "unlabelled_utterances": 0,
-        }
+    return training_report(
+        metrics,
+        model,
+        tcfg.fork,
+        guided=guided,
+        labelled_utterances=len(plain.texts),
+        unlabelled_utterances=0,
     )
 
 
@@ -239,7 +274,7 @@ def train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str, 
 def recipe_fingerprint(scfg: TwinConfig | StudentConfig) -> dict[str, Any]:
     """The recipe keys of a twin or student that its checkpoints depend on, ``alpha`` included:
     0.0 for a twin, so a twin's fingerprint is that of the same model as a student with alpha 0."""
-    recipe = scfg.model_dump(exclude={"model", "epochs", "twin", "convergence"})
+    recipe = scfg.model_dump(exclude={"model", "epochs", "twin", "convergence", "fork"})
     if isinstance(scfg, TwinConfig):
         recipe["alpha"] = 0.0
     return recipe
@@ -291,7 +326,7 @@ def _train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str,
     epochs = params.student_epochs(name)
     job = TrainJob(
         name=f"student.{name}",
-        cfg=params.train,
+        cfg=fork_from(model, scfg.fork, params.train, paths),
         epochs=epochs,
         seed=scfg.seed,
         loss_fn=loss_fn,
@@ -309,6 +344,7 @@ def _train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str,
             **data.summary(),
             "stores": [file_digest(st.dir / "index.json") for st in data.stores],
             "soft_targets": soft_meta,
+            "fork": fork_fingerprint(scfg.fork, paths),
         },
     )
     log.info(
@@ -319,11 +355,7 @@ def _train_small(params: Params, name: str, paths: dict[str, Path]) -> dict[str,
         epochs * epoch_steps,
     )
     metrics = train(model, train_loader, dev, sp, job, paths["model"])
-    return (
-        None
-        if metrics is None
-        else {**metrics, "params": count_parameters(model), "alpha": alpha, **data.summary()}
-    )
+    return training_report(metrics, model, scfg.fork, alpha=alpha, **data.summary())
 
 
 def run_training_stage(

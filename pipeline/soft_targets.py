@@ -6,10 +6,12 @@ turned into probabilities; the ensemble distribution is their arithmetic mean
 We store, per utterance, the top-k token ids (uint16), their probabilities
 (fp16) and the rest mass outside the top-k (fp16): ``4k + 2`` bytes per frame,
 for train, dev and the transfer set (``<out>/<split>/``), and the ensemble's
-greedy transcripts of train and the transfer set (``<out>/<split>.hyps.json``)
-for sequence-level KD.
+transcripts of train and the transfer set (``<out>/<split>.hyps.json``) for
+sequence-level KD: its T=1 average decoded greedily, or (``soft_targets.transcripts:
+lexicon``) by beam search over the words of the train transcripts, which fixes most of the
+misspellings greedy decoding makes; the report gives both decoders' WER on train and dev.
 
-Store metadata: teachers, temperature, top_k, align, combine, teacher file digests.
+Store metadata: teachers, temperature, top_k, align, combine, transcripts, teacher file digests.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
+from pipeline.decoding import lexicon_decoder
 from pipeline.ensemble import combine_posteriors
 from pipeline.io import atomic_path, write_json
 from pipeline.loader import BatchLoader
@@ -103,12 +106,14 @@ def build_soft_targets(
     loaders: dict[str, BatchLoader],
     sp: Any,
     out_dir: Path,
+    words: Sequence[str],
     teacher_digests: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Write one soft-target store per split in ``loaders``; returns the stage metrics.
 
-    ``teacher_digests`` (file hashes of the teachers) go into the store's metadata, so a
-    student's checkpoint is never resumed on soft targets from other teachers.
+    ``words``: the train transcripts' words, the lexicon of the ensemble's beam-search
+    transcripts. ``teacher_digests`` (file hashes of the teachers) go into the store's
+    metadata, so a student's checkpoint is never resumed on soft targets from other teachers.
     """
     t0 = time.time()
     temperature, k = params.soft_targets.temperature, params.soft_targets.top_k
@@ -121,16 +126,24 @@ def build_soft_targets(
         "top_k": k,
         "align": params.ensemble.align,
         "combine": combine,
+        "transcripts": params.soft_targets.transcripts,
         "teacher_digests": teacher_digests or {},
     }
-    metrics: dict[str, Any] = {"temperature": temperature, "top_k": k, "teachers": names}
+    beam = lexicon_decoder(sp, words, params.evaluate.beam_size)
+    metrics: dict[str, Any] = {
+        "temperature": temperature,
+        "top_k": k,
+        "teachers": names,
+        "transcripts": params.soft_targets.transcripts,
+    }
     retained: list[np.ndarray] = []
     frames = 0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         for split, loader in loaders.items():
             meter = AgreementMeter(names)
-            refs, hyps, utt_ids = [], [], []
+            refs, utt_ids = [], []
+            hyps: dict[str, list[str]] = {"greedy": [], "lexicon": []}
 
             def items() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
                 for u, text, logits in teacher_logits(list(models.values()), loader, f"soft targets {split}"):
@@ -140,19 +153,24 @@ def build_soft_targets(
                     meter.update([z.argmax(-1).numpy() for z in logits])
                     # The ensemble's own prediction is its T=1 average.
                     hard = combine_posteriors(logits, 1.0, combine)
-                    hyp = sp.decode(greedy_decode(hard[None], torch.tensor([len(hard)]))[0])
+                    length = torch.tensor([len(hard)])
+                    hyps["greedy"].append(sp.decode(greedy_decode(hard[None], length)[0]))
+                    hyps["lexicon"].append(beam(hard.clamp_min(1e-30).log()[None], length)[0])
                     refs.append(text)
-                    hyps.append(hyp)
                     utt_ids.append(u)
                     yield u, {"ids": ids, "probs": probs, "rest": rest}
 
             write_store(tmp / split, items(), fields, params.features.shard_frames, meta)
             frames += sum(v[2] for v in Store(tmp / split).index.values())
-            metrics[split] = {"utterances": len(hyps), "spike_agreement": meter.result()}
+            metrics[split] = {"utterances": len(utt_ids), "spike_agreement": meter.result()}
             if split in LABELLED_SPLITS:
-                metrics[split]["ensemble_wer"] = round(corpus_wer(refs, hyps), RATE_DECIMALS)
+                metrics[split]["ensemble_wer"] = round(corpus_wer(refs, hyps["greedy"]), RATE_DECIMALS)
+                metrics[split]["ensemble_wer_lexicon"] = round(
+                    corpus_wer(refs, hyps["lexicon"]), RATE_DECIMALS
+                )
             if split != "dev":  # sequence-level KD reads them (students.<name>.pseudo_labels)
-                write_json(tmp / f"{split}.hyps.json", dict(zip(utt_ids, hyps)))
+                chosen = hyps[params.soft_targets.transcripts]
+                write_json(tmp / f"{split}.hyps.json", dict(zip(utt_ids, chosen)))
         disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
     kept = np.concatenate(retained) if retained else np.zeros(1)
     metrics.update(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.io import file_digest, write_json
+from pipeline.io import file_digest, read_jsonl, write_json
 from pipeline.loader import make_loader
 from pipeline.model import load_model
 from pipeline.soft_targets import build_soft_targets
@@ -28,7 +28,8 @@ def main(args, params):
         s: make_loader(Path(args.features), Path(args.manifests), s, sp, params.train.batch_frames)
         for s in SOFT_TARGET_SPLITS
     }
-    write_json(args.report, build_soft_targets(params, models, loaders, sp, Path(args.out), digests))
+    words = [w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split()]
+    write_json(args.report, build_soft_targets(params, models, loaders, sp, Path(args.out), words, digests))
 
 
 if __name__ == "__main__":

@@ -13,4 +13,4 @@ PATHS = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
 if __name__ == "__main__":
     run_training_stage(
         __doc__, train_teacher, PATHS, optional=["guide"]
-    )  # --guide: for ensemble.align: guide
+    )  # --guide: for a fork and ensemble.align: guide

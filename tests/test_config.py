@@ -159,9 +159,14 @@ def test_a_distilled_student_needs_a_twin_with_its_recipe(tiny):
     del tiny["students"]["distilled"]["twin"]
     with pytest.raises(ParamsError, match=r"students.distilled.twin is required"):
         parse_params(copy.deepcopy(tiny))
-    tiny["students"]["distilled"]["twin"] = "t1"  # a guided teacher is not a twin
-    with pytest.raises(ParamsError, match=r"'t1' is neither guide nor a key of twins"):
+    tiny["students"]["distilled"]["twin"] = "t9"
+    with pytest.raises(ParamsError, match=r"'t9' is neither a teacher's name nor a key of twins"):
         parse_params(copy.deepcopy(tiny))
+    guided = copy.deepcopy(tiny)  # a teacher trained with the guided-CTC term is not a twin
+    guided["teachers"]["others"]["t1"]["fork"] = None
+    guided["students"]["distilled"]["twin"] = "t1"
+    with pytest.raises(ParamsError, match=r"'t1' trains with the guided-CTC term"):
+        parse_params(guided)
     tiny["students"]["distilled"].update(twin="baseline", epochs=7)
     with pytest.raises(ParamsError, match=r"'baseline' differs in epochs"):
         parse_params(copy.deepcopy(tiny))
@@ -181,26 +186,59 @@ def test_a_twin_shares_its_students_stopping_rule_and_cap(tiny):
     capped["twins"]["baseline"]["epochs"] += 1
     with pytest.raises(ParamsError, match=r"'baseline' differs in epochs \(the cap\)"):
         parse_params(capped)
-    guide = copy.deepcopy(tiny)  # the member student's twin is the guide: the teachers' rule
-    guide["teachers"]["convergence"]["patience"] += 1
-    with pytest.raises(ParamsError, match=r"'guide' differs in convergence"):
-        parse_params(guide)
+    teacher = copy.deepcopy(tiny)  # the member student's twin is teacher t1: the teachers' rule
+    teacher["teachers"]["convergence"]["patience"] += 1
+    with pytest.raises(ParamsError, match=r"'t1' differs in convergence"):
+        parse_params(teacher)
     both = copy.deepcopy(tiny)  # one rule for a student and its twin, set where both read it
     both["student_defaults"]["convergence"] = {"patience": 9, "min_improvement": 0.0}
     both["teachers"]["convergence"] = {"patience": 9, "min_improvement": 0.0}
     assert parse_params(both).convergence("baseline").patience == 9
 
 
-def test_the_member_student_takes_the_guide_as_twin(tiny):
+def test_the_member_student_takes_the_teacher_forked_like_it_as_twin(tiny):
     params = parse_params(copy.deepcopy(tiny))
-    assert params.twin_model("member") == "teacher.guide"
+    assert params.twin_model("member") == "teacher.t1"
+    assert params.students["member"].fork == params.teachers.others["t1"].fork
+    assert params.students["member"].fork.init == "guide"
     assert params.student_model("member") == params.teachers.guide.model
     assert params.student_model("distilled") == params.student_defaults.model
     assert params.distilled_students() == ["distilled", "member"]
     assert params.student_names() == ["baseline", "distilled", "member"]
+    unforked = copy.deepcopy(tiny)
+    unforked["students"]["member"]["fork"] = None
+    with pytest.raises(ParamsError, match=r"'t1' differs in fork \(the warm start\)"):
+        parse_params(unforked)
+    other_cycle = copy.deepcopy(tiny)
+    other_cycle["students"]["member"]["fork"] = {"init": "guide", "lr": 0.123}
+    with pytest.raises(ParamsError, match=r"'t1' differs in fork"):
+        parse_params(other_cycle)
     tiny["students"]["member"]["model"]["d_model"] = 32
-    with pytest.raises(ParamsError, match=r"'guide' differs in model"):
+    with pytest.raises(ParamsError, match=r"'t1' differs in model"):
         parse_params(tiny)
+
+
+def test_forks_start_from_the_guide_only(tiny):
+    guide = copy.deepcopy(tiny)
+    guide["teachers"]["guide"]["fork"] = {"init": "guide", "lr": 0.001}
+    with pytest.raises(ParamsError, match=r"teachers.guide.fork: the guide trains from a random init"):
+        parse_params(guide)
+    wider = copy.deepcopy(tiny)
+    wider["teachers"]["others"]["t1"]["model"]["d_model"] = 128
+    with pytest.raises(ParamsError, match=r"teachers.others.t1.fork: it starts from the guide's weights"):
+        parse_params(wider)
+    dropout = copy.deepcopy(tiny)  # dropout is no weight: a fork may set its own
+    dropout["teachers"]["others"]["t1"]["model"]["dropout"] = 0.2
+    dropout["students"]["member"]["model"]["dropout"] = 0.2
+    assert parse_params(dropout).teachers.others["t1"].model.dropout == 0.2
+    twin = copy.deepcopy(tiny)
+    twin["twins"]["baseline"]["fork"] = {"init": "guide", "lr": 0.001}
+    with pytest.raises(ParamsError, match=r"fork is for distilled students and teachers"):
+        parse_params(twin)
+    unknown = copy.deepcopy(tiny)
+    unknown["teachers"]["others"]["t1"]["fork"] = {"init": "t2", "lr": 0.001}
+    with pytest.raises(ParamsError, match=r"teachers.others.t1.fork.init"):
+        parse_params(unknown)
 
 
 def test_student_names_do_not_clash_with_teachers(tiny):

@@ -19,7 +19,9 @@ def test_every_variant_is_valid_params():
     for name, variants in sweep.SWEEPS.items():
         for variant, (student, changes, twin) in variants.items():
             params = parse_params(override(RAW, changes), f"{name}.{variant}")
-            if student != "guide":
+            if student in sweep.TEACHERS:
+                assert student in params.teacher_names() and not changes
+            else:
                 assert student in params.student_names()
                 assert (twin is None) == (student in params.twins)  # a twin variant has no twin
             assert twin is None or twin in variants

@@ -188,7 +188,7 @@ def test_update_budget_is_counted_in_train_epochs_not_in_passes(tmp_path, corpus
     assert [row["epoch"] for row in history] == [1, 2]  # dev scored once per budget epoch
 
 
-def test_a_twin_keeps_the_fingerprint_of_a_student_with_alpha_0():
+def test_a_twin_keeps_the_fingerfpof_a_student_with_alpha_0():
     """The recipe a twin's checkpoints are keyed by carries alpha 0.0, so a twin resumes from
     (and is the same model as) one trained as a student with alpha 0."""
     params = default_params()
@@ -212,3 +212,30 @@ def test_twins_and_students_train_in_their_own_stage():
         train_student(params, "baseline", {})
     with pytest.raises(MissingError, match="twins.distilled: no such twin"):
         train_twin(params, "distilled", {})
+
+
+def test_a_fork_starts_from_the_guides_weights_on_its_own_cycle(tmp_path):
+    from pipeline.config import ForkConfig
+    from pipeline.model import save_model
+    from pipeline.recipes import fork_fingerprint, fork_from
+
+    guide = tiny_model(dropout=0.1)
+    with torch.no_grad():
+        for p in guide.parameters():
+            p.add_(0.5)  # weights no seeded init has
+    save_model(guide, tmp_path / "guide.pt")
+    cfg = default_params({"train": {"lr": 1e-3, "warmup_steps": 2}}).train
+    fresh = tiny_model(dropout=0.15)
+    assert cfg is fork_from(fresh, None, cfg, {})  # no fork: a random init, the run's own schedule
+    assert not torch.equal(fresh.state_dict()["output.weight"], guide.state_dict()["output.weight"])
+    fork = ForkConfig(init="guide", lr=3e-4)
+    forked = fork_from(fresh, fork, cfg, {"guide": tmp_path / "guide.pt"})
+    for key, value in guide.state_dict().items():
+        assert torch.equal(fresh.state_dict()[key], value), key
+    assert forked.lr == 3e-4 and forked.schedule.kind == "cosine" and cfg.schedule.kind == "eden"
+    assert lr_at(2, 10, 4, forked) == pytest.approx(3e-4)  # the peak after its warm-up
+    assert lr_at(40, 10, 4, forked) == pytest.approx(0.05 * 3e-4)  # 5 % at the cap
+    fp = fork_fingerprint(fork, {"guide": tmp_path / "guide.pt"})
+    assert fp["lr"] == 3e-4 and len(fp["from"]) > 8
+    with pytest.raises(MissingError, match="a fork from the guide needs its model: pass --guide"):
+        fork_from(tiny_model(dropout=0.1), fork, cfg, {})
