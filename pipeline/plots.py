@@ -38,14 +38,15 @@ def colour(name: str) -> str:
     return COLOURS.get(family(name), "#2ca02c")
 
 
-def save(fig: Figure, path: Path) -> None:
-    """Write ``fig`` as PNG atomically and close it."""
+def save(fig: Figure, path: Path) -> Figure:
+    """Write ``fig`` as PNG atomically and close it; returns it (its artists hold the data)."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     plt.close(fig)
+    return fig
 
 
-def wer_per_model(wer: dict[str, float], path: Path) -> None:
+def wer_per_model(wer: dict[str, float], path: Path) -> Figure:
     """Horizontal bars of test WER, one per model, in the report's row order."""
     names = list(wer)
     fig, ax = plt.subplots(figsize=(6.4, 0.45 * len(names) + 1.2))
@@ -55,7 +56,7 @@ def wer_per_model(wer: dict[str, float], path: Path) -> None:
     ax.set_xlabel("test WER (lower is better)")
     ax.set_xlim(0, max(1.0, max(wer.values()) * 1.15))
     ax.set_title("WER per model")
-    save(fig, path)
+    return save(fig, path)
 
 
 def merge_coincident(points: Sequence[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
@@ -68,7 +69,7 @@ def merge_coincident(points: Sequence[tuple[str, float, float]]) -> list[tuple[s
 
 def scatter_labelled(
     points: Sequence[tuple[str, float, float]], path: Path, xlabel: str, title: str, tick_format: str
-) -> None:
+) -> Figure:
     """One labelled point per ``(name, x, y)`` on a log x axis; y is test WER.
 
     ``tick_format``: format spec for x tick labels, e.g. ``",.0f"`` or ``"g"``.
@@ -87,16 +88,16 @@ def scatter_labelled(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     ax.margins(x=0.3, y=0.15)
-    save(fig, path)
+    return save(fig, path)
 
 
-def wer_vs_params(wer: dict[str, float], params: dict[str, int], path: Path) -> None:
+def wer_vs_params(wer: dict[str, float], params: dict[str, int], path: Path) -> Figure:
     """Test WER against parameter count (the ensemble counts all its teachers)."""
     points = [(n, float(params[n]), w) for n, w in wer.items() if params.get(n)]
-    scatter_labelled(points, path, "parameters", "WER against model size", ",.0f")
+    return scatter_labelled(points, path, "parameters", "WER against model size", ",.0f")
 
 
-def wer_vs_rtf(points: Sequence[tuple[str, float, float]], path: Path) -> None:
+def wer_vs_rtf(points: Sequence[tuple[str, float, float]], path: Path) -> Figure:
     """Test WER against single-thread CPU real-time factor, ``(name, rtf, wer)`` points.
 
     Runtimes of one model share its WER, so their points sit on one line: a
@@ -124,7 +125,7 @@ def wer_vs_rtf(points: Sequence[tuple[str, float, float]], path: Path) -> None:
     ax.grid(True, which="both", alpha=0.3)
     ax.margins(x=0.15, y=0.15)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0)
-    save(fig, path)
+    return save(fig, path)
 
 
 def read_tsv_curve(path: Path) -> Curve:
@@ -146,7 +147,7 @@ def read_run_curves(run_dir: Path) -> dict[str, Curve]:
     return {f.stem: read_tsv_curve(f) for f in files}
 
 
-def training_curves(runs: dict[str, dict[str, Curve]], path: Path) -> None:
+def training_curves(runs: dict[str, dict[str, Curve]], path: Path) -> Figure:
     """One panel per metric (``train_loss``, ``dev_wer``, ...), one line per model."""
     metrics = sorted({m for curves in runs.values() for m in curves})
     if not metrics:
@@ -177,7 +178,34 @@ def training_curves(runs: dict[str, dict[str, Curve]], path: Path) -> None:
         ax.set_visible(False)
     fig.suptitle("Training curves")
     fig.tight_layout()
-    save(fig, path)
+    return save(fig, path)
+
+
+def twin_curves(pairs: dict[str, str], runs: dict[str, dict[str, Curve]], path: Path) -> Figure:
+    """One panel per distilled student (``pairs``: student -> its twin): both models' dev WER
+    per epoch up to where the stopping rule stopped each, the best epoch marked (a fork's
+    epochs count from its start)."""
+    shown = [(s, t) for s, t in pairs.items() if all("dev_wer" in runs.get(n, {}) for n in (s, t))]
+    if not shown:
+        raise ValueError(f"{path}: no twin pair with dev WER curves to plot")
+    fig, axes = plt.subplots(1, len(shown), figsize=(5.0 * len(shown), 3.6), squeeze=False)
+    for ax, (student, twin) in zip(axes.flat, shown):
+        for name, style in ((twin, "--"), (student, "-")):
+            steps, values = runs[name]["dev_wer"]
+            epochs = [int(s) + 1 for s in steps]  # one dvclive step per epoch
+            best = min(range(len(values)), key=values.__getitem__)
+            label = f"{name} (stop {epochs[-1]})"
+            line = ax.plot(epochs, values, linestyle=style, color=colour(name), label=label)
+            ax.scatter([epochs[best]], [values[best]], color=line[0].get_color(), zorder=3, s=30)
+        ax.set_title(f"{student} vs {twin}", fontsize=9)
+        ax.set_xlabel("epoch (dot: best)")
+        ax.set_ylabel("dev WER, greedy")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle("Each distilled student and its twin, to their stops")
+    fig.tight_layout()
+    return save(fig, path)
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -186,7 +214,9 @@ def describe(path: Path) -> dict[str, Any]:
     return {"bytes": Path(path).stat().st_size, "height": image.shape[0], "width": image.shape[1]}
 
 
-def wer_by_group(wer: dict[str, dict[str, float]], groups: Sequence[str], group_by: str, path: Path) -> None:
+def wer_by_group(
+    wer: dict[str, dict[str, float]], groups: Sequence[str], group_by: str, path: Path
+) -> Figure:
     """Grouped bars of test WER: one group of bars per accent (or speaker) in ``groups``,
     one bar per system in ``wer`` (system -> group -> WER)."""
     systems = list(wer)
@@ -211,10 +241,10 @@ def wer_by_group(wer: dict[str, dict[str, float]], groups: Sequence[str], group_
     ax.set_title(f"WER by {group_by}")
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
-    save(fig, path)
+    return save(fig, path)
 
 
-def size_ladder(rows: Sequence[dict[str, Any]], path: Path, ensemble: float | None = None) -> None:
+def size_ladder(rows: Sequence[dict[str, Any]], path: Path, ensemble: float | None = None) -> Figure:
     """Test WER against parameters (log scale) for directly trained twins and distilled
     students; ``rows``: ``{"params", "twin": [wer, lo, hi], "distilled": [wer, lo, hi]}``."""
     rows = sorted(rows, key=lambda r: r["params"])
@@ -234,4 +264,4 @@ def size_ladder(rows: Sequence[dict[str, Any]], path: Path, ensemble: float | No
     ax.set_ylabel("test WER (95 % interval)")
     ax.set_title("What distillation buys at each size")
     ax.legend(fontsize=8)
-    save(fig, path)
+    return save(fig, path)

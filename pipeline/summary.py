@@ -210,17 +210,22 @@ def soft_targets_markdown(soft: dict[str, Any]) -> list[str]:
         f"retained probability mass in the top-k: mean {soft.get('retained_mass_mean')}, "
         f"min {soft.get('retained_mass_min')}",
         "",
-        "| split | utterances | ensemble WER (averaged posteriors) | teacher spike agreement (mean) |",
-        "|---|---|---|---|",
+        "| split | utterances | ensemble WER (averaged posteriors), greedy | lexicon | "
+        "teacher spike agreement (mean) |",
+        "|---|---|---|---|---|",
     ]
     for split in SOFT_TARGET_SPLITS:
         if split in soft:
             s = soft[split]
             wer = "- (no transcripts)" if split == TRANSFER else fmt(s.get("ensemble_wer"))
+            lex = "-" if split == TRANSFER else fmt(s.get("ensemble_wer_lexicon"))
             lines.append(
-                f"| {split} | {fmt(s.get('utterances'))} | {wer} | "
+                f"| {split} | {fmt(s.get('utterances'))} | {wer} | {lex} | "
                 f"{fmt(s.get('spike_agreement', {}).get('mean'))} |"
             )
+    transcripts = soft.get("transcripts")
+    if transcripts:
+        lines += ["", f"pseudo-labels (the ensemble's transcripts of untranscribed audio): {transcripts}"]
     return lines
 
 
@@ -246,16 +251,26 @@ def _average_label(t: dict[str, Any]) -> str:
     return f"{avg['kind']} {avg['count']} ({span})"
 
 
+def _start_label(t: dict[str, Any], timings: dict[str, dict[str, Any]]) -> str:
+    """``random init``, or ``teacher.guide (+7,290 updates)`` for a fork of the guide."""
+    fork = t.get("fork")
+    if not fork:
+        return "random init"
+    source = f"teacher.{fork['init']}"
+    steps = timings.get(source, {}).get("steps")
+    return source if steps is None else f"{source} (+{steps:,} updates)"
+
+
 def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
     """Training to convergence per model (``teacher.guide`` -> its report): where the rule
     stopped it, its best epoch, the average saved, updates and wall time."""
     lines = [
         "## Training",
         "",
-        "| model | converged | stopped at epoch (cap) | best epoch | updates | passes over its data | "
-        "transcribed utterances | untranscribed utterances | seconds | dev WER, last epoch | "
-        "saved average | dev WER, saved (greedy) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | starts from | converged | stopped at epoch (cap) | best epoch | updates | "
+        "passes over its data | transcribed utterances | untranscribed utterances | seconds | "
+        "dev WER, last epoch | saved average | dev WER, saved (greedy) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def cell(value: Any) -> str:
@@ -266,8 +281,11 @@ def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
 
     for name, t in timings.items():
         converged = {True: "yes", False: "no (cap)"}.get(t.get("converged"), "-")
+        if t.get("fork") and t.get("converged") is False:
+            converged = "its cycle's end"  # a fork's cap ends its cosine cycle: the rate is at 5 %
         lines.append(
-            f"| {name} | {converged} | {cell(t.get('stopped_epoch'))} ({cell(t.get('epochs'))}) | "
+            f"| {name} | {_start_label(t, timings)} | {converged} | "
+            f"{cell(t.get('stopped_epoch'))} ({cell(t.get('epochs'))}) | "
             f"{cell(t.get('best_epoch'))} | {cell(t.get('steps'))} | "
             f"{cell(t.get('passes'))} | {cell(t.get('labelled_utterances'))} | "
             f"{cell(t.get('unlabelled_utterances'))} | {cell(t.get('seconds'))} | "
@@ -278,8 +296,10 @@ def timings_markdown(timings: dict[str, dict[str, Any]]) -> list[str]:
         "",
         f"total training time: {total:.1f} s. Every model trains until its dev WER stops "
         "improving (the stopping rule in params.yaml; its epochs are the cap) and is saved as "
-        "the average of its last or best epochs' weights that scores best on dev. Twins share "
-        "architecture, seed, stopping rule and cap; a distilled student spends its updates on "
+        "the average of its last or best epochs' weights that scores best on dev. A fork starts "
+        "from the guide's saved model (its updates come on top of the guide's) and runs its own "
+        "learning-rate cycle. Twins share architecture, seed, stopping rule, cap and start; a "
+        "distilled student spends its updates on "
         "more audio when it reads the transfer set (its advantage), the teachers' guide on "
         "transcribed train only.",
     ]
@@ -295,9 +315,17 @@ def distillation_markdown(
         "## Distillation: each student against its twin",
         "",
         f"| student | parameters | twin | student WER | twin WER | ensemble WER | "
-        f"difference [{level}] | gap recovered [{level}] | student s | twin s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"difference [{level}] | gap recovered [{level}] | student s | twin s | "
+        f"student updates (stop epoch) | twin updates (stop epoch) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
+
+    def updates(name: str) -> str:
+        t = timings.get(name, {})
+        if t.get("steps") is None:
+            return "-"
+        return f"{t['steps']:,} ({t.get('stopped_epoch', '-')})"
+
     for name, twin in metrics["twin"].items():
         gap = metrics["gap_recovered"][name]
         seconds = [timings.get(n, {}).get("seconds", "-") for n in (name, twin)]
@@ -306,12 +334,14 @@ def distillation_markdown(
             f"{wer['ensemble']:.4f} | {metrics['wer_diff'][name]:+.4f} "
             f"{fmt_interval(metrics['wer_diff_ci'][name])} | "
             f"{'n/a' if gap is None else f'{gap:.3f}'} "
-            f"{fmt_interval(metrics['gap_recovered_ci'][name])} | {seconds[0]} | {seconds[1]} |"
+            f"{fmt_interval(metrics['gap_recovered_ci'][name])} | {seconds[0]} | {seconds[1]} | "
+            f"{updates(name)} | {updates(twin)} |"
         )
     return lines + [
         "",
         "gap recovered = (twin WER - student WER) / (twin WER - ensemble WER): "
-        "0 is no better than the twin, 1 is as good as the ensemble.",
+        "0 is no better than the twin, 1 is as good as the ensemble. Each model trained until "
+        "its stopping rule stopped it (updates: its own; a fork's come on top of the guide's).",
     ]
 
 
@@ -443,9 +473,9 @@ def report_markdown(
 def write_plots(
     metrics: dict[str, Any], runs: dict[str, dict[str, plots.Curve]], plots_dir: Path
 ) -> list[Path]:
-    """WER per model, WER against parameters, training curves, WER by accent (or speaker)
-    and (with a benchmark in ``metrics``) WER against CPU real-time factor, as PNGs in
-    ``plots_dir``."""
+    """WER per model, WER against parameters, training curves, WER by accent (or speaker),
+    each distilled student's and its twin's dev curves, and (with a benchmark in ``metrics``)
+    WER against CPU real-time factor, as PNGs in ``plots_dir``."""
     from pipeline import plots
 
     wer = {n: metrics["wer"]["test"][n] for n in model_order(metrics["wer"]["test"])}
@@ -458,6 +488,10 @@ def write_plots(
     plots.wer_by_group(
         {n: groups[n] for n in group_systems(metrics)}, shown_groups(metrics), groups["group_by"], paths[3]
     )
+    pairs = {s: t for s, t in (metrics.get("twin") or {}).items() if s in runs and t in runs}
+    if pairs:
+        paths.append(Path(plots_dir) / "twin_curves.png")
+        plots.twin_curves(pairs, runs, paths[-1])
     if "rtf" in metrics:
         paths.append(Path(plots_dir) / "wer_vs_rtf.png")
         rtf, runtime_wer = metrics["rtf"], metrics.get("runtime_wer_greedy") or metrics["runtime_wer"]

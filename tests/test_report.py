@@ -77,8 +77,14 @@ SOFT = {
     "frames": 7348,
     "retained_mass_mean": 0.91,
     "retained_mass_min": 0.62,
-    "train": {"utterances": 1200, "ensemble_wer": 0.31, "spike_agreement": {"mean": 0.973}},
+    "train": {
+        "utterances": 1200,
+        "ensemble_wer": 0.31,
+        "ensemble_wer_lexicon": 0.12,
+        "spike_agreement": {"mean": 0.973},
+    },
     "transfer": {"utterances": 400, "spike_agreement": {"mean": 0.95}},
+    "transcripts": "lexicon",
     "dev": {"ensemble_wer": 0.36, "spike_agreement": {"mean": None}},
 }
 CORPUS = {
@@ -106,6 +112,14 @@ TIMINGS = {
         "average": {"kind": "last", "count": 3, "epochs": [8, 9, 10]},
     },
     "student.distilled": {"epochs": 10, "steps": 600, "seconds": 120.0, "train_loss": 1.2, "dev_wer": 0.5},
+    "teacher.t1": {
+        "epochs": 4,
+        "steps": 240,
+        "seconds": 90.0,
+        "stopped_epoch": 4,
+        "converged": False,
+        "fork": {"init": "guide", "lr": 0.001},
+    },
 }
 
 
@@ -120,21 +134,25 @@ def test_report_has_results_corpus_soft_targets_and_timings():
     assert "| train | 1,200 | 1.234 | 80 | 900 | - |" in md
     assert "| test | 150 | 0.150 | 8 | 300 | 3.31% |" in md
     assert "rejected utterances: 3 (too_long: 2, empty_transcript: 1)" in md
-    assert "| train | 1200 | 0.31 | 0.973 |" in md and "| dev | n/a | 0.36 | n/a |" in md
-    assert "| transfer | 400 | - (no transcripts) | 0.95 |" in md
+    assert "| train | 1200 | 0.31 | 0.12 | 0.973 |" in md and "| dev | n/a | 0.36 | n/a | n/a |" in md
+    assert "| transfer | 400 | - (no transcripts) | - | 0.95 |" in md
+    assert "pseudo-labels (the ensemble's transcripts of untranscribed audio): lexicon" in md
     assert "| transfer | 300 | 0.310 | 2 | - | - |" in md
     assert "34.1 bytes/frame over 7,348 frames" in md
     assert (
-        "| teacher.guide | yes | 10 (10) | 8 | 600 | 1.0 | 1,200 | 0 | 812.5 | 0.4600 | "
+        "| teacher.guide | random init | yes | 10 (10) | 8 | 600 | 1.0 | 1,200 | 0 | 812.5 | 0.4600 | "
         "last 3 (8-10) | 0.4400 |" in md
     )
     # a report without the stopping rule's keys still renders, with dashes
-    assert "| student.distilled | - | - (10) | - | 600 | - | - | - | 120.0 | - | - | 0.5000 |" in md
+    dashes = "| student.distilled | random init | - | - (10) | - | 600 | - | - | - | 120.0 | - | - | 0.5000 |"
+    assert dashes in md
+    # a fork's updates come on top of the guide's
+    assert "| teacher.t1 | teacher.guide (+600 updates) | its cycle's end | 4 (4) | - | 240 |" in md
     assert (
         "| student.distilled | 300,000 | student.baseline | 0.4700 | 0.5500 | 0.3700 | "
-        "-0.0800 [-0.1201, -0.0405] | 0.444 [0.2100, 0.6900] | 120.0 | - |"
+        "-0.0800 [-0.1201, -0.0405] | 0.444 [0.2100, 0.6900] | 120.0 | - | 600 (-) | - |"
     ) in md
-    assert "total training time: 932.5 s" in md
+    assert "total training time: 1022.5 s" in md
     assert "![wer per model](plots/wer_per_model.png)" in md
 
 
@@ -231,16 +249,44 @@ def test_write_plots_makes_readable_pngs(tmp_path):
     assert not list((tmp_path / "plots").glob(".*.tmp"))  # atomic writes leave nothing behind
 
 
+def test_twin_curves_show_each_pair_to_its_stop(tmp_path):
+    runs = {
+        "student.baseline": plots.read_run_curves(write_run(tmp_path, "b", {"dev_wer": [0.9, 0.7, 0.72]})),
+        "student.distilled": plots.read_run_curves(write_run(tmp_path, "d", {"dev_wer": [0.8, 0.6]})),
+        "teacher.guide": plots.read_run_curves(write_run(tmp_path, "g", {"train_loss": [3, 2]})),
+    }
+    fig = plots.twin_curves({"student.distilled": "student.baseline"}, runs, tmp_path / "twins.png")
+    (ax,) = fig.axes
+    twin, student = ax.lines
+    assert twin.get_xydata().tolist() == [[1, 0.9], [2, 0.7], [3, 0.72]]  # epochs from 1, to its stop
+    assert student.get_xydata().tolist() == [[1, 0.8], [2, 0.6]]
+    assert [c.get_offsets().tolist() for c in ax.collections] == [[[2, 0.7]], [[2, 0.6]]]  # best epochs
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "student.baseline (stop 3)",
+        "student.distilled (stop 2)",
+    ]
+    with pytest.raises(ValueError, match="no twin pair with dev WER curves"):
+        plots.twin_curves({"student.distilled": "teacher.guide"}, runs, tmp_path / "none.png")
+
+
 def test_training_curves_need_at_least_one_curve(tmp_path):
     with pytest.raises(ValueError, match="no training curves"):
         plots.training_curves({"student.distilled": {}}, tmp_path / "c.png")
 
 
 def test_wer_vs_rtf_plot(tmp_path):
-    plots.wer_vs_rtf(
+    fig = plots.wer_vs_rtf(
         [("ensemble", 0.05, 0.37), ("student.distilled.int8", 0.001, 0.47)], tmp_path / "wer_vs_rtf.png"
     )
     assert plt.imread(str(tmp_path / "wer_vs_rtf.png")).shape[2] in (3, 4)
+    ax = fig.axes[0]
+    # one point per runtime, fastest first, named with its RTF in the legend
+    assert [c.get_offsets().tolist() for c in ax.collections] == [[[0.001, 0.47]], [[0.05, 0.37]]]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "student.distilled.int8 (RTF 0.001)",
+        "ensemble (RTF 0.05)",
+    ]
+    assert ax.get_xscale() == "log"
 
 
 def test_size_ladder_plot(tmp_path):
@@ -248,8 +294,18 @@ def test_size_ladder_plot(tmp_path):
         {"params": 191_472, "twin": [0.57, 0.56, 0.58], "distilled": [0.43, 0.42, 0.44]},
         {"params": 2_165_008, "twin": [0.25, 0.24, 0.26], "distilled": [0.17, 0.16, 0.18]},
     ]
-    plots.size_ladder(rows, tmp_path / "ladder.png", ensemble=0.18)
+    fig = plots.size_ladder(list(reversed(rows)), tmp_path / "ladder.png", ensemble=0.18)
     assert plt.imread(str(tmp_path / "ladder.png")).shape[2] in (3, 4)
+    ax = fig.axes[0]
+    twin, distilled, ensemble = ax.lines[0], ax.lines[3], ax.lines[-1]  # each errorbar: line + 2 caps
+    assert twin.get_xydata().tolist() == [[191_472, 0.57], [2_165_008, 0.25]]  # sorted by size
+    assert distilled.get_xydata().tolist() == [[191_472, 0.43], [2_165_008, 0.17]]
+    assert list(ensemble.get_ydata()) == [0.18, 0.18]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "teacher ensemble",
+        "directly trained (twin)",
+        "distilled from the ensemble",
+    ]
 
 
 def test_coincident_points_share_one_label():
@@ -261,8 +317,12 @@ def test_coincident_points_share_one_label():
 
 def test_wer_by_group_plot(tmp_path):
     wer = {n: {g: GROUPS[g][n] for g in GROUPS} for n in ("ensemble", "student.distilled")}
-    plots.wer_by_group(wer, ["en-GB", "en-US"], "accent", tmp_path / "wer_by_group.png")
+    fig = plots.wer_by_group(wer, ["en-GB", "en-US"], "accent", tmp_path / "wer_by_group.png")
     assert plots.describe(tmp_path / "wer_by_group.png")["width"] > 300
+    ax = fig.axes[0]  # one bar per (system, group), the systems' bars side by side in each group
+    heights = [[round(b.get_height(), 4) for b in c] for c in ax.containers]
+    assert heights == [[0.45, 0.3], [0.5, 0.44]]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["en-GB", "en-US"]
 
 
 # The paired comparisons built on per-utterance counts.
@@ -327,8 +387,8 @@ def test_paired_comparisons_of_the_evaluate_stage(tiny_params):
     m = comparisons(
         tiny_params,
         {
-            "teacher.guide": worse,
-            "teacher.t1": HYPS,
+            "teacher.guide": HYPS,
+            "teacher.t1": worse,
             "ensemble": HYPS,
             "student.baseline": worse,
             "student.distilled": HYPS,
@@ -339,17 +399,17 @@ def test_paired_comparisons_of_the_evaluate_stage(tiny_params):
     lo, hi = m["wer_ci"]["test"]["ensemble"]
     assert lo < m["wer"]["ensemble"] < hi
     # distilled makes one error fewer than baseline in every repeat: significantly better
-    # each distilled student against its own twin: the member-size one against the guide
+    # each distilled student against its own twin: the member-size one against teacher t1
     assert m["twin"] == {
         "student.distilled": "student.baseline",
-        "student.member": "teacher.guide",
+        "student.member": "teacher.t1",
     }
     assert m["wer_diff"]["student.member"] == 0.0 and not m["beats_twin"]["student.member"]
     assert m["gap_recovered"]["student.member"] == 0.0
     assert m["wer_diff"]["student.distilled"] == pytest.approx(-1 / 13, abs=1e-6)
     assert m["wer_diff_ci"]["student.distilled"][1] < 0 and m["distilled_beats_baseline"]
     # ensemble = best teacher on every utterance: a paired difference of exactly 0, a tie
-    assert m["ensemble_vs_best_teacher"] == {"best": "teacher.t1", "diff": 0.0, "ci": [0.0, 0.0]}
+    assert m["ensemble_vs_best_teacher"] == {"best": "teacher.guide", "diff": 0.0, "ci": [0.0, 0.0]}
     assert not m["ensemble_beats_best_teacher"] and not m["ensemble_better_point"]
     # the distilled student matches the ensemble: the whole gap recovered, in every draw
     assert m["gap_recovered"]["student.distilled"] == 1.0

@@ -9,7 +9,7 @@ import torch
 
 from pipeline.config import DataConfig, default_params
 from pipeline.ctc import ctc_loss
-from pipeline.data import prepare, synthetic_sentences
+from pipeline.data import TooManyRejects, prepare, synthetic_sentences
 from pipeline.io import read_jsonl
 from pipeline.kd import kd_loss, nonblank_frames
 from pipeline.recipes import labelled_ids
@@ -74,7 +74,7 @@ def test_manifest_rows_without_text_join_the_transfer_set(tmp_path):
         "manifest": {"path": str(tmp_path / "m.jsonl")},
     }
     cfg = default_params({"data": manifest}).data
-    with pytest.raises(Exception, match="dev"):  # no dev rows: a clear error, not a silent run
+    with pytest.raises(TooManyRejects, match=r"no usable utterances in split\(s\) dev"):  # not a silent run
         prepare(cfg, tmp_path / "audio", tmp_path / "manifests")
     rows.append({"audio": "w/a.wav", "text": "dev row", "split": "dev", "id": "dev1"})
     (tmp_path / "m.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
