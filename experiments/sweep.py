@@ -341,6 +341,22 @@ def ladder_json(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def trained(run: Path, out: Path, variants: dict) -> dict:
+    """The variants whose model exists, and whose twin's does (``--score-only`` scores what
+    is trained); the rest are named in the log."""
+    have = {
+        n
+        for n, (student, changes, _) in variants.items()
+        if model_path(run, out, n, student, changes).exists()
+    }
+    kept = {n: v for n, v in variants.items() if n in have and (v[2] is None or v[2] in have)}
+    if len(kept) < len(variants):
+        log.info("not trained, left out: %s", ", ".join(sorted(set(variants) - set(kept))))
+    if not kept:
+        raise FileNotFoundError(f"{out}: no variant of this sweep is trained")
+    return kept
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sweep", choices=sorted(SWEEPS))
@@ -366,6 +382,7 @@ def main() -> None:
         return
     if not args.score_only:
         train_variants(run, out, raw, variants, threads)
+    variants = trained(run, out, variants)
     t0 = time.time()
     result = {
         "sweep": args.sweep,

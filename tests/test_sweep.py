@@ -85,3 +85,16 @@ def test_streaming_variants_are_valid_params():
         assert twin is None or twin in streaming.variants(RAW, shift=3)
     assert params.students["stream_distilled_shift"].kd_shift == 3
     assert params.twins["stream_baseline"].model.streaming
+
+
+def test_score_only_keeps_the_trained_variants_and_their_twins(tmp_path):
+    run, out = tmp_path / "run", tmp_path / "out"
+    (run / "models/students").mkdir(parents=True)
+    (out / "models").mkdir(parents=True)
+    (run / "models/students/baseline.pt").write_bytes(b"x")
+    (run / "models/students/distilled.pt").write_bytes(b"x")
+    (out / "models/distilled_fifth.pt").write_bytes(b"x")  # its twin baseline_fifth is missing
+    variants = {**sweep.SWEEPS["levers"], **sweep.SWEEPS["scarce"]}
+    assert sorted(sweep.trained(run, out, variants)) == ["baseline", "distilled"]
+    with pytest.raises(FileNotFoundError, match="no variant of this sweep is trained"):
+        sweep.trained(run, out, sweep.SWEEPS["scarce"])
