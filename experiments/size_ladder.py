@@ -1,8 +1,8 @@
 """Draw the size-ladder plot (test WER against student parameters, twins and distilled students).
 
-The figures come from `experiments/size_ladder.json`, measured by the sweep documented in
-docs/distillation.md (one `dvc exp run -S student.*=...` per size; the member-size pair is
-the default run's `student.member` against `teacher.guide`).
+The figures come from `experiments/size_ladder.json`, written by `experiments/sweep.py
+ladder` (docs/distillation.md): the default run's small pair, a third-size pair the sweep
+trains, and the default run's member-size pair (`student.member` against `teacher.t1`).
 
 Usage: python experiments/size_ladder.py [experiments/size_ladder.json] [docs/size_ladder.png]
 """
