@@ -24,7 +24,6 @@ from pipeline.streaming import (
     StreamingModel,
     StreamingStep,
     algorithmic_latency_ms,
-    greedy_ids,
     window_frames,
 )
 from pipeline.synth import Espeak
@@ -220,8 +219,3 @@ def test_token_delays_pair_tokens_along_matching_blocks():
     result = measure_delays([ref, ref], [late, ref])
     assert result["paired_tokens"] == 6 and result["reference_tokens"] == 6
     assert result["median_frames"] == 1.0  # delays 2, 3, 3, 0, 0, 0
-
-
-def test_greedy_ids_collapse_repeats_and_drop_blanks():
-    logits = np.eye(4)[[0, 2, 2, 0, 2, 3]]
-    assert greedy_ids(logits) == ([2, 2, 3], [1, 4, 5])
