@@ -27,7 +27,7 @@ latency is ``C * 40 ms`` plus that lookahead (:func:`algorithmic_latency_ms`).
 Usage::
 
     stream = StreamingModel.load(Path("export/streaming/streaming.onnx"))
-    decoder = stream.decoder()
+    decoder = stream.stream()
     for block in audio_blocks:           # any size, e.g. 100 ms of samples
         partial = decoder.accept(block)  # text so far
     text = decoder.finish()
@@ -242,7 +242,8 @@ class StreamingModel:
             make_decoder(sp=sp, **export_settings(config, path.parent, decoder)),
         )
 
-    def decoder(self, keep_logits: bool = False) -> StreamDecoder:
+    def stream(self, keep_logits: bool = False) -> StreamDecoder:
+        """A new stream: feed it audio (or fbank) as it arrives."""
         return StreamDecoder(self, keep_logits)
 
     @property
@@ -257,7 +258,7 @@ class StreamingModel:
         file raises :class:`pipeline.audio.AudioError` with ``prepare``'s reason."""
         wav = read_speech(path, self.sample_rate).samples
         block = int(round(self.chunk_seconds * self.sample_rate))
-        decoder, text = self.decoder(), ""
+        decoder, text = self.stream(), ""
         for start in range(0, len(wav), block):
             partial = decoder.accept(wav[start : start + block])
             if partial != text and on_partial:
@@ -360,7 +361,7 @@ def streaming_parity(
     decoder decodes both)."""
     worst, differ = 0.0, 0
     for feats, offline in zip(examples, offline_logits):
-        decoder = stream.decoder(keep_logits=True)
+        decoder = stream.stream(keep_logits=True)
         decoder.accept_features(feats)
         decoder.finish()
         got = np.concatenate(decoder.logits) if decoder.logits else np.zeros((0, offline.shape[-1]))
@@ -383,7 +384,7 @@ def time_streaming(
     for _ in range(repeats):
         chunk_ms: list[float] = []
         for feats in examples:
-            decoder = stream.decoder()
+            decoder = stream.stream()
             decoder.accept_features(feats)
             decoder.finish()
             chunk_ms += [1000.0 * s for s in decoder.chunk_seconds]
