@@ -34,6 +34,7 @@ from pipeline.transcribe import (
     plan_windows,
     stitched_logits,
 )
+from pipeline.wer import utterance_errors
 
 FEATURES = default_params({"features.n_mels": 40}).features  # what the tiny_export fixture's config.json says
 
@@ -398,3 +399,27 @@ def test_cli_rejects_a_window_without_a_central_part(tiny_export, audio, capsys)
 
 def test_cli_window_defaults_match_transcribe():
     assert (cli.WINDOW_SECONDS, cli.CONTEXT_SECONDS) == (WINDOW_SECONDS, CONTEXT_SECONDS)
+
+
+def test_deployed_benchmark_prints_each_runtimes_figures(tiny_export, audio, tmp_path):
+    out, model, sp = tiny_export
+    rows = [
+        {"audio": str(audio / "speech.wav"), "text": "hello world this is a small test"},
+        {"audio": str(audio / "stereo.flac"), "text": "the export and the transcribe command"},
+    ]
+    write_jsonl(tmp_path / "m.jsonl", rows)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "deployed.py"
+    cmd = [sys.executable, str(script), str(out), "--manifest", str(tmp_path / "m.jsonl"), "--repeats", "1"]
+    proc = subprocess.run([*cmd, "--decoder", "lexicon"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report) == {"export.onnx", "export.int8"}
+    fp32 = report["export.onnx"]
+    expected = [eager_text(model, sp, Path(r["audio"]), "lexicon", out) for r in rows]
+    words = sum(len(r["text"].split()) for r in rows)
+    errors = sum(
+        utterance_errors([r["text"]], [h]).words.sum() for r, h in zip(rows, expected)
+    )  # the eager model's errors with the same decoder: fp32 ONNX matches its logits
+    assert fp32["decoder"] == "lexicon" and fp32["wer"] == round(errors / words, 4)
+    assert fp32["wer_ci"][0] <= fp32["wer"] <= fp32["wer_ci"][1]
+    assert fp32["files"] == 2 and fp32["rtf_end_to_end"] > 0 and 0 < fp32["decode_share"] < 1
