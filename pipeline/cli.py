@@ -4,6 +4,7 @@ Usage::
 
     asr-distill transcribe speech.wav other.flac              # one line of text per file
     asr-distill transcribe --json *.wav                       # JSON lines with timings
+    asr-distill transcribe --decoder greedy speech.wav        # not the model's default decoder
     asr-distill transcribe --model export/distilled/student.int8.onnx speech.wav
     asr-distill transcribe --window 30 --context 5 meeting.flac  # long audio: 30 s windows
     asr-distill transcribe --stream --model export/<student>/streaming.onnx speech.wav
@@ -27,7 +28,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_MODEL = Path("export/distilled/student.onnx")
-# pipeline.transcribe's defaults, repeated so that --help does not import torch
+# pipeline.transcribe's defaults and pipeline.decoding's names, repeated so that --help does
+# not import torch
+DECODERS = ("greedy", "lexicon", "lexicon+lm")
 WINDOW_SECONDS = 20.0
 CONTEXT_SECONDS = 4.0
 
@@ -53,7 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--json",
         action="store_true",
-        help="print JSON lines: file, text, audio_seconds, compute_seconds, rtf",
+        help="print JSON lines: file, text, decoder, audio_seconds, compute_seconds, rtf, seconds",
+    )
+    t.add_argument(
+        "--decoder",
+        choices=DECODERS,
+        help="greedy (best path), lexicon (beam over the training words) or lexicon+lm (the same "
+        "with the word LM); default: the model's own, from its config.json",
     )
     t.add_argument("--threads", type=int, default=1, help="CPU threads for fbank and the model (default 1)")
     t.add_argument(
@@ -112,9 +121,9 @@ def transcribe(args: argparse.Namespace) -> int:
     torch.set_num_threads(args.threads)  # fbank runs in torch; extra threads only contend
     try:
         if args.stream:
-            model = load_streaming(args.model, args.threads)
+            model = load_streaming(args.model, args.threads, args.decoder)
         else:
-            model = ExportedModel.load(args.model, args.threads, args.window, args.context)
+            model = ExportedModel.load(args.model, args.threads, args.window, args.context, args.decoder)
     except (FileNotFoundError, ValueError, KeyError) as e:
         error(str(e))
         return 1
@@ -140,12 +149,13 @@ def transcribe(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def load_streaming(model: Path, threads: int):
+def load_streaming(model: Path, threads: int, decoder: str | None):
     """The streaming graph of the export directory holding ``model`` (or ``model`` itself)."""
     from pipeline.runtime import STREAMING
     from pipeline.streaming import StreamingModel
 
-    return StreamingModel.load(model if model.name == STREAMING else model.parent / STREAMING, threads)
+    path = model if model.name == STREAMING else model.parent / STREAMING
+    return StreamingModel.load(path, threads, decoder)
 
 
 def partial_printer(path: Path):

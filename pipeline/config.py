@@ -466,18 +466,52 @@ class ExportConfig(Strict):
 
 
 class EvaluateConfig(Strict):
-    """Test-set scoring: decoding, paired-bootstrap intervals and the error breakdown."""
+    """Test-set scoring: paired-bootstrap intervals and the error breakdown."""
 
     # Paired bootstrap over utterances (Bisani & Ney 2004): resamples, seed, interval level.
     bootstrap_samples: int = Field(ge=100)
     bootstrap_seed: int
     confidence: float = Field(gt=0.5, lt=1)
-    # greedy: best path; lexicon: beam search restricted to the words of the train transcripts
-    # (torchaudio's ctc_decoder, no language model). The export stage's runtime WER stays greedy.
-    decoder: Literal["greedy", "lexicon"]
-    beam_size: PositiveInt
     # Most frequent word substitutions listed per system in the summary.
     top_substitutions: PositiveInt
+
+
+DecoderName = Literal["greedy", "lexicon", "lexicon+lm"]
+
+
+class LMConfig(Strict):
+    """The word n-gram LM of the train transcripts (interpolated Kneser-Ney, nltk)."""
+
+    order: int = Field(ge=2, le=6)
+
+
+class GridConfig(Strict):
+    """Values tried on dev for the beam with the LM; the lowest dev WER is kept."""
+
+    lm_weight: list[NonNegativeFloat] = Field(min_length=1)
+    word_score: list[float] = Field(min_length=1)
+
+
+class DecodingConfig(Strict):
+    """How CTC output becomes words: which decoders are scored and which one ships."""
+
+    # greedy: best path; lexicon: beam search over the words of the train transcripts
+    # (torchaudio's ctc_decoder, no LM); lexicon+lm: the same beam with the word n-gram LM.
+    decoders: list[DecoderName] = Field(min_length=1)
+    default: DecoderName  # the headline table's and the exported model's decoder
+    beam_size: PositiveInt
+    lm: LMConfig
+    grid: GridConfig
+
+    @model_validator(mode="after")
+    def _default_is_scored(self) -> DecodingConfig:
+        if len(set(self.decoders)) != len(self.decoders):
+            raise ValueError(f"decoding.decoders lists a decoder twice: {self.decoders}")
+        if self.default not in self.decoders:
+            raise ValueError(
+                f"decoding.default '{self.default}' is not one of decoding.decoders {self.decoders}"
+            )
+        return self
 
 
 def _refuse_directly_trained_students(students: Any) -> None:
@@ -508,6 +542,7 @@ class Params(Strict):
     students: dict[str, StudentConfig]
     export: ExportConfig
     evaluate: EvaluateConfig
+    decoding: DecodingConfig
 
     @model_validator(mode="before")
     @classmethod
@@ -681,6 +716,8 @@ def _valid_keys(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | Non
 # ``*`` stands for one user-chosen name (a teacher's, a student's).
 MOVED_KEYS = {
     "evaluate.rtf_utterances": "export.rtf_utterances",
+    "evaluate.decoder": "decoding.default (and decoding.decoders, every decoder evaluate scores)",
+    "evaluate.beam_size": "decoding.beam_size",
     "train.epochs": "twins.<name>.epochs and students.<name>.epochs (every model sets its own)",
     "student": "student_defaults.model",
     "distill": "soft_targets",

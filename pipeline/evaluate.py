@@ -15,6 +15,11 @@ and, per distilled student, ``gap_recovered = (WER_twin - WER_student) /
 ``beats_twin``, ``distilled_beats_baseline`` and ``ensemble_beats_best_teacher``
 mean *significantly* better: the interval of the difference lies below 0.
 
+Every system is decoded with every decoder of ``decoding.decoders``; the headline (``wer``,
+``wer_ci`` and the comparisons) uses ``decoding.default``, and ``wer_by_decoder`` /
+``wer_ci_by_decoder`` hold all of them. ``lm_effect``: per system, WER with the LM minus
+WER without it (``lexicon+lm - lexicon``, negative: the LM helps), with its paired interval.
+
 Where the errors are: WER per accent (synthetic speakers ``accent+variant``)
 or per speaker (``wer_by_group``), and the most frequent word substitutions
 (``substitutions``), both from jiwer's per-utterance alignments.
@@ -95,14 +100,19 @@ def named_models(
 
 @dataclass
 class Decoded:
-    """Transcripts of test by every system, in loader order."""
+    """Transcripts of test by every system with every decoder, in loader order."""
 
     ids: list[str]
     refs: list[str]
-    hyps: dict[str, list[str]]  # system -> one transcript per utterance
+    by_decoder: dict[str, dict[str, list[str]]]  # decoder -> system -> one transcript per utterance
+    default: str  # the decoder of the headline
     agreement: dict[str, float]  # system -> share of frames whose argmax is the ensemble's
     delays: dict[str, dict[str, Any]] = field(default_factory=dict)  # system -> token delay vs ensemble
-    greedy: dict[str, list[str]] = field(default_factory=dict)  # best path, when asked for
+
+    @property
+    def hyps(self) -> dict[str, list[str]]:
+        """System -> transcripts with the default decoder."""
+        return self.by_decoder[self.default]
 
 
 @torch.no_grad()
@@ -110,16 +120,16 @@ def decode_test(
     models: Mapping[str, ConformerCTC],
     combine: str,
     loader: BatchLoader,
-    decode: Decoder,
-    greedy: Decoder | None = None,
+    decoders: Mapping[str, Decoder],
+    default: str,
 ) -> Decoded:
     """Decode ``loader`` with every model (report name -> model, :func:`named_models`) and with
-    the ``combine`` ensemble of the ``teacher.*`` ones (``decode``:
-    :func:`pipeline.decoding.make_decoder`), and with ``greedy`` too when given."""
+    the ``combine`` ensemble of the ``teacher.*`` ones, each with every one of ``decoders``
+    (name -> :func:`pipeline.decoding.make_decoder`); ``default`` names the headline's."""
     for m in models.values():
         m.eval()
-    hyps: dict[str, list[str]] = {name: [] for name in [*models, "ensemble"]}
-    best: dict[str, list[str]] = {name: [] for name in hyps} if greedy else {}
+    systems = [*models, "ensemble"]
+    by_decoder: dict[str, dict[str, list[str]]] = {d: {name: [] for name in systems} for d in decoders}
     agree: dict[str, list[int]] = {name: [0, 0] for name in [*models, "ensemble"]}
     delays = {name: DelayMeter() for name in models}
     ids: list[str] = []
@@ -135,16 +145,16 @@ def decode_test(
         ids += batch.ids
         refs += batch.texts
         for name, (logits, lens) in outs.items():
-            hyps[name] += decode(logits, lens)
-            if greedy:
-                best[name] += greedy(logits, lens)
+            for d, decode in decoders.items():
+                by_decoder[d][name] += decode(logits, lens)
             agree[name][0] += int(((logits.argmax(-1) == ens_best) & mask).sum())
             agree[name][1] += int(mask.sum())
             if name in delays:
                 for i, n in enumerate(lens.tolist()):
                     delays[name].update(ens_best[i, :n].cpu().numpy(), logits[i, :n].argmax(-1).cpu().numpy())
     agreement = {n: a / max(t, 1) for n, (a, t) in agree.items()}
-    return Decoded(ids, refs, hyps, agreement, delays={n: m.result() for n, m in delays.items()}, greedy=best)
+    delays_out = {n: m.result() for n, m in delays.items()}
+    return Decoded(ids, refs, by_decoder, default, agreement, delays=delays_out)
 
 
 def rounded(interval: Interval | None) -> list[float] | None:
@@ -177,6 +187,38 @@ def error_rate_intervals(
             "test": {n: rounded(percentile_interval(d, cfg.confidence)) for n, d in draws.items()}
         }
     return wer, metrics
+
+
+def decoder_comparisons(params: Params, decoded: Decoded) -> dict[str, Any]:
+    """WER and its interval of every system with every decoder, and the LM's effect per system
+    (``lexicon+lm`` minus ``lexicon``, paired) when both are scored."""
+    cfg = params.evaluate
+    wer: dict[str, dict[str, float]] = {}
+    ci: dict[str, dict[str, list[float] | None]] = {}
+    draws: dict[str, dict[str, np.ndarray]] = {}
+    for d, hyps in decoded.by_decoder.items():
+        errors = {name: utterance_errors(decoded.refs, h) for name, h in hyps.items()}
+        first = next(iter(errors.values()))
+        draws[d] = paired_bootstrap(
+            {n: e.words for n, e in errors.items()},
+            first.ref_words,
+            cfg.bootstrap_samples,
+            cfg.bootstrap_seed,
+        )
+        wer[d] = {n: round(e.wer, RATE_DECIMALS) for n, e in errors.items()}
+        ci[d] = {n: rounded(percentile_interval(x, cfg.confidence)) for n, x in draws[d].items()}
+    out: dict[str, Any] = {"wer_by_decoder": {"test": wer}, "wer_ci_by_decoder": {"test": ci}}
+    if {"lexicon", "lexicon+lm"} <= set(wer):
+        out["lm_effect"] = {
+            n: {
+                "diff": round(wer["lexicon+lm"][n] - wer["lexicon"][n], INTERVAL_DECIMALS),
+                "ci": rounded(
+                    percentile_interval(draws["lexicon+lm"][n] - draws["lexicon"][n], cfg.confidence)
+                ),
+            }
+            for n in wer["lexicon"]
+        }
+    return out
 
 
 def student_comparisons(
@@ -264,8 +306,9 @@ def top_substitutions(pairs: Counter[tuple[str, str]], k: int) -> list[dict[str,
 def evaluate_models(
     params: Params, models: Mapping[str, ConformerCTC], decoded: Decoded, speakers: Mapping[str, str]
 ) -> dict[str, Any]:
-    """The metrics mapping of every system from its test transcripts (:func:`decode_test`;
-    with best-path transcripts too, ``wer_greedy``, as the exported runtimes decode).
+    """The metrics mapping of every system from its test transcripts (:func:`decode_test`): the
+    headline with the default decoder, every decoder in ``wer_by_decoder`` (and best path as
+    ``wer_greedy`` when it is one of them).
 
     ``models``: report name -> model (:func:`named_models`), for their sizes;
     ``speakers``: utterance id -> manifest speaker (:func:`read_speakers`).
@@ -278,10 +321,15 @@ def evaluate_models(
         "wer": {"test": {n: round(v, RATE_DECIMALS) for n, v in wer.items()}},
         "cer": {"test": {n: round(e.cer, RATE_DECIMALS) for n, e in errors.items()}},
         **(
-            {"wer_greedy": {"test": {n: score(decoded.refs, h)[0] for n, h in decoded.greedy.items()}}}
-            if decoded.greedy
+            {
+                "wer_greedy": {
+                    "test": {n: score(decoded.refs, h)[0] for n, h in decoded.by_decoder["greedy"].items()}
+                }
+            }
+            if "greedy" in decoded.by_decoder
             else {}
         ),
+        **decoder_comparisons(params, decoded),
         **intervals,
         "frame_agreement": {"test": {n: round(a, 4) for n, a in decoded.agreement.items()}},
         # When each system emits the tokens it shares with the ensemble, against the ensemble's spikes.
@@ -327,7 +375,7 @@ def oov_rates(prepare: Mapping[str, Any]) -> dict[str, float]:
 
 
 # What evaluate copies from the export stage's report (reports/export.json).
-BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds")
+BENCHMARK_KEYS = ("rtf", "sizes", "goals", "rtf_utterances", "rtf_audio_seconds", "deployed")
 OPTIONAL_BENCHMARK_KEYS = ("streaming",)  # streaming students' chunk timings and latency
 
 
@@ -340,7 +388,9 @@ def deployment_metrics(
     ``runtime_wer``: evaluate's decoder (``wer``, per system), for the ensemble and the
     PyTorch rows; ``runtime_wer_greedy``: best path, as ``asr-distill transcribe`` runs,
     from ``wer_greedy`` (evaluate) and, for the exported formats, the export stage's
-    parity check.
+    parity check; ``deployed``: per exported runtime, as ``asr-distill transcribe`` runs it,
+    its default decoder, test WER with interval, end-to-end real-time factor and decoding's
+    share of it (the export stage's).
     """
     missing = [k for k in ("wer", *BENCHMARK_KEYS) if k not in export_report]
     if missing:
@@ -361,3 +411,12 @@ def deployment_metrics(
         "runtime_wer": {n: decoded.get(n) for n in rtf},
         "runtime_wer_greedy": {n: greedy.get(n) for n in rtf},
     }
+
+
+def lm_weights(export_report: Mapping[str, Any], student: str = "student.distilled") -> dict[str, float]:
+    """The LM weight and word score chosen on dev for ``student`` (``reports/export.json``'s
+    ``decoding``), used by evaluate's ``lexicon+lm`` for every system."""
+    chosen = export_report.get("decoding", {}).get(student)
+    if chosen is None:
+        raise MissingError(f"export report lacks the dev grid of {student}: re-run the export stage")
+    return {"lm_weight": chosen["lm_weight"], "word_score": chosen["word_score"]}

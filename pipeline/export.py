@@ -10,7 +10,10 @@ Output layout (``export/``)::
     student.onnx             ONNX fp32 (dynamo exporter, one self-contained file)
     student.int8.onnx        onnxruntime dynamic quantization (int8 weights) of student.onnx
     tokenizer.model          the sentencepiece model (id 0 = CTC blank)
-    config.json              sample rate and fbank settings the model was trained on
+    lexicon.txt              the train transcripts' words, spelled in tokenizer pieces
+    lm.arpa                  their word n-gram LM (when decoding.decoders has lexicon+lm)
+    config.json              sample rate and fbank settings the model was trained on, and its
+                             decoders: the default, beam size, LM weight and word score
 
 What is exported is :class:`pipeline.deploy.DeployConformer`, an inference-only
 rewrite of the trained model with the same weights and fewer graph ops (a small
@@ -22,6 +25,12 @@ match eager PyTorch within ``export.parity_atol`` on every test utterance, and
 the int8 model's greedy-decoding test WER must be within
 ``export.int8_wer_tolerance`` of eager's. A failed check raises
 :class:`ExportParityError`.
+
+The LM weight and word score of the ``lexicon+lm`` decoder are chosen on dev: every pair of
+``decoding.grid`` decodes the model's dev logits with the beam and the LM, and the lowest
+dev WER (ties: the earlier pair) ships in ``config.json`` (:func:`choose_lm_weights`). The
+deployed runtimes' test WER with the default decoder, with its paired-bootstrap interval,
+is :func:`deployed_wer`.
 """
 
 from __future__ import annotations
@@ -38,8 +47,9 @@ import numpy as np
 import sentencepiece as spm
 import torch
 
-from pipeline.config import ExportConfig
-from pipeline.ctc import greedy_decode
+from pipeline.bootstrap import paired_bootstrap, percentile_interval
+from pipeline.config import DecodingConfig, EvaluateConfig, ExportConfig
+from pipeline.decoding import LEXICON, LM, Decoder, Greedy, make_decoder
 from pipeline.deploy import DeployConformer
 from pipeline.errors import MissingError
 from pipeline.io import read_jsonl, write_json
@@ -62,7 +72,7 @@ from pipeline.runtime import (
     torchscript_runner,
 )
 from pipeline.store import Store
-from pipeline.wer import score
+from pipeline.wer import score, utterance_errors
 
 log = logging.getLogger(__name__)
 
@@ -156,18 +166,82 @@ def max_logit_diff(reference: Runner, candidate: Runner, examples: Sequence[np.n
     return worst
 
 
-def transcripts(runner: Runner, examples: Sequence[np.ndarray], sp: spm.SentencePieceProcessor) -> list[str]:
-    """Greedy CTC transcripts of ``examples``, one utterance at a time."""
-    texts = []
-    for feats in examples:
-        logits, lengths = runner(*as_batch(feats))
-        ids = greedy_decode(torch.from_numpy(logits), torch.from_numpy(lengths))[0]
-        texts.append(sp.decode(ids))
-    return texts
+def all_logits(runner: Runner, examples: Sequence[np.ndarray]) -> list[torch.Tensor]:
+    """Logits ``(T', V)`` of each of ``examples``, one utterance at a time."""
+    return [torch.from_numpy(runner(*as_batch(feats))[0][0]) for feats in examples]
+
+
+def decode_all(decoder: Decoder, logits: Sequence[torch.Tensor]) -> list[str]:
+    """``decoder``'s transcript of each utterance's logits ``(T', V)``."""
+    return [decoder(x[None], torch.tensor([len(x)]))[0] for x in logits]
+
+
+def transcripts(runner: Runner, examples: Sequence[np.ndarray], decoder: Decoder) -> list[str]:
+    """``decoder``'s transcripts of ``examples``, one utterance at a time."""
+    return decode_all(decoder, all_logits(runner, examples))
+
+
+def decoding_entry(cfg: DecodingConfig, lm_weight: float, word_score: float) -> dict[str, Any]:
+    """``config.json``'s ``decoding``: the decoders a runtime may use, the default, and the files
+    and settings of the beam ones."""
+    beam = any(d != "greedy" for d in cfg.decoders)
+    return {
+        "decoders": list(cfg.decoders),
+        "default": cfg.default,
+        "beam_size": cfg.beam_size,
+        "lexicon": LEXICON if beam else None,
+        "lm": LM if "lexicon+lm" in cfg.decoders else None,
+        "lm_weight": lm_weight,
+        "word_score": word_score,
+    }
+
+
+def choose_lm_weights(
+    logits: Sequence[torch.Tensor],
+    refs: Sequence[str],
+    sp: spm.SentencePieceProcessor,
+    resources: Path,
+    cfg: DecodingConfig,
+) -> dict[str, Any]:
+    """The ``decoding.grid`` pair with the lowest dev WER of ``lexicon+lm`` on ``logits`` (dev,
+    ``(T', V)`` each): ``{"lm_weight", "word_score", "wer", "grid": [{lm_weight, word_score,
+    wer}, ...]}``. ``resources`` holds ``lexicon.txt`` and ``lm.arpa`` (the ``lm`` stage)."""
+    grid = []
+    for lm_weight in cfg.grid.lm_weight:
+        for word_score in cfg.grid.word_score:
+            decoder = make_decoder(
+                "lexicon+lm",
+                sp,
+                lexicon=resources / LEXICON,
+                lm=resources / LM,
+                beam_size=cfg.beam_size,
+                lm_weight=lm_weight,
+                word_score=word_score,
+            )
+            wer = score(list(refs), decode_all(decoder, logits))[0]
+            grid.append({"lm_weight": lm_weight, "word_score": word_score, "wer": wer})
+            log.info("dev grid: lm_weight %g, word_score %g: WER %.4f", lm_weight, word_score, wer)
+    best = min(grid, key=lambda g: g["wer"])  # the first of equals
+    return {**best, "grid": grid}
+
+
+def deployed_wer(
+    texts: Sequence[str], refs: Sequence[str], decoder: str, cfg: EvaluateConfig
+) -> dict[str, Any]:
+    """Test WER of a runtime's ``texts`` with its paired-bootstrap interval (``evaluate``'s
+    resamples: same samples, seed and confidence)."""
+    errors = utterance_errors(list(refs), list(texts))
+    draws = paired_bootstrap({"x": errors.words}, errors.ref_words, cfg.bootstrap_samples, cfg.bootstrap_seed)
+    lo, hi = percentile_interval(draws["x"], cfg.confidence)
+    return {"decoder": decoder, "wer": round(errors.wer, 4), "wer_ci": [round(lo, 6), round(hi, 6)]}
 
 
 def write_config(
-    path: Path, features_meta: dict[str, Any], vocab_size: int, streaming: dict[str, Any] | None = None
+    path: Path,
+    features_meta: dict[str, Any],
+    vocab_size: int,
+    decoding: dict[str, Any],
+    streaming: dict[str, Any] | None = None,
 ) -> None:
     """``config.json``: what a runtime needs besides the graph to turn audio into text."""
     write_json(
@@ -185,17 +259,26 @@ def write_config(
             "outputs": {"logits": "(N, T', vocab_size) float32", "out_lengths": "(N,) int64"},
             "models": {"onnx": ONNX_FP32, "int8": ONNX_INT8, "torchscript": TORCHSCRIPT},
             "tokenizer": TOKENIZER,
+            "decoding": decoding,
             **({"streaming": streaming} if streaming else {}),
         },
     )
 
 
 def write_artifacts(
-    model: ConformerCTC, out_dir: Path, tokenizer: Path, features_meta: dict[str, Any], opset: int
+    model: ConformerCTC,
+    out_dir: Path,
+    tokenizer: Path,
+    features_meta: dict[str, Any],
+    opset: int,
+    decoding: dict[str, Any],
+    resources: Path,
 ) -> None:
     """Write every file of the export layout into the existing directory ``out_dir``.
 
     ``model`` is the trained model; what is written is its :class:`DeployConformer`.
+    ``decoding``: the config entry (:func:`decoding_entry`); ``resources``: the directory
+    holding the lexicon and LM files it names (the ``lm`` stage's ``data/lm``).
     """
     deployable = DeployConformer(model)
     log.info("export: TorchScript")
@@ -211,7 +294,10 @@ def write_artifacts(
         log.info("export: streaming ONNX (one chunk per call, caches as inputs and outputs)")
         streaming = export_streaming_onnx(model, out_dir / STREAMING, opset)
     shutil.copy(tokenizer, out_dir / TOKENIZER)
-    write_config(out_dir / CONFIG, features_meta, model.vocab_size, streaming)
+    for name in (decoding["lexicon"], decoding["lm"]):
+        if name:
+            shutil.copy(resources / name, out_dir / name)
+    write_config(out_dir / CONFIG, features_meta, model.vocab_size, decoding, streaming)
 
 
 def check_parity(
@@ -245,8 +331,9 @@ def check_parity(
                     f"{out_dir / name}: parity failed, max |logit diff| vs eager PyTorch "
                     f"{parity[key]:.3g} > export.parity_atol {cfg.parity_atol}"
                 )
+        greedy = Greedy(sp)
         wer = {
-            name: score(list(refs), transcripts(runner, examples, sp))[0]
+            name: score(list(refs), transcripts(runner, examples, greedy))[0]
             for name, runner in (("torch", eager), ("torchscript", scripted), ("onnx", fp32), ("int8", int8))
         }
         parity["int8_wer_delta"] = round(wer["int8"] - wer["torch"], 4)

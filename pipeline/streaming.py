@@ -16,8 +16,9 @@ on no later audio, and :class:`StreamingStep` computes them one chunk per call f
 * ``valid`` ``(1,)``: how many of the chunk's ``C`` frames are audio (fewer at the end),
 
 and returns the chunk's ``logits (1, C, V)`` and the next caches. Chunk by chunk, the
-logits equal the full-utterance forward pass of the same model (tested), so streaming and
-offline greedy decodes agree exactly.
+logits equal the full-utterance forward pass of the same model (tested), and the decoder
+(:mod:`pipeline.decoding`: greedy, or flashlight's incremental beam search) takes them chunk
+by chunk, so a stream's final text is the offline decode's with the same decoder.
 
 Latency: a chunk's last output frame needs fbank frames up to ``4 C + 2`` of its window,
 i.e. ``2 * frame_shift + frame_length`` of audio past the chunk's end; the algorithmic
@@ -26,7 +27,7 @@ latency is ``C * 40 ms`` plus that lookahead (:func:`algorithmic_latency_ms`).
 Usage::
 
     stream = StreamingModel.load(Path("export/streaming/streaming.onnx"))
-    decoder = stream.decoder()
+    decoder = stream.stream()
     for block in audio_blocks:           # any size, e.g. 100 ms of samples
         partial = decoder.accept(block)  # text so far
     text = decoder.finish()
@@ -47,12 +48,13 @@ from torch import nn
 
 from pipeline.audio import read_speech
 from pipeline.config import FbankConfig
+from pipeline.decoding import Decoder, export_settings, make_decoder
 from pipeline.deploy import DeployConformer
 from pipeline.fbank import fbank
 from pipeline.io import read_json
 from pipeline.model import ConformerCTC
 from pipeline.runtime import CONFIG, onnx_session
-from pipeline.tokens import BLANK, load_tokenizer
+from pipeline.tokens import load_tokenizer
 
 SUBSAMPLING = 4  # input frames per output frame
 OVERLAP = 3  # extra input frames a window of C output frames needs (4 C + 3)
@@ -214,9 +216,11 @@ class StreamingModel:
     sample_rate: int
     chunk_frames: int
     state_shapes: dict[str, list[int]]
+    decoder: Decoder
 
     @classmethod
-    def load(cls, path: Path, threads: int = 1) -> StreamingModel:
+    def load(cls, path: Path, threads: int = 1, decoder: str | None = None) -> StreamingModel:
+        """The streaming graph ``path`` with its export's decoder ``decoder`` (None: the default)."""
         path = Path(path)
         config_path = path.parent / CONFIG
         if not path.is_file():
@@ -227,16 +231,19 @@ class StreamingModel:
         stream = config.get("streaming")
         if not stream:
             raise ValueError(f"{config_path}: no 'streaming' entry: {path.parent} holds a full-context model")
+        sp = load_tokenizer(path.parent / config["tokenizer"])
         return cls(
             onnx_session(path, threads),
-            load_tokenizer(path.parent / config["tokenizer"]),
+            sp,
             FbankConfig(**config["features"]),
             int(config["sample_rate"]),
             int(stream["chunk_frames"]),
             stream["state_shapes"],
+            make_decoder(sp=sp, **export_settings(config, path.parent, decoder)),
         )
 
-    def decoder(self, keep_logits: bool = False) -> StreamDecoder:
+    def stream(self, keep_logits: bool = False) -> StreamDecoder:
+        """A new stream: feed it audio (or fbank) as it arrives."""
         return StreamDecoder(self, keep_logits)
 
     @property
@@ -251,7 +258,7 @@ class StreamingModel:
         file raises :class:`pipeline.audio.AudioError` with ``prepare``'s reason."""
         wav = read_speech(path, self.sample_rate).samples
         block = int(round(self.chunk_seconds * self.sample_rate))
-        decoder, text = self.decoder(), ""
+        decoder, text = self.stream(), ""
         for start in range(0, len(wav), block):
             partial = decoder.accept(wav[start : start + block])
             if partial != text and on_partial:
@@ -263,6 +270,7 @@ class StreamingModel:
         return {
             "file": str(path),
             "text": text,
+            "decoder": self.decoder.name,
             "audio_seconds": round(seconds, 3),
             "chunks": len(times),
             "chunk_ms": round(self.chunk_seconds * 1000.0, 1),
@@ -284,12 +292,12 @@ class StreamingModel:
 
 @dataclass
 class StreamDecoder:
-    """Feeds audio blocks through fbank and the streaming step; greedy CTC as it goes."""
+    """Feeds audio blocks through fbank and the streaming step, and each chunk's logits to the
+    model's decoder (:meth:`pipeline.decoding.Greedy.stream`, :meth:`pipeline.decoding.Beam.stream`)."""
 
     model: StreamingModel
     frames: np.ndarray = field(init=False)
     keep_logits: bool = False  # keep every chunk's logits in ``logits`` (checks, delay measurement)
-    tokens: list[int] = field(default_factory=list)
     chunk_seconds: list[float] = field(default_factory=list)  # compute time of each chunk
     logits: list[np.ndarray] = field(default_factory=list)
 
@@ -304,24 +312,20 @@ class StreamDecoder:
         }
         self.window = window_frames(m.chunk_frames)
         self.shift = SUBSAMPLING * m.chunk_frames
-        self.previous = 0  # last frame's best token (CTC collapses repeats across chunks)
+        self.search = m.decoder.stream()
         self.output_frames = 0
 
     @property
     def text(self) -> str:
-        return self.model.sp.decode(self.tokens)
+        return self.search.text
 
     def _run(self, window: np.ndarray, valid: int) -> None:
         start = time.perf_counter()
-        logits = self.model.step(window, valid, self.state)
-        best = logits.argmax(-1)
+        logits = self.model.step(window, valid, self.state)  # (valid, V)
+        self.search.step(logits)
         self.chunk_seconds.append(time.perf_counter() - start)
         if self.keep_logits:
             self.logits.append(logits)
-        for token in best.tolist():
-            if token != BLANK and token != self.previous:
-                self.tokens.append(token)
-            self.previous = token
         self.output_frames += valid
 
     def accept(self, samples: np.ndarray) -> str:
@@ -345,7 +349,7 @@ class StreamDecoder:
             window[:n] = self.frames
             self._run(window, valid)
         self.frames = self.frames[:0]
-        return self.text
+        return self.search.finish()
 
 
 def streaming_parity(
@@ -353,10 +357,11 @@ def streaming_parity(
 ) -> dict[str, Any]:
     """Stream each utterance's fbank ``(T, F)`` chunk by chunk and compare with the offline
     logits ``(T', V)`` of the same model: largest logit difference and how many utterances'
-    greedy transcripts differ (a streaming model must give exactly the offline transcript)."""
+    transcripts differ (a streaming model must give exactly the offline transcript; ``stream``'s
+    decoder decodes both)."""
     worst, differ = 0.0, 0
     for feats, offline in zip(examples, offline_logits):
-        decoder = stream.decoder(keep_logits=True)
+        decoder = stream.stream(keep_logits=True)
         decoder.accept_features(feats)
         decoder.finish()
         got = np.concatenate(decoder.logits) if decoder.logits else np.zeros((0, offline.shape[-1]))
@@ -365,21 +370,9 @@ def streaming_parity(
             differ += 1
             continue
         worst = max(worst, float(np.abs(got - offline).max()))
-        ids, _ = greedy_ids(offline)
-        differ += ids != decoder.tokens
+        batch = torch.from_numpy(offline[None]), torch.tensor([len(offline)])
+        differ += stream.decoder(*batch)[0] != decoder.text
     return {"utterances": len(examples), "max_abs_logit_diff": worst, "transcripts_differ": differ}
-
-
-def greedy_ids(logits: np.ndarray) -> tuple[list[int], list[int]]:
-    """Greedy CTC token ids of ``(T, V)`` logits and the frame each is emitted on."""
-    best = logits.argmax(-1)
-    ids, frames, previous = [], [], 0
-    for t, token in enumerate(best.tolist()):
-        if token != BLANK and token != previous:
-            ids.append(token)
-            frames.append(t)
-        previous = token
-    return ids, frames
 
 
 def time_streaming(
@@ -391,7 +384,7 @@ def time_streaming(
     for _ in range(repeats):
         chunk_ms: list[float] = []
         for feats in examples:
-            decoder = stream.decoder()
+            decoder = stream.stream()
             decoder.accept_features(feats)
             decoder.finish()
             chunk_ms += [1000.0 * s for s in decoder.chunk_seconds]

@@ -83,23 +83,86 @@ def test_set_sentence(metrics: dict[str, Any]) -> str:
     )
 
 
+def other_decoders(metrics: dict[str, Any]) -> list[str]:
+    """The decoders scored beside the headline's (``decoding.decoders`` minus the default)."""
+    default = metrics.get("decoder", {}).get("name")
+    return [d for d in metrics.get("wer_by_decoder", {}).get("test", {}) if d != default]
+
+
 def results_table(metrics: dict[str, Any]) -> list[str]:
-    """The Hinton-style table: WER and CER with their intervals, agreement, parameters."""
+    """The Hinton-style table: WER (the default decoder) and CER with their intervals,
+    agreement, parameters, then the WER of every other decoder with its interval."""
     wer, cer = metrics["wer"]["test"], metrics["cer"]["test"]
     wer_ci, cer_ci = metrics["wer_ci"]["test"], metrics["cer_ci"]["test"]
     agree, params, level = metrics["frame_agreement"]["test"], metrics["params"], interval_level(metrics)
+    default = metrics.get("decoder", {}).get("name")
+    others = other_decoders(metrics)
+    by_decoder = metrics.get("wer_by_decoder", {}).get("test", {})
+    ci_by_decoder = metrics.get("wer_ci_by_decoder", {}).get("test", {})
     lines = [
-        f"| system | WER | WER {level} interval | CER | CER {level} interval | "
-        "frame agreement with ensemble | parameters |",
-        "|---|---|---|---|---|---|---|",
+        f"| system | WER{f' ({default})' if default else ''} | WER {level} interval | CER | "
+        f"CER {level} interval | frame agreement with ensemble | parameters |"
+        + "".join(f" WER ({d}) |" for d in others),
+        "|---|---|---|---|---|---|---|" + "---|" * len(others),
     ]
     for n in model_order(wer):
         p = ensemble_params(params) if n == "ensemble" else params.get(n)
+        extra = "".join(f" {by_decoder[d][n]:.4f} {fmt_interval(ci_by_decoder[d][n])} |" for d in others)
         lines.append(
             f"| {n} | {wer[n]:.4f} | {fmt_interval(wer_ci[n])} | {cer[n]:.4f} | "
-            f"{fmt_interval(cer_ci[n])} | {agree[n]:.3f} | {p:,} |"
+            f"{fmt_interval(cer_ci[n])} | {agree[n]:.3f} | {p:,} |{extra}"
         )
     return lines
+
+
+def lm_effect_markdown(metrics: dict[str, Any]) -> list[str]:
+    """What the word LM changes: per system, WER with it minus without it (lexicon+lm - lexicon)."""
+    effect = metrics.get("lm_effect")
+    if not effect:
+        return []
+    level = interval_level(metrics)
+    lines = [
+        "## The language model's effect (lexicon+lm - lexicon)",
+        "",
+        f"| system | WER difference | {level} interval |",
+        "|---|---|---|",
+    ]
+    for n in model_order(effect):
+        lines.append(f"| {n} | {effect[n]['diff']:+.4f} | {fmt_interval(effect[n]['ci'])} |")
+    decoder = metrics.get("decoder", {})
+    return lines + [
+        "",
+        "Negative: the LM lowers the WER. Both decoders search the same lexicon with beam "
+        f"{decoder.get('beam_size', '-')}; lexicon+lm adds the word n-gram LM of the train transcripts at "
+        f"weight {decoder.get('lm_weight', '-')} and word score {decoder.get('word_score', '-')}, "
+        "chosen on dev for student.distilled by the export stage.",
+    ]
+
+
+def deployed_markdown(metrics: dict[str, Any]) -> list[str]:
+    """The exported runtimes as ``asr-distill transcribe`` runs them, end to end."""
+    deployed = metrics.get("deployed")
+    if not deployed:
+        return []
+    level = interval_level(metrics)
+    lines = [
+        "### Deployed: audio file to text",
+        "",
+        f"| runtime | decoder | test WER | {level} interval | end-to-end RTF | decoding's share |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, d in deployed.items():
+        lines.append(
+            f"| {name} | {d['decoder']} | {d['wer']:.4f} | {fmt_interval(d['wer_ci'])} | "
+            f"{d['rtf_end_to_end']:.5f} | {100 * d['decode_share']:.1f} % |"
+        )
+    return lines + [
+        "",
+        "Each exported model with the decoder its config.json names, as `asr-distill transcribe` "
+        "runs it: test WER over the whole test set; the real-time factor on one thread covers "
+        f"reading the file (soundfile), fbank, the model and decoding, over the first "
+        f"{metrics.get('rtf_utterances', '-')} test files (fastest of the timed passes).",
+    ]
 
 
 def results_markdown(metrics: dict[str, Any]) -> list[str]:
@@ -380,9 +443,10 @@ def deployment_markdown(metrics: dict[str, Any]) -> list[str]:
         f"{'met' if goals[speed] else 'not met'}), "
         f"RTF <= {rtf_goal.removeprefix('int8_rtf_at_most_')}: {'met' if goals[rtf_goal] else 'not met'}",
         "",
-        "Test WER (greedy): best path, as `asr-distill transcribe` runs the exported models; "
-        f"test WER ({decoder}): evaluate.decoder, measured on the PyTorch models (the exported "
-        "formats match their logits, see the export stage's parity check).",
+        "Test WER (greedy): best path (for the exported formats, from the export stage's parity "
+        f"check); test WER ({decoder}): decoding.default, measured on the PyTorch models (the "
+        "exported formats match their logits). The exported models with their own decoder, end "
+        "to end, are in the next table.",
     ]
 
 
@@ -442,6 +506,7 @@ def report_markdown(
         *results_markdown(metrics),
         "",
         *distillation_markdown(metrics, timings),
+        *(["", *lm] if (lm := lm_effect_markdown(metrics)) else []),
         "",
         *groups_markdown(metrics),
         "",
@@ -454,6 +519,8 @@ def report_markdown(
         lines += ["", *timings_markdown(timings)]
     if "rtf" in metrics:
         lines += ["", *deployment_markdown(metrics)]
+        if metrics.get("deployed"):
+            lines += ["", *deployed_markdown(metrics)]
     if metrics.get("streaming"):
         lines += ["", *streaming_markdown(metrics)]
     if plot_files:

@@ -1,8 +1,11 @@
-"""Speech to text with the exported student: audio file -> fbank -> ONNX -> greedy CTC.
+"""Speech to text with the exported student: audio file -> fbank -> ONNX -> CTC decoder.
 
 The export directory (see :mod:`pipeline.export`) holds everything needed:
-the ONNX model, ``tokenizer.model`` and ``config.json`` with the sample rate
-and fbank settings the model was trained on. Features are computed with the
+the ONNX model, ``tokenizer.model``, the decoding resources (``lexicon.txt``, ``lm.arpa``)
+and ``config.json`` with the sample rate and fbank settings the model was trained on and its
+decoders (``decoding``: the default one, the beam size, the LM weight and word score chosen
+on dev). The model's default decoder runs unless another is named
+(:mod:`pipeline.decoding`). Features are computed with the
 same functions as the ``features`` stage, so the model sees what it saw in training, and
 each file gets the audio checks of the ``prepare`` stage (:func:`pipeline.audio.read_speech`).
 
@@ -25,14 +28,16 @@ a time:
   keeps from frame 0, the last to the end). Every kept frame thus has at least ``context``
   frames (4 s) of audio on both sides inside its window, except at the file's own ends, and
   the stitched logits have exactly ``subsampled_lengths(fbank frames)`` frames;
-* the stitched logits are decoded as one utterance (greedy CTC, as for short audio).
+* the stitched logits are decoded as one utterance (as for short audio).
 
 Audio of at most one window (20 s) runs in one piece: one model call on the whole input.
-Longest length tried: 10 minutes (noise, ``benchmarks/long_audio.py`` on the tests' tiny
-random int8 export, one thread): 50 windows, 0.65 s, peak resident memory 731 MiB against
-641 MiB for 1 minute and 563 MiB with just the model loaded. What still grows with the length
-is linear and small: the samples (read whole by :func:`pipeline.audio.read_speech`), the
-fbank and the stitched logits. Hours of audio have not been tried.
+Longest length tried: one hour (noise, ``benchmarks/long_audio.py`` on the tests' tiny random
+int8 export, one thread): 300 windows, 3.8 s with the lexicon+lm decoder (0.49 s of it
+decoding), peak resident memory 1108 MiB (1072 MiB greedy) against 740 MiB for 10 minutes
+and 566 MiB with just the model loaded. What grows with the length is linear: the samples
+(read whole by :func:`pipeline.audio.read_speech`), the fbank, the stitched logits and the
+beam decoders' per-frame hypotheses (the whole file is decoded as one utterance). A random
+model on noise proposes few words; a trained model on speech makes the beam work harder.
 
 Usage::
 
@@ -45,7 +50,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -56,7 +61,7 @@ import torch
 
 from pipeline.audio import AudioError, read_speech
 from pipeline.config import FbankConfig
-from pipeline.ctc import greedy_decode
+from pipeline.decoding import Decoder, export_settings, make_decoder
 from pipeline.fbank import fbank, num_frames
 from pipeline.io import read_json
 from pipeline.model import subsampled_lengths
@@ -155,13 +160,17 @@ def kept_parts(runner: Runner, feats: np.ndarray, windows: list[Window]) -> Iter
 
 @dataclass
 class Transcript:
-    """One file's result. ``compute_seconds`` covers fbank, the model and decoding."""
+    """One file's result. ``compute_seconds`` covers fbank, the model and decoding; ``seconds``
+    splits the whole call, the file read included, into ``read``, ``fbank``, ``model`` and
+    ``decode``."""
 
     file: str
     text: str
+    decoder: str
     audio_seconds: float
     compute_seconds: float
     rtf: float
+    seconds: dict[str, float]
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,6 +187,7 @@ class ExportedModel:
     min_frames: int
     window: int  # model output frames per window
     context: int  # output frames of context on each side of a window's kept part
+    decoder: Decoder
 
     @classmethod
     def load(
@@ -186,8 +196,10 @@ class ExportedModel:
         threads: int = 1,
         window_seconds: float = WINDOW_SECONDS,
         context_seconds: float = CONTEXT_SECONDS,
+        decoder: str | None = None,
     ) -> ExportedModel:
-        """Load ``model`` (an ONNX file) plus ``config.json`` and the tokenizer beside it.
+        """Load ``model`` (an ONNX file) plus ``config.json``, the tokenizer and the decoding
+        resources beside it; ``decoder`` names one of the exported decoders (None: the default).
 
         Audio longer than ``window_seconds`` is run in windows with ``context_seconds`` of
         context on each side (module docstring); a window too short to leave a central part,
@@ -206,14 +218,16 @@ class ExportedModel:
         plan_windows(window + 1, window, context)  # raises for a window with no central part
         if SUBSAMPLING * window + EDGE_FRAMES < int(config["min_frames"]):
             raise ValueError(f"window of {window_seconds} s is shorter than the model's shortest input")
+        sp = load_tokenizer(model.parent / config["tokenizer"])
         loaded = cls(
             onnx_runner(model, threads),
-            load_tokenizer(model.parent / config["tokenizer"]),
+            sp,
             features,
             int(config["sample_rate"]),
             int(config["min_frames"]),
             window,
             context,
+            make_decoder(sp=sp, **export_settings(config, model.parent, decoder)),
         )
         loaded.decode(np.zeros((4 * loaded.min_frames, loaded.features.n_mels), np.float32))  # warm-up
         return loaded
@@ -246,9 +260,9 @@ class ExportedModel:
         return logits, np.array([logits.shape[1]], dtype=np.int64)
 
     def decode(self, feats: np.ndarray) -> str:
-        """Greedy CTC transcript of one utterance's fbank ``(T, n_mels)``."""
+        """The transcript of one utterance's fbank ``(T, n_mels)`` with the model's decoder."""
         logits, lengths = self.logits(feats)
-        return self.sp.decode(greedy_decode(torch.from_numpy(logits), torch.from_numpy(lengths))[0])
+        return self.decoder(torch.from_numpy(logits), torch.from_numpy(lengths))[0]
 
     def transcribe(self, path: Path) -> Transcript:
         """Read, featurize and decode one file.
@@ -256,9 +270,54 @@ class ExportedModel:
         A file ``prepare`` would reject for its audio (missing, a directory, unreadable, empty,
         non-finite or silent samples) raises :class:`AudioError` with the same reason.
         """
-        wav = read_speech(path, self.sample_rate).samples
         start = time.perf_counter()
-        text = self.decode(self.features_of(path, wav))
-        compute = time.perf_counter() - start
+        wav = read_speech(path, self.sample_rate).samples
+        read = time.perf_counter()
+        feats = self.features_of(path, wav)
+        featurized = time.perf_counter()
+        logits, lengths = self.logits(feats)
+        modelled = time.perf_counter()
+        text = self.decoder(torch.from_numpy(logits), torch.from_numpy(lengths))[0]
+        done = time.perf_counter()
         seconds = len(wav) / self.sample_rate
-        return Transcript(str(path), text, round(seconds, 3), round(compute, 4), round(compute / seconds, 5))
+        parts = {"read": read - start, "fbank": featurized - read, "model": modelled - featurized}
+        parts["decode"] = done - modelled
+        compute = done - read
+        return Transcript(
+            str(path),
+            text,
+            self.decoder.name,
+            round(seconds, 3),
+            round(compute, 4),
+            round(compute / seconds, 5),
+            {k: round(v, 6) for k, v in parts.items()},
+        )
+
+
+def end_to_end_rtf(model: ExportedModel, files: Sequence[Path], repeats: int) -> dict[str, Any]:
+    """Real-time factor of the whole of :meth:`ExportedModel.transcribe` over ``files``: file
+    read (soundfile), fbank, model and decoding, one file at a time with the model's own
+    threads; the fastest of ``repeats`` passes. ``decode_share``: decoding's part of it."""
+    best: dict[str, float] | None = None
+    audio = 0.0
+    for _ in range(repeats):
+        totals = {"read": 0.0, "fbank": 0.0, "model": 0.0, "decode": 0.0}
+        audio = 0.0
+        for path in files:
+            result = model.transcribe(path)
+            audio += result.audio_seconds
+            for k, v in result.seconds.items():
+                totals[k] += v
+        if best is None or sum(totals.values()) < sum(best.values()):
+            best = totals
+    if best is None or audio <= 0:
+        raise ValueError("end_to_end_rtf needs at least one file of audio and one pass")
+    total = sum(best.values())
+    return {
+        "decoder": model.decoder.name,
+        "rtf_end_to_end": round(total / audio, 5),
+        "decode_share": round(best["decode"] / total, 4),
+        "seconds": {k: round(v, 4) for k, v in best.items()},
+        "files": len(files),
+        "audio_seconds": round(audio, 3),
+    }

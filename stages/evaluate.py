@@ -4,9 +4,13 @@ word substitutions, the export stage's CPU benchmark with the WER of every runti
 ``sizes``, ``goals``, ``runtime_wer``), all in ``reports/evaluation.json``; the headline
 figures in ``reports/metrics.json`` (the DVC metrics file); ``reports/summary.md`` and the plots.
 
+Every system is decoded with every decoder of ``decoding.decoders`` (the lexicon and LM from
+the ``lm`` stage; ``lexicon+lm`` with the LM weight and word score export chose on dev for
+student.distilled), the headline with ``decoding.default``.
+
 Usage: python stages/evaluate.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
-         --soft-targets-report reports/soft_targets.json --prepare-report reports/prepare.json \
+         --lm data/lm --soft-targets-report reports/soft_targets.json --prepare-report reports/prepare.json \
          --train-reports reports --live dvclive --metrics reports/metrics.json \
          --report reports/evaluation.json --summary reports/summary.md \
          --plot reports/plots/wer_per_model.json --plots-dir reports/plots --export-report reports/export.json
@@ -18,17 +22,18 @@ from pathlib import Path
 
 import torch
 
-from pipeline.decoding import greedy_decoder, make_decoder
+from pipeline.decoding import LEXICON, LM, make_decoder
 from pipeline.evaluate import (
     decode_test,
     deployment_metrics,
     evaluate_models,
     headline_metrics,
+    lm_weights,
     named_models,
     oov_rates,
     read_speakers,
 )
-from pipeline.io import atomic_path, read_json, read_jsonl, write_json
+from pipeline.io import atomic_path, read_json, write_json
 from pipeline.loader import make_loader
 from pipeline.model import load_model, model_files
 from pipeline.plots import read_run_curves
@@ -47,12 +52,22 @@ def main(args, params):
     students = {n: load_model(files[f"student.{n}"]) for n in params.student_names()}
     loader = make_loader(Path(args.features), Path(args.manifests), "test", sp, params.train.batch_frames)
     speakers = read_speakers(Path(args.manifests) / "test.jsonl")
-    train_words = (w for r in read_jsonl(Path(args.manifests) / "train.jsonl") for w in r["text"].split())
-    decode = make_decoder(params.evaluate, sp, train_words)
+    export_report = read_json(args.export_report)
+    cfg, lm = params.decoding, Path(args.lm)
+    weights = lm_weights(export_report) if "lexicon+lm" in cfg.decoders else {"lm_weight": 0, "word_score": 0}
+    decoders = {
+        d: make_decoder(d, sp, lexicon=lm / LEXICON, lm=lm / LM, beam_size=cfg.beam_size, **weights)
+        for d in cfg.decoders
+    }
     models = named_models(teachers, students)
-    decoded = decode_test(models, params.ensemble.combine, loader, decode, greedy_decoder(sp))
+    decoded = decode_test(models, params.ensemble.combine, loader, decoders, cfg.default)
     metrics = evaluate_models(params, models, decoded, speakers)
-    metrics["decoder"] = {"name": params.evaluate.decoder, "beam_size": params.evaluate.beam_size}
+    metrics["decoder"] = {
+        "name": cfg.default,
+        "decoders": list(cfg.decoders),
+        "beam_size": cfg.beam_size,
+        **weights,
+    }
     prepare = read_json(args.prepare_report)
     metrics["oov_rate"] = oov_rates(prepare)
     soft = read_json(args.soft_targets_report)
@@ -63,9 +78,7 @@ def main(args, params):
     metrics["soft_targets"]["spike_agreement_train"] = soft["train"]["spike_agreement"]["mean"]
     metrics["soft_targets"]["ensemble_wer_dev"] = soft["dev"]["ensemble_wer"]
     metrics.update(
-        deployment_metrics(
-            read_json(args.export_report), metrics["wer"]["test"], metrics["wer_greedy"]["test"]
-        )
+        deployment_metrics(export_report, metrics["wer"]["test"], metrics.get("wer_greedy", {}).get("test"))
     )
     reports, live = Path(args.train_reports), Path(args.live)
     timings = {f"teacher.{n}": t for n, t in read_timings(reports / "teachers", list(teachers)).items()}
@@ -101,7 +114,7 @@ def main(args, params):
 
 if __name__ == "__main__":
     flags = (
-        *("teachers", "students", "features", "manifests", "tokenizer"),
+        *("teachers", "students", "features", "manifests", "tokenizer", "lm"),
         *("soft-targets-report", "prepare-report", "export-report", "train-reports", "live"),
         *("metrics", "report", "summary", "plot", "plots-dir"),
     )

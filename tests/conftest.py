@@ -14,10 +14,14 @@ def root() -> Path:
 
 def export_random_model(work, build_model):
     """Train a 30-piece tokenizer in ``work``, build ``build_model(vocab_size)`` (a model with
-    40 mels) and export it to ``work/export`` with the tokenizer. Returns ``(export_dir, model, sp)``."""
+    40 mels) and export it to ``work/export`` with the tokenizer, the lexicon and trigram LM of
+    its text and the default decoding settings (LM weight 1, word score 0). Returns
+    ``(export_dir, model, sp)``."""
     from pipeline.config import default_params
-    from pipeline.export import write_artifacts
+    from pipeline.decoding import LEXICON, LM, write_lexicon
+    from pipeline.export import decoding_entry, write_artifacts
     from pipeline.io import write_jsonl
+    from pipeline.lm import estimate, write_arpa
     from pipeline.runtime import single_thread
     from pipeline.tokenizer import train_tokenizer
     from pipeline.tokens import load_tokenizer
@@ -29,6 +33,10 @@ def export_random_model(work, build_model):
     train_tokenizer(work / "train.jsonl", work / "tok", tokenizer)
     sp = load_tokenizer(work / "tok" / "spm.model")
     model = build_model(sp.get_piece_size())
+    (work / "lm").mkdir()
+    write_lexicon(words, sp, work / "lm" / LEXICON)
+    write_arpa(estimate([r["text"].split() for r in rows], order=3), work / "lm" / LM)
+    decoding = decoding_entry(default_params().decoding, lm_weight=1.0, word_score=0.0)
     out = work / "export"
     out.mkdir()
     meta = {
@@ -39,7 +47,7 @@ def export_random_model(work, build_model):
         "dither": 0.0,
     }
     with single_thread():
-        write_artifacts(model, out, work / "tok" / "spm.model", meta, opset=18)
+        write_artifacts(model, out, work / "tok" / "spm.model", meta, 18, decoding, work / "lm")
     return out, model, sp
 
 

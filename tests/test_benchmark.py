@@ -105,6 +105,15 @@ def test_run_benchmark_times_every_runtime_and_sizes_every_file(tiny_export, tmp
     assert report["goals"] == speed_goals(report["rtf"], GOALS)
 
 
+DEPLOYED = {
+    "decoder": "lexicon+lm",
+    "wer": 0.25,
+    "wer_ci": [0.2, 0.3],
+    "rtf_end_to_end": 0.004,
+    "decode_share": 0.3,
+}
+
+
 def test_deployment_metrics_add_each_runtimes_wer():
     rtf = {
         "ensemble": 0.01,
@@ -119,11 +128,13 @@ def test_deployment_metrics_add_each_runtimes_wer():
         "goals": speed_goals(rtf, GOALS),
         "rtf_utterances": 3,
         "rtf_audio_seconds": 9.0,
+        "deployed": {"student.distilled.int8": DEPLOYED},
     }
     wer = {"teacher.t1": 0.2, "ensemble": 0.18, "student.baseline": 0.4, "student.distilled": 0.3}
     greedy = {"ensemble": 0.28, "student.baseline": 0.6, "student.distilled": 0.5}
     merged = deployment_metrics(report, wer, greedy)
     assert merged["rtf"] == rtf and merged["goals"]["int8_speedup"] == 50.0
+    assert merged["deployed"] == {"student.distilled.int8": DEPLOYED}
     assert merged["runtime_wer"] == {
         "ensemble": 0.18,
         "student.baseline.torch": 0.4,

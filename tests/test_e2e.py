@@ -67,6 +67,7 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
         "prepare",
         "features",
         "tokenizer",
+        "lm",
         "train_guide",
         "soft_targets",
         "evaluate",
@@ -88,6 +89,9 @@ def test_every_stage_runs_and_writes_its_outputs(repo):
         "reports/summary.md",
         "export/distilled/student.onnx",
         "export/member/student.int8.onnx",
+        "data/lm/lm.arpa",
+        "export/distilled/lexicon.txt",
+        "export/distilled/lm.arpa",
         *(f"models/teachers/{t}.pt" for t in teachers),
         *(f"models/students/{s}.pt" for s in params.student_names()),
         *(f"dvclive/teachers/{t}/metrics.json" for t in teachers),
@@ -136,8 +140,23 @@ def test_metrics_have_the_documented_shape(repo):
     assert metrics["runtime_wer_greedy"]["ensemble"] == metrics["wer_greedy"]["test"]["ensemble"]
     assert all(v is not None for v in metrics["runtime_wer_greedy"].values())
     assert metrics["runtime_wer_greedy"]["student.distilled.int8"] == export["wer"]["student.distilled.int8"]
+    # Every system with every decoder; the deployed runtimes with the default one, end to end.
+    decoders = params.decoding.decoders
+    assert set(metrics["wer_by_decoder"]["test"]) == set(decoders)
+    assert metrics["wer_by_decoder"]["test"][params.decoding.default] == metrics["wer"]["test"]
+    assert set(metrics["lm_effect"]) == systems
+    grid = export["decoding"]["student.distilled"]["grid"]
+    assert len(grid) == len(params.decoding.grid.lm_weight) * len(params.decoding.grid.word_score)
+    assert export["decoding"]["student.distilled"]["wer"] == min(g["wer"] for g in grid)
+    config = json.loads((dst / "export" / "distilled" / "config.json").read_text())
+    assert config["decoding"]["lm_weight"] == export["decoding"]["student.distilled"]["lm_weight"]
+    assert set(metrics["deployed"]) == {f"student.{s}.{f}" for s in params.students for f in ("onnx", "int8")}
+    for d in metrics["deployed"].values():
+        assert d["decoder"] == params.decoding.default and d["wer_ci"][0] <= d["wer"] <= d["wer_ci"][1]
+        assert d["rtf_end_to_end"] > 0 and 0 < d["decode_share"] < 1
     summary = (dst / "reports" / "summary.md").read_text()
     assert "## Deployment" in summary and "student.distilled.int8" in summary
+    assert "### Deployed: audio file to text" in summary and "## The language model's effect" in summary
     # Paired-bootstrap intervals, comparisons and the error breakdown (evaluate.*).
     for key in ("wer_ci", "cer_ci"):
         assert set(metrics[key]["test"]) == systems

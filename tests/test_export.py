@@ -6,9 +6,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from test_decoding import mixture_logits
 
 from pipeline.config import default_params
-from pipeline.export import ExportParityError, check_parity
+from pipeline.decoding import LEXICON, LM
+from pipeline.export import ExportParityError, check_parity, choose_lm_weights, decoding_entry, deployed_wer
 from pipeline.model import ConformerCTC, subsampled_lengths
 from pipeline.runtime import (
     CONFIG,
@@ -117,3 +119,57 @@ def test_int8_wer_tolerance_is_enforced(tiny_export):
     else:
         with pytest.raises(ExportParityError, match=r"student\.int8\.onnx: int8 test WER"):
             check_parity(model, out, feats, ["x"] * 4, sp, strict)
+
+
+def test_export_carries_its_decoding_resources(tiny_export):
+    out, _, sp = tiny_export
+    decoding = json.loads((out / CONFIG).read_text())["decoding"]
+    assert decoding == {
+        "decoders": ["greedy", "lexicon", "lexicon+lm"],
+        "default": "lexicon+lm",
+        "beam_size": 20,
+        "lexicon": LEXICON,
+        "lm": LM,
+        "lm_weight": 1.0,
+        "word_score": 0.0,
+    }
+    source = out.parent / "lm"  # what the fixture built, as the lm stage does
+    assert (out / LEXICON).read_text() == (source / LEXICON).read_text()
+    assert (out / LM).read_text() == (source / LM).read_text()
+    spelled = f"hello {' '.join(sp.id_to_piece(i) for i in sp.encode('hello'))}"
+    assert spelled in (out / LEXICON).read_text().splitlines()
+
+
+def test_a_greedy_only_export_names_no_lexicon_or_lm():
+    cfg = default_params({"decoding.decoders": ["greedy"], "decoding.default": "greedy"}).decoding
+    entry = decoding_entry(cfg, lm_weight=0.0, word_score=0.0)
+    assert entry["lexicon"] is None and entry["lm"] is None and entry["default"] == "greedy"
+    assert decoding_entry(default_params().decoding, 1.0, 0.0)["lm"] == LM
+
+
+def test_the_dev_grid_keeps_the_lm_weight_with_the_lowest_wer(tiny_export):
+    """Utterances where acoustics lean to a word the LM rules out in that context: the grid's
+    LM weight 0 decodes them wrong, 2 right, and 2 is kept."""
+    out, _, sp = tiny_export
+    length = 2 * (max(len(sp.encode(t)) for t in ("a small export", "hello world")) + 2)
+    wrong = mixture_logits(sp, [("a small export", 0.55), ("a small test", 0.45)], length)[0]
+    clean = mixture_logits(sp, [("hello world", 1.0)], length)[0]
+    cfg = default_params({"decoding.grid": {"lm_weight": [0.0, 2.0], "word_score": [0.0]}}).decoding
+    chosen = choose_lm_weights(
+        [wrong, clean, wrong], ["a small test", "hello world", "a small test"], sp, out, cfg
+    )
+    assert [g["lm_weight"] for g in chosen["grid"]] == [0.0, 2.0]
+    assert chosen["grid"][0]["wer"] == pytest.approx(2 / 8)  # "test" -> "export" twice, 8 words
+    assert chosen["grid"][1]["wer"] == 0.0
+    assert (chosen["lm_weight"], chosen["word_score"], chosen["wer"]) == (2.0, 0.0, 0.0)
+
+
+def test_deployed_wer_carries_evaluates_bootstrap_interval():
+    refs = ["a b c d", "e f", "g h i", "j k l m n"] * 10
+    hyps = ["a b x d", "e f", "g i", "j k l m n"] * 10
+    cfg = default_params().evaluate
+    result = deployed_wer(hyps, refs, "lexicon+lm", cfg)
+    assert result["decoder"] == "lexicon+lm" and result["wer"] == round(2 / 14, 4)
+    lo, hi = result["wer_ci"]
+    assert lo < 2 / 14 < hi and hi - lo < 0.2
+    assert deployed_wer(hyps, refs, "x", cfg)["wer_ci"] == result["wer_ci"]  # seeded resamples

@@ -5,7 +5,7 @@ Three layers, each importing only from the layers below it:
 1. Stage scripts (``stages/*.py``) and the command line (``pipeline/cli.py``): parse
    arguments, load params, call their stage's module(s), write the outputs.
 2. Stage modules, the work of one stage each (:data:`STAGE_MODULES`): ``data`` (prepare),
-   ``features``, ``tokenizer``, ``recipes`` (train_guide, train_teacher, train_twin, train_student),
+   ``features``, ``tokenizer``, ``lm``, ``recipes`` (train_guide, train_teacher, train_twin, train_student),
    ``soft_targets``, ``export`` and ``benchmark`` (export), ``evaluate`` and ``summary``
    (evaluate).
 3. Everything else in ``pipeline/``: shared code (config, audio, fbank, store, loader,
@@ -24,6 +24,7 @@ STAGE_SCRIPTS = {
     "stages/prepare.py": {"data"},
     "stages/features.py": {"features"},
     "stages/tokenizer.py": {"tokenizer"},
+    "stages/lm.py": {"lm"},
     "stages/train_teacher.py": {"recipes"},
     "stages/train_twin.py": {"recipes"},
     "stages/train_student.py": {"recipes"},

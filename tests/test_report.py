@@ -7,6 +7,8 @@ from matplotlib import pyplot as plt
 
 from pipeline import plots
 from pipeline.evaluate import (
+    Decoded,
+    decoder_comparisons,
     ensemble_comparison,
     error_rate_intervals,
     oov_rates,
@@ -433,3 +435,73 @@ def test_gap_recovered_is_null_when_the_ensemble_is_no_better(tiny_params):
     assert m["gap_recovered_ci"]["student.distilled"] is None
     assert m["gap_recovered_skipped"]["student.distilled"] == 500
     assert m["wer_diff_ci"]["student.distilled"] == [0.0, 0.0] and not m["distilled_beats_baseline"]
+
+
+def test_report_shows_every_decoder_the_lm_effect_and_the_deployed_runtimes():
+    by_decoder = {
+        "greedy": {k: v + 0.2 for k, v in WER.items()},
+        "lexicon": {k: v + 0.05 for k, v in WER.items()},
+    }
+    by_decoder["lexicon+lm"] = WER
+    metrics = {
+        **METRICS,
+        "decoder": {"name": "lexicon+lm", "beam_size": 20, "lm_weight": 1.0, "word_score": -1.0},
+        "wer_by_decoder": {"test": by_decoder},
+        "wer_ci_by_decoder": {
+            "test": {d: {k: [v - 0.01, v + 0.01] for k, v in w.items()} for d, w in by_decoder.items()}
+        },
+        "lm_effect": {k: {"diff": -0.05, "ci": [-0.07, -0.03]} for k in WER},
+        "rtf": {"ensemble": 0.01, "student.distilled.int8": 0.0002},
+        "sizes": {},
+        "runtime_wer": {},
+        "goals": {"int8_speedup": 50.0, "int8_at_least_50x_faster": True, "int8_rtf_at_most_0.01": True},
+        "rtf_utterances": 50,
+        "rtf_audio_seconds": 160.0,
+        "deployed": {
+            "student.distilled.int8": {
+                "decoder": "lexicon+lm",
+                "wer": 0.4412,
+                "wer_ci": [0.43, 0.452],
+                "rtf_end_to_end": 0.00412,
+                "decode_share": 0.318,
+            }
+        },
+    }
+    md = report_markdown(metrics, SOFT)
+    header = next(line for line in md.splitlines() if line.startswith("| system | WER"))
+    assert header.startswith("| system | WER (lexicon+lm) |")
+    assert header.endswith("| WER (greedy) | WER (lexicon) |")
+    row = next(line for line in md.splitlines() if line.startswith("| student.distilled |"))
+    greedy = by_decoder["greedy"]["student.distilled"]
+    assert row.endswith(
+        f" {greedy:.4f} [{greedy - 0.01:.4f}, {greedy + 0.01:.4f}] | {WER['student.distilled'] + 0.05:.4f} "
+        f"[{WER['student.distilled'] + 0.04:.4f}, {WER['student.distilled'] + 0.06:.4f}] |"
+    )
+    assert "## The language model's effect (lexicon+lm - lexicon)" in md
+    assert "| student.distilled | -0.0500 | [-0.0700, -0.0300] |" in md
+    assert "weight 1.0 and word score -1.0" in md
+    assert "| student.distilled.int8 | lexicon+lm | 0.4412 | [0.4300, 0.4520] | 0.00412 | 31.8 % |" in md
+
+
+def test_every_decoder_is_scored_and_the_lm_effect_is_paired(tiny_params):
+    refs = REFS * 40
+    worse = ["the cat sat on a rug", "a dog ran away", "there house red"] * 40
+    by_decoder = {
+        "greedy": {"ensemble": worse, "student.distilled": worse},
+        "lexicon": {"ensemble": HYPS * 40, "student.distilled": worse},
+        "lexicon+lm": {"ensemble": HYPS * 40, "student.distilled": REFS * 40},
+    }
+    decoded = Decoded([f"u{i}" for i in range(len(refs))], refs, by_decoder, "lexicon+lm", {})
+    assert decoded.hyps is by_decoder["lexicon+lm"]
+    m = decoder_comparisons(tiny_params, decoded)
+    wer = m["wer_by_decoder"]["test"]
+    assert wer["greedy"]["ensemble"] == round(5 / 13, 4) and wer["lexicon"]["ensemble"] == round(4 / 13, 4)
+    assert wer["lexicon+lm"]["student.distilled"] == 0.0
+    lo, hi = m["wer_ci_by_decoder"]["test"]["greedy"]["ensemble"]
+    assert lo < 5 / 13 < hi
+    # the LM fixes every error of the distilled student and none of the ensemble's
+    assert m["lm_effect"]["student.distilled"]["diff"] == pytest.approx(-5 / 13, abs=1e-4)
+    assert m["lm_effect"]["student.distilled"]["ci"][1] < 0
+    assert m["lm_effect"]["ensemble"] == {"diff": 0.0, "ci": [0.0, 0.0]}
+    without_lexicon = Decoded(decoded.ids, refs, {"greedy": by_decoder["greedy"]}, "greedy", {})
+    assert "lm_effect" not in decoder_comparisons(tiny_params, without_lexicon)

@@ -24,7 +24,6 @@ from pipeline.streaming import (
     StreamingModel,
     StreamingStep,
     algorithmic_latency_ms,
-    greedy_ids,
     window_frames,
 )
 from pipeline.synth import Espeak
@@ -172,17 +171,35 @@ def test_parity_check_streams_every_example(stream_export):
     assert parity["max_abs_logit_diff"] < 1e-3
 
 
-def test_stream_transcript_equals_the_offline_decode(stream_export, capsys):
+@pytest.mark.parametrize("decoder", [None, "greedy", "lexicon+lm"])
+def test_stream_transcript_equals_the_offline_decode(stream_export, capsys, decoder):
+    """The same decoder offline and streaming (None: the export's default, lexicon+lm), on
+    espeak speech; the beam decoders search incrementally (decode_begin/step/end)."""
     out, _, sp, speech = stream_export
-    assert main(["transcribe", "--model", str(out / ONNX_FP32), str(speech)]) == 0
+    chosen = ["--decoder", decoder] if decoder else []
+    assert main(["transcribe", *chosen, "--model", str(out / ONNX_FP32), str(speech)]) == 0
     offline = capsys.readouterr().out.rstrip("\n")
-    assert main(["transcribe", "--stream", "--json", "--model", str(out / ONNX_FP32), str(speech)]) == 0
+    assert (
+        main(["transcribe", "--stream", "--json", *chosen, "--model", str(out / ONNX_FP32), str(speech)]) == 0
+    )
     captured = capsys.readouterr()
     result = json.loads(captured.out)
     assert result["text"] == offline and offline.strip()  # a random model still emits tokens
+    assert result["decoder"] == (decoder or "lexicon+lm")
     assert result["chunks"] >= 2 and result["algorithmic_latency_ms"] == 160 + 45
-    partials = captured.err.strip().splitlines()
-    assert partials and partials[-1].endswith(offline.split()[-1])  # the last partial is the final text
+    if decoder == "greedy":  # the random model's greedy text grows chunk by chunk; its beam text settles late
+        partials = captured.err.strip().splitlines()
+        assert len(partials) >= 2 and partials[-1].endswith(offline.split()[-1])
+
+
+def test_stream_of_greedy_and_beam_texts_differ_on_the_same_audio(stream_export):
+    out, _, _, speech = stream_export
+    texts = {
+        d: StreamingModel.load(out / STREAMING, decoder=d).transcribe(speech)["text"]
+        for d in ("greedy", "lexicon+lm")
+    }
+    lexicon = {line.split()[0] for line in (out / "lexicon.txt").read_text().splitlines()}
+    assert texts["greedy"] != texts["lexicon+lm"] and set(texts["lexicon+lm"].split()) <= lexicon
 
 
 def test_stream_of_a_full_context_export_is_a_clear_error(tiny_export, capsys):
@@ -220,8 +237,3 @@ def test_token_delays_pair_tokens_along_matching_blocks():
     result = measure_delays([ref, ref], [late, ref])
     assert result["paired_tokens"] == 6 and result["reference_tokens"] == 6
     assert result["median_frames"] == 1.0  # delays 2, 3, 3, 0, 0, 0
-
-
-def test_greedy_ids_collapse_repeats_and_drop_blanks():
-    logits = np.eye(4)[[0, 2, 2, 0, 2, 3]]
-    assert greedy_ids(logits) == ([2, 2, 3], [1, 4, 5])

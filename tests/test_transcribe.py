@@ -18,8 +18,9 @@ from pipeline.cli import main
 from pipeline.config import default_params
 from pipeline.ctc import greedy_decode
 from pipeline.data import prepare
+from pipeline.decoding import DECODERS, export_settings, make_decoder
 from pipeline.fbank import fbank
-from pipeline.io import read_jsonl, write_jsonl
+from pipeline.io import read_json, read_jsonl, write_jsonl
 from pipeline.model import subsampled_lengths
 from pipeline.runtime import ONNX_FP32, ONNX_INT8, as_batch
 from pipeline.synth import Espeak
@@ -28,10 +29,12 @@ from pipeline.transcribe import (
     WINDOW_SECONDS,
     ExportedModel,
     Window,
+    end_to_end_rtf,
     fbank_in_blocks,
     plan_windows,
     stitched_logits,
 )
+from pipeline.wer import utterance_errors
 
 FEATURES = default_params({"features.n_mels": 40}).features  # what the tiny_export fixture's config.json says
 
@@ -75,21 +78,29 @@ def bad_audio(tmp_path_factory):
     return d
 
 
-def eager_text(model, sp, path: Path) -> str:
-    """The reference: training's audio loader and fbank, eager PyTorch, greedy CTC."""
+def eager_text(model, sp, path: Path, decoder: str | None = None, out: Path | None = None) -> str:
+    """The reference: training's audio loader and fbank, eager PyTorch, then greedy CTC, or the
+    decoder ``decoder`` of export ``out`` (None: its default) built from its config.json."""
     feats = torch.from_numpy(fbank(read_audio(path, 16000).samples, 16000, FEATURES))[None]
     with torch.no_grad():
         logits, lengths = model(feats, torch.tensor([feats.shape[1]]))
-    return sp.decode(greedy_decode(logits, lengths)[0])
+    if out is None:
+        return sp.decode(greedy_decode(logits, lengths)[0])
+    return make_decoder(sp=sp, **export_settings(read_json(out / "config.json"), out, decoder))(
+        logits, lengths
+    )[0]
 
 
+@pytest.mark.parametrize("decoder", [None, "greedy", "lexicon", "lexicon+lm"])
 @pytest.mark.parametrize("name", ["speech.wav", "stereo.flac"])
-def test_transcribe_matches_eager_pytorch(tiny_export, audio, name):
+def test_transcribe_matches_eager_pytorch(tiny_export, audio, name, decoder):
     out, model, sp = tiny_export
-    expected = eager_text(model, sp, audio / name)
+    expected = eager_text(model, sp, audio / name, decoder, out)
     assert expected.strip()  # a random model emits tokens; an empty match would prove nothing
-    result = ExportedModel.load(out / ONNX_FP32).transcribe(audio / name)
-    assert result.text == expected
+    if decoder == "greedy":
+        assert expected == eager_text(model, sp, audio / name)
+    result = ExportedModel.load(out / ONNX_FP32, decoder=decoder).transcribe(audio / name)
+    assert result.text == expected and result.decoder == (decoder or "lexicon+lm")
     assert result.audio_seconds == pytest.approx(sf.info(str(audio / name)).duration, abs=1e-3)
     assert result.rtf == pytest.approx(result.compute_seconds / result.audio_seconds, rel=0.05)
 
@@ -118,8 +129,8 @@ def transcribe_with_bad_files(out, model, sp, audio, files, capsys):
     captured = capsys.readouterr()
     assert code == 1
     assert captured.out.splitlines() == [
-        eager_text(model, sp, audio / "speech.wav"),
-        eager_text(model, sp, audio / "stereo.flac"),
+        eager_text(model, sp, audio / "speech.wav", None, out),
+        eager_text(model, sp, audio / "stereo.flac", None, out),
     ]
     return captured
 
@@ -161,9 +172,59 @@ def test_console_script_prints_json_lines(tiny_export, audio):
     )
     assert proc.returncode == 0, proc.stderr
     row = json.loads(proc.stdout)
-    assert set(row) == {"file", "text", "audio_seconds", "compute_seconds", "rtf"}
-    assert row["file"] == str(audio / "speech.wav")
+    assert set(row) == {"file", "text", "decoder", "audio_seconds", "compute_seconds", "rtf", "seconds"}
+    assert row["file"] == str(audio / "speech.wav") and row["decoder"] == "lexicon+lm"
     assert row["compute_seconds"] > 0 and row["audio_seconds"] > 1.0
+    parts = row["seconds"]  # the whole call: the file read, then what compute_seconds covers
+    assert set(parts) == {"read", "fbank", "model", "decode"} and min(parts.values()) > 0
+    assert parts["fbank"] + parts["model"] + parts["decode"] == pytest.approx(
+        row["compute_seconds"], abs=2e-4
+    )
+
+
+def test_cli_decoder_overrides_the_models_default(tiny_export, audio, capsys):
+    out, model, sp = tiny_export
+    texts = {}
+    for decoder in ("greedy", "lexicon", "lexicon+lm"):
+        assert (
+            main(
+                [
+                    "transcribe",
+                    "--decoder",
+                    decoder,
+                    "--model",
+                    str(out / ONNX_FP32),
+                    str(audio / "speech.wav"),
+                ]
+            )
+            == 0
+        )
+        texts[decoder] = capsys.readouterr().out.rstrip("\n")
+        assert texts[decoder] == eager_text(model, sp, audio / "speech.wav", decoder, out)
+    assert texts["greedy"] != texts["lexicon"]  # a random model misspells; the lexicon spells words
+    lexicon = {line.split()[0] for line in (out / "lexicon.txt").read_text().splitlines()}
+    assert set(texts["lexicon+lm"].split()) <= lexicon and set(texts["lexicon"].split()) <= lexicon
+
+
+def test_cli_decoder_names_match_the_decoding_module():
+    assert cli.DECODERS == DECODERS
+
+
+def test_end_to_end_rtf_times_every_part_and_the_decoders_share(tiny_export, audio):
+    out, _, _ = tiny_export
+    model = ExportedModel.load(out / ONNX_INT8)
+    files = [audio / "speech.wav", audio / "stereo.flac"]
+    result = end_to_end_rtf(model, files, repeats=2)
+    assert result["decoder"] == "lexicon+lm" and result["files"] == 2
+    seconds = sum(sf.info(str(f)).duration for f in files)
+    assert result["audio_seconds"] == pytest.approx(seconds, abs=2e-3)
+    assert result["rtf_end_to_end"] == pytest.approx(sum(result["seconds"].values()) / seconds, rel=1e-2)
+    assert 0 < result["decode_share"] < 1
+    assert result["decode_share"] == pytest.approx(
+        result["seconds"]["decode"] / sum(result["seconds"].values()), abs=1e-3
+    )
+    with pytest.raises(ValueError, match="at least one file"):
+        end_to_end_rtf(model, [], repeats=1)
 
 
 def test_cli_rejects_non_finite_silent_and_directory_input_and_transcribes_the_rest(
@@ -274,8 +335,7 @@ def test_input_up_to_one_window_is_run_whole_as_before(tiny_export, audio, extra
     logits, got_lengths = model.logits(feats)
     np.testing.assert_array_equal(logits, before)
     np.testing.assert_array_equal(got_lengths, lengths)
-    text = model.sp.decode(greedy_decode(torch.from_numpy(before), torch.from_numpy(lengths))[0])
-    assert model.decode(feats) == text
+    assert model.decode(feats) == model.decoder(torch.from_numpy(before), torch.from_numpy(lengths))[0]
 
 
 def test_long_input_is_stitched_to_the_exact_frame_count_from_its_windows(tiny_export, long_audio):
@@ -339,3 +399,27 @@ def test_cli_rejects_a_window_without_a_central_part(tiny_export, audio, capsys)
 
 def test_cli_window_defaults_match_transcribe():
     assert (cli.WINDOW_SECONDS, cli.CONTEXT_SECONDS) == (WINDOW_SECONDS, CONTEXT_SECONDS)
+
+
+def test_deployed_benchmark_prints_each_runtimes_figures(tiny_export, audio, tmp_path):
+    out, model, sp = tiny_export
+    rows = [
+        {"audio": str(audio / "speech.wav"), "text": "hello world this is a small test"},
+        {"audio": str(audio / "stereo.flac"), "text": "the export and the transcribe command"},
+    ]
+    write_jsonl(tmp_path / "m.jsonl", rows)
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "deployed.py"
+    cmd = [sys.executable, str(script), str(out), "--manifest", str(tmp_path / "m.jsonl"), "--repeats", "1"]
+    proc = subprocess.run([*cmd, "--decoder", "lexicon"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert set(report) == {"export.onnx", "export.int8"}
+    fp32 = report["export.onnx"]
+    expected = [eager_text(model, sp, Path(r["audio"]), "lexicon", out) for r in rows]
+    words = sum(len(r["text"].split()) for r in rows)
+    errors = sum(
+        utterance_errors([r["text"]], [h]).words.sum() for r, h in zip(rows, expected)
+    )  # the eager model's errors with the same decoder: fp32 ONNX matches its logits
+    assert fp32["decoder"] == "lexicon" and fp32["wer"] == round(errors / words, 4)
+    assert fp32["wer_ci"][0] <= fp32["wer"] <= fp32["wer_ci"][1]
+    assert fp32["files"] == 2 and fp32["rtf_end_to_end"] > 0 and 0 < fp32["decode_share"] < 1
