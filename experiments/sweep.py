@@ -2,9 +2,9 @@
 
 Each sweep trains students with changed parameters next to a finished `dvc repro` (its
 features, tokenizer, teachers and soft targets are reused, never changed), decodes dev and
-test the way the ``evaluate`` stage does (``evaluate.decoder``), and writes one JSON and one
-Markdown table: WER on dev (where settings are chosen) and on test with 95 % paired-bootstrap
-intervals, each distilled variant's WER difference with its twin and ``gap_recovered``
+test with the beam over the train transcripts' words (the ``lexicon`` decoder, no LM), and
+writes one JSON and one Markdown table: WER on dev (where settings are chosen) and on test
+with 95 % paired-bootstrap intervals, each distilled variant's WER difference with its twin and ``gap_recovered``
 against the ensemble, with their intervals.
 
 Sweeps (variants are ``name: (student, {dotted.param: value})``; a variant with no changes
@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -44,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import Params, override, parse_params  # noqa: E402
-from pipeline.decoding import make_decoder  # noqa: E402
+from pipeline.decoding import LEXICON, make_decoder, write_lexicon  # noqa: E402
 from pipeline.evaluate import decode_test, gap_recovered, named_models  # noqa: E402
 from pipeline.io import file_digest, read_json, read_jsonl, write_json  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
@@ -164,6 +165,15 @@ def train_variants(run: Path, out: Path, raw: dict[str, Any], variants: dict, th
         write_json(out / "train" / f"{name}.json", {**metrics, "changes": changes})
 
 
+def lexicon_beam(run: Path, sp, beam_size: int):
+    """The sweeps' decoder: beam search over the train transcripts' words, no LM (the
+    comparisons are of acoustic models; the LM's effect is the evaluate stage's)."""
+    words = [w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split()]
+    lexicon = Path(tempfile.mkdtemp()) / LEXICON
+    write_lexicon(words, sp, lexicon)
+    return make_decoder("lexicon", sp, lexicon=lexicon, beam_size=beam_size, lm_weight=0.0, word_score=0.0)
+
+
 def decoded(
     run: Path, out: Path, params: Params, split: str, models: dict[str, Path]
 ) -> tuple[list[str], dict[str, list[str]]]:
@@ -179,11 +189,10 @@ def decoded(
         loader = make_loader(
             run / "data/features", run / "data/manifests", split, sp, params.train.batch_frames
         )
-        train_words = (w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split())
-        decode = make_decoder(params.evaluate, sp, train_words)
+        decode = lexicon_beam(run, sp, params.decoding.beam_size)
         if ens_key not in store:
             ensemble = named_models({n: load_model(p) for n, p in teachers.items()}, {})
-            result = decode_test(ensemble, params.ensemble.combine, loader, decode)
+            result = decode_test(ensemble, params.ensemble.combine, loader, {"lexicon": decode}, "lexicon")
             store["refs"], store[ens_key] = result.refs, result.hyps["ensemble"]
         store.update({digests[n]: h for n, h in decode_models(missing, loader, decode).items()})
         write_json(cache, store)

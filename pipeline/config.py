@@ -363,7 +363,7 @@ class SoftTargetsConfig(Strict):
     top_k: PositiveInt
     # The ensemble's transcripts of untranscribed audio (sequence-level KD, pseudo_labels): its
     # T=1 average decoded greedily, or by beam search over the train transcripts' words
-    # (evaluate.beam_size).
+    # (decoding.beam_size).
     transcripts: Literal["greedy", "lexicon"]
 
 

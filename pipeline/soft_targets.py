@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -29,7 +30,7 @@ from tqdm import tqdm
 
 from pipeline.config import Params
 from pipeline.ctc import greedy_decode
-from pipeline.decoding import lexicon_decoder
+from pipeline.decoding import LEXICON, make_decoder, write_lexicon
 from pipeline.ensemble import combine_posteriors
 from pipeline.io import atomic_path, write_json
 from pipeline.loader import BatchLoader
@@ -129,7 +130,16 @@ def build_soft_targets(
         "transcripts": params.soft_targets.transcripts,
         "teacher_digests": teacher_digests or {},
     }
-    beam = lexicon_decoder(sp, words, params.evaluate.beam_size)
+    with tempfile.TemporaryDirectory() as tmp_lexicon:
+        write_lexicon(words, sp, Path(tmp_lexicon) / LEXICON)
+        beam = make_decoder(
+            "lexicon",
+            sp,
+            lexicon=Path(tmp_lexicon) / LEXICON,
+            beam_size=params.decoding.beam_size,
+            lm_weight=0.0,
+            word_score=0.0,
+        )
     metrics: dict[str, Any] = {
         "temperature": temperature,
         "top_k": k,
