@@ -4,8 +4,8 @@ Each sweep trains students with changed parameters next to a finished `dvc repro
 features, tokenizer, teachers and soft targets are reused, never changed), decodes dev and
 test with the beam over the train transcripts' words (the ``lexicon`` decoder, no LM), and
 writes one JSON and one Markdown table: WER on dev (where settings are chosen) and on test
-with 95 % paired-bootstrap intervals, each distilled variant's WER difference with its twin and ``gap_recovered``
-against the ensemble, with their intervals.
+with 95 % paired-bootstrap intervals, each distilled variant's WER difference with its twin
+and ``gap_recovered`` against the ensemble, with their intervals.
 
 Sweeps (variants are ``name: (student, {dotted.param: value})``; a variant with no changes
 reuses the run's own model):
