@@ -317,7 +317,7 @@ def end_to_end_rtf(model: ExportedModel, files: Sequence[Path], repeats: int) ->
         "decoder": model.decoder.name,
         "rtf_end_to_end": round(total / audio, 5),
         "decode_share": round(best["decode"] / total, 4),
-        "seconds": {k: round(v, 4) for k, v in best.items()},
+        "seconds": {k: round(v, 6) for k, v in best.items()},
         "files": len(files),
         "audio_seconds": round(audio, 3),
     }
