@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import Params, override, parse_params  # noqa: E402
-from pipeline.decoding import LEXICON, make_decoder, write_lexicon  # noqa: E402
+from pipeline.decoding import LEXICON, make_decoder  # noqa: E402
 from pipeline.evaluate import decode_test, gap_recovered, named_models  # noqa: E402
 from pipeline.io import file_digest, read_json, read_jsonl, write_json  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
@@ -166,11 +165,9 @@ def train_variants(run: Path, out: Path, raw: dict[str, Any], variants: dict, th
 
 
 def lexicon_beam(run: Path, sp, beam_size: int):
-    """The sweeps' decoder: beam search over the train transcripts' words, no LM (the
+    """The sweeps' decoder: beam search over the run's lexicon (the ``lm`` stage's), no LM (the
     comparisons are of acoustic models; the LM's effect is the evaluate stage's)."""
-    words = [w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split()]
-    lexicon = Path(tempfile.mkdtemp()) / LEXICON
-    write_lexicon(words, sp, lexicon)
+    lexicon = run / "data/lm" / LEXICON
     return make_decoder("lexicon", sp, lexicon=lexicon, beam_size=beam_size, lm_weight=0.0, word_score=0.0)
 
 
