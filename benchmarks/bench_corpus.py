@@ -18,9 +18,9 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import DataConfig, default_params
-from pipeline.data import plan_split, prepare, synthesize, synthetic_sentences
-from pipeline.sentences import _TEMPLATES, lexicon
-from pipeline.synth import speak_batch
+from pipeline.prepare.corpus import plan_split, prepare, synthesize, synthetic_sentences
+from pipeline.prepare.espeak import speak_batch
+from pipeline.prepare.sentences import _TEMPLATES, lexicon
 
 
 def bench_synthesis(n: int) -> None:

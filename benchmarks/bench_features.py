@@ -5,8 +5,9 @@ Usage::
     python benchmarks/bench_features.py [--minutes 3] [--params params.yaml]
 
 1. Extraction speed, times real time per core: a naive per-file loop (soundfile +
-   :func:`pipeline.fbank.fbank`, one thread) against :func:`pipeline.features.extract_features` with one
-   worker, on the same espeak-ng audio (16 kHz, generated into a temp dir), in one run.
+   :func:`pipeline.audio.fbank.fbank`, one thread) against
+   :func:`pipeline.features.extract.extract_features` with one worker,
+   on the same espeak-ng audio (16 kHz, generated into a temp dir), in one run.
 2. Bytes per frame on disk.
 3. Loader throughput (frames/s, in-process and with ``train.loader_workers``) against the
    frames/s one training step of the guide teacher (``guide.model`` in params) consumes at
@@ -37,8 +38,8 @@ import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 import torchaudio.functional as AF  # noqa: E402
 
+from pipeline.audio.fbank import fbank  # noqa: E402
 from pipeline.config import FeaturesConfig, Params, load_params  # noqa: E402
-from pipeline.fbank import fbank  # noqa: E402
 from pipeline.io import write_jsonl  # noqa: E402
 from pipeline.loader import BatchLoader  # noqa: E402
 from pipeline.store import Store, write_index  # noqa: E402
@@ -53,7 +54,7 @@ WORDS = (
 
 def make_corpus(work: Path, minutes: float) -> tuple[Path, list[str]]:
     """espeak-ng sentences (resampled to 16 kHz) and train/dev/test manifests; returns texts."""
-    from pipeline.synth import Espeak
+    from pipeline.prepare.espeak import Espeak
 
     rng = np.random.default_rng(0)
     synth = Espeak()
@@ -96,7 +97,7 @@ def naive_loop(manifest_dir: Path, cfg: FeaturesConfig) -> float:
 
 
 def extraction(work: Path, manifest_dir: Path, params: Params) -> dict:
-    from pipeline.features import extract_features
+    from pipeline.features.extract import extract_features
 
     cfg = params.features.model_copy(update={"num_workers": 1})
     seconds = sum(
@@ -148,8 +149,8 @@ def loader_rate(loader: BatchLoader, epochs: int = 2) -> float:
 
 def training_rate(loader: BatchLoader, params: Params, vocab: int, steps: int = 3) -> float:
     """Input frames per second consumed by training steps of the guide teacher."""
-    from pipeline.ctc import ctc_loss
-    from pipeline.model import ConformerCTC
+    from pipeline.model.conformer import ConformerCTC
+    from pipeline.model.ctc import ctc_loss
 
     torch.set_num_threads(params.train.threads)
     model = ConformerCTC(params.teachers.guide.model, params.features.n_mels, vocab)

@@ -23,11 +23,11 @@ sys.path.insert(0, str(ROOT))  # run from a checkout
 import torch  # noqa: E402
 
 from pipeline.config import load_params  # noqa: E402
-from pipeline.decoding import DECODERS  # noqa: E402
-from pipeline.export import deployed_wer  # noqa: E402
+from pipeline.deploy.runtime import ONNX_FP32, ONNX_INT8  # noqa: E402
+from pipeline.deploy.transcribe import ExportedModel, end_to_end_rtf  # noqa: E402
+from pipeline.export.formats import deployed_wer  # noqa: E402
 from pipeline.io import read_jsonl  # noqa: E402
-from pipeline.runtime import ONNX_FP32, ONNX_INT8  # noqa: E402
-from pipeline.transcribe import ExportedModel, end_to_end_rtf  # noqa: E402
+from pipeline.model.decoding import DECODERS  # noqa: E402
 
 
 def measure(model_file: Path, rows: list[dict], args, params) -> dict:

@@ -73,8 +73,8 @@ def child(model: Path, audio: Path, threads: int, window: float, context: float,
     """Load ``model``, transcribe ``audio`` once; the figures of the module docstring."""
     import torch
 
-    from pipeline.fbank import num_frames
-    from pipeline.transcribe import ExportedModel
+    from pipeline.audio.fbank import num_frames
+    from pipeline.deploy.transcribe import ExportedModel
 
     torch.set_num_threads(threads)  # as the CLI does: fbank runs in torch
     exported = ExportedModel.load(model, threads, window, context, decoder)
@@ -100,8 +100,8 @@ def child(model: Path, audio: Path, threads: int, window: float, context: float,
 
 def measure(model: Path, minutes: float, args: argparse.Namespace, tmp: Path) -> dict:
     """Write the noise file and run :func:`child` on it in a fresh process."""
+    from pipeline.deploy.runtime import CONFIG
     from pipeline.io import read_json
-    from pipeline.runtime import CONFIG
 
     audio = tmp / f"noise_{minutes:g}min.wav"
     write_noise(audio, minutes, int(read_json(model.parent / CONFIG)["sample_rate"]))
@@ -116,8 +116,8 @@ def measure(model: Path, minutes: float, args: argparse.Namespace, tmp: Path) ->
 
 
 def main() -> None:
-    from pipeline.decoding import DECODERS
-    from pipeline.transcribe import CONTEXT_SECONDS, WINDOW_SECONDS
+    from pipeline.deploy.transcribe import CONTEXT_SECONDS, WINDOW_SECONDS
+    from pipeline.model.decoding import DECODERS
 
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("model", nargs="?", type=Path, default=DEFAULT_MODEL, help="exported ONNX file")

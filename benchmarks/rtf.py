@@ -1,7 +1,7 @@
 """Re-run the export stage's CPU real-time-factor benchmark on this machine, without exporting.
 
 Run it on the CPU you deploy to, after ``dvc repro export``; prints JSON to stdout.
-What is timed is documented in :mod:`pipeline.benchmark`.
+What is timed is documented in :mod:`pipeline.export.benchmark`.
 
 Usage: python benchmarks/rtf.py [--params params.yaml] [--utterances N] [--repeats N]
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from pipeline.benchmark import run_benchmark  # noqa: E402
 from pipeline.config import load_params  # noqa: E402
-from pipeline.export import load_split  # noqa: E402
-from pipeline.model import load_model, model_files  # noqa: E402
+from pipeline.export.benchmark import run_benchmark  # noqa: E402
+from pipeline.export.formats import load_split  # noqa: E402
+from pipeline.model.conformer import load_model, model_files  # noqa: E402
 
 
 def main() -> None:

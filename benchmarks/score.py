@@ -21,11 +21,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from pipeline.config import load_params  # noqa: E402
-from pipeline.ctc import greedy_decode  # noqa: E402
-from pipeline.ensemble import combine_posteriors  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
-from pipeline.model import load_model  # noqa: E402
-from pipeline.soft_targets import AgreementMeter  # noqa: E402
+from pipeline.model.conformer import load_model  # noqa: E402
+from pipeline.model.ctc import greedy_decode  # noqa: E402
+from pipeline.model.ensemble import combine_posteriors  # noqa: E402
+from pipeline.soft_targets.build import AgreementMeter  # noqa: E402
 from pipeline.tokens import load_tokenizer  # noqa: E402
 from pipeline.wer import score  # noqa: E402
 

@@ -42,14 +42,14 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
     sys.path.insert(0, str(tree))
     import torch
 
-    from pipeline import train as train_mod
     from pipeline.config import load_params
-    from pipeline.ctc import ctc_loss
-    from pipeline.distributed import Context, pick_device
     from pipeline.loader import make_loader
-    from pipeline.recipes import build_model, soft_target_extras
+    from pipeline.model.ctc import ctc_loss
     from pipeline.store import Store
     from pipeline.tokens import load_tokenizer
+    from pipeline.train import loop as train_mod
+    from pipeline.train.distributed import Context, pick_device
+    from pipeline.train.recipes import build_model, soft_target_extras
 
     params = load_params(tree / "params.yaml")
     device = pick_device(device_name)
@@ -68,9 +68,9 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     if phase == "inference":
-        from pipeline.ensemble import combine_posteriors
-        from pipeline.model import load_model
-        from pipeline.soft_targets import top_k_with_rest
+        from pipeline.model.conformer import load_model
+        from pipeline.model.ensemble import combine_posteriors
+        from pipeline.soft_targets.build import top_k_with_rest
 
         loader = make_loader(feats, mans, "train", sp, bf)
         teachers = [load_model(workdir / f"models/teachers/{n}.pt", device) for n in params.teacher_names()]
@@ -99,7 +99,7 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
             ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
             if soft is None:
                 return ctc
-            from pipeline.kd import distillation_loss, kd_loss
+            from pipeline.train.kd import distillation_loss, kd_loss
 
             temperature = float(soft.meta["temperature"])
             ex = batch.extras

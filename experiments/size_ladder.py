@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from pipeline.plots import size_ladder  # noqa: E402
+from pipeline.evaluate.plots import size_ladder  # noqa: E402
 
 
 def main() -> None:

@@ -44,15 +44,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from sweep import fmt, model_path, score, train_variants  # noqa: E402
 
 from pipeline.config import Params, parse_params  # noqa: E402
-from pipeline.export import load_split, write_artifacts  # noqa: E402
+from pipeline.deploy.runtime import ONNX_FP32, STREAMING, as_batch, onnx_runner, single_thread  # noqa: E402
+from pipeline.deploy.streaming import StreamingModel, streaming_parity, time_streaming  # noqa: E402
+from pipeline.export.formats import load_split, write_artifacts  # noqa: E402
 from pipeline.io import read_json, write_json  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
-from pipeline.model import count_parameters, load_model  # noqa: E402
-from pipeline.runtime import ONNX_FP32, STREAMING, as_batch, onnx_runner, single_thread  # noqa: E402
-from pipeline.spikes import DelayMeter  # noqa: E402
+from pipeline.model.conformer import count_parameters, load_model  # noqa: E402
+from pipeline.model.spikes import DelayMeter  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
 from pipeline.store import Store  # noqa: E402
-from pipeline.streaming import StreamingModel, streaming_parity, time_streaming  # noqa: E402
 from pipeline.tokens import load_tokenizer  # noqa: E402
 
 log = logging.getLogger("asr_distill.streaming")

@@ -44,16 +44,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import Params, override, parse_params  # noqa: E402
-from pipeline.decoding import LEXICON, make_decoder  # noqa: E402
-from pipeline.evaluate import decode_test, gap_recovered, named_models  # noqa: E402
+from pipeline.evaluate.score import decode_test, gap_recovered, named_models  # noqa: E402
 from pipeline.io import file_digest, read_json, read_jsonl, write_json  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
-from pipeline.model import count_parameters, load_model  # noqa: E402
-from pipeline.recipes import train_small  # noqa: E402
-from pipeline.soft_targets import build_soft_targets  # noqa: E402
+from pipeline.model.conformer import count_parameters, load_model  # noqa: E402
+from pipeline.model.decoding import LEXICON, make_decoder  # noqa: E402
+from pipeline.soft_targets.build import build_soft_targets  # noqa: E402
 from pipeline.splits import SOFT_TARGET_SPLITS  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
 from pipeline.tokens import load_tokenizer  # noqa: E402
+from pipeline.train.recipes import train_small  # noqa: E402
 from pipeline.wer import utterance_errors  # noqa: E402
 
 log = logging.getLogger("asr_distill.sweep")

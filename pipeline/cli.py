@@ -28,7 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 DEFAULT_MODEL = Path("export/distilled/student.onnx")
-# pipeline.transcribe's defaults and pipeline.decoding's names, repeated so that --help does
+# pipeline.deploy.transcribe's defaults and pipeline.model.decoding's names, repeated so that --help does
 # not import torch
 DECODERS = ("greedy", "lexicon", "lexicon+lm")
 WINDOW_SECONDS = 20.0
@@ -115,8 +115,8 @@ def transcribe(args: argparse.Namespace) -> int:
     """Transcribe every file; a failure is reported and the next file is still tried."""
     import torch
 
-    from pipeline.audio import AudioError
-    from pipeline.transcribe import ExportedModel
+    from pipeline.audio.read import AudioError
+    from pipeline.deploy.transcribe import ExportedModel
 
     torch.set_num_threads(args.threads)  # fbank runs in torch; extra threads only contend
     try:
@@ -151,8 +151,8 @@ def transcribe(args: argparse.Namespace) -> int:
 
 def load_streaming(model: Path, threads: int, decoder: str | None):
     """The streaming graph of the export directory holding ``model`` (or ``model`` itself)."""
-    from pipeline.runtime import STREAMING
-    from pipeline.streaming import StreamingModel
+    from pipeline.deploy.runtime import STREAMING
+    from pipeline.deploy.streaming import StreamingModel
 
     path = model if model.name == STREAMING else model.parent / STREAMING
     return StreamingModel.load(path, threads, decoder)

@@ -38,7 +38,7 @@ import torch
 from pipeline.config import TrainConfig
 from pipeline.errors import MissingError
 from pipeline.io import read_jsonl
-from pipeline.model import subsampled_lengths
+from pipeline.model.conformer import subsampled_lengths
 from pipeline.store import Store, StoreUnion
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@
 Id 0 is the CTC blank (``<blk>``, sentencepiece's pad piece, never emitted by
 ``encode``), id 1 is ``<unk>``; the rest are subword units. Every model's output layer
 has ``vocab_size`` classes including the blank. The ``tokenizer`` stage
-(:mod:`pipeline.tokenizer`) trains the model.
+(:mod:`pipeline.tokenizer.spm`) trains the model.
 """
 
 from __future__ import annotations

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from pipeline.decoding import LEXICON, LM, make_decoder
-from pipeline.evaluate import (
+from pipeline.evaluate.plots import read_run_curves
+from pipeline.evaluate.score import (
     decode_test,
     deployment_metrics,
     evaluate_models,
@@ -33,12 +33,12 @@ from pipeline.evaluate import (
     oov_rates,
     read_speakers,
 )
+from pipeline.evaluate.summary import read_timings, report_markdown, wer_plot_rows, write_plots
 from pipeline.io import atomic_path, read_json, write_json
 from pipeline.loader import make_loader
-from pipeline.model import load_model, model_files
-from pipeline.plots import read_run_curves
+from pipeline.model.conformer import load_model, model_files
+from pipeline.model.decoding import LEXICON, LM, make_decoder
 from pipeline.stage import parser, run
-from pipeline.summary import read_timings, report_markdown, wer_plot_rows, write_plots
 from pipeline.tokens import load_tokenizer
 
 log = logging.getLogger("asr_distill")

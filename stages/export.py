@@ -5,10 +5,10 @@ the single-thread CPU real-time-factor benchmark of the ensemble, the students i
 the exported students, side by side in one run, and the deployed runtimes end to end (file
 read, fbank, model, the default decoder) with their test WER.
 
-Writes ``export/`` (see :mod:`pipeline.export`) and ``reports/export.json``
+Writes ``export/`` (see :mod:`pipeline.export.formats`) and ``reports/export.json``
 (``parity``, ``wer``, ``decoding`` (the dev grid), ``deployed``, ``rtf``, ``sizes``,
 ``goals``); ``evaluate`` copies the benchmark into ``reports/metrics.json`` (see
-:mod:`pipeline.benchmark`).
+:mod:`pipeline.export.benchmark`).
 
 Usage: python stages/export.py --teachers models/teachers --students models/students \
          --features data/features --manifests data/manifests --tokenizer data/tokenizer/spm.model \
@@ -20,16 +20,16 @@ from pathlib import Path
 
 import torch
 
-from pipeline import export as ex
-from pipeline.benchmark import run_benchmark
+from pipeline.deploy.runtime import ONNX_FP32, ONNX_INT8, STREAMING, single_thread, torch_runner
+from pipeline.deploy.streaming import StreamingModel, time_streaming
+from pipeline.deploy.transcribe import ExportedModel, end_to_end_rtf
+from pipeline.export import formats as ex
+from pipeline.export.benchmark import run_benchmark
 from pipeline.io import atomic_path, read_jsonl, write_json
-from pipeline.model import load_model, model_files
-from pipeline.runtime import ONNX_FP32, ONNX_INT8, STREAMING, single_thread, torch_runner
+from pipeline.model.conformer import load_model, model_files
 from pipeline.stage import parser, run
 from pipeline.store import Store
-from pipeline.streaming import StreamingModel, time_streaming
 from pipeline.tokens import load_tokenizer
-from pipeline.transcribe import ExportedModel, end_to_end_rtf
 
 log = logging.getLogger("asr_distill")
 

@@ -3,12 +3,12 @@
 Usage: python stages/features.py --manifests data/manifests --out data/features \
          --work data/features.partial --report reports/features.json
 
-An interrupted run resumes from the finished shards in ``--work``; see :mod:`pipeline.features`.
+An interrupted run resumes from the finished shards in ``--work``; see :mod:`pipeline.features.extract`.
 """
 
 from pathlib import Path
 
-from pipeline.features import extract_features
+from pipeline.features.extract import extract_features
 from pipeline.io import write_json
 from pipeline.stage import parser, run
 

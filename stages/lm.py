@@ -1,6 +1,6 @@
 """Stage ``lm``: the decoding resources of the train transcripts: the lexicon (every word,
 spelled by the sentencepiece model) and the word n-gram LM (interpolated Kneser-Ney of
-``decoding.lm.order``, an ARPA file; :mod:`pipeline.lm`).
+``decoding.lm.order``, an ARPA file; :mod:`pipeline.lm.ngram`).
 
 Writes ``data/lm/lexicon.txt``, ``data/lm/lm.arpa`` and ``reports/lm.json`` (words in the
 lexicon, n-grams per order).
@@ -11,9 +11,9 @@ Usage: python stages/lm.py --manifests data/manifests --tokenizer data/tokenizer
 
 from pathlib import Path
 
-from pipeline.decoding import LEXICON, LM, write_lexicon
 from pipeline.io import atomic_path, read_jsonl, write_json
-from pipeline.lm import estimate, write_arpa
+from pipeline.lm.ngram import estimate, write_arpa
+from pipeline.model.decoding import LEXICON, LM, write_lexicon
 from pipeline.stage import parser, run
 from pipeline.tokens import load_tokenizer
 

@@ -5,8 +5,8 @@ Usage: python stages/prepare.py --audio data/audio --manifests data/manifests --
 
 from pathlib import Path
 
-from pipeline.data import prepare
 from pipeline.io import write_json
+from pipeline.prepare.corpus import prepare
 from pipeline.stage import parser, run
 
 

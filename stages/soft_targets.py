@@ -11,8 +11,8 @@ import torch
 
 from pipeline.io import file_digest, read_jsonl, write_json
 from pipeline.loader import make_loader
-from pipeline.model import load_model
-from pipeline.soft_targets import build_soft_targets
+from pipeline.model.conformer import load_model
+from pipeline.soft_targets.build import build_soft_targets
 from pipeline.splits import SOFT_TARGET_SPLITS
 from pipeline.stage import parser, run
 from pipeline.tokens import load_tokenizer

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.io import write_json
 from pipeline.stage import parser, run
-from pipeline.tokenizer import train_tokenizer
+from pipeline.tokenizer.spm import train_tokenizer
 
 
 def main(args, params):

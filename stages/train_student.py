@@ -8,7 +8,7 @@ Usage: python stages/train_student.py --name distilled --features data/features 
          --report reports/students/distilled.json
 """
 
-from pipeline.recipes import run_training_stage, train_student
+from pipeline.train.recipes import run_training_stage, train_student
 
 PATHS = ("features", "manifests", "tokenizer", "soft-targets", "model", "checkpoints", "live")
 

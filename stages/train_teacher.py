@@ -6,7 +6,7 @@ Usage: python stages/train_teacher.py --name t1 --features data/features --manif
          --live dvclive/teachers/t1 --report reports/teachers/t1.json
 """
 
-from pipeline.recipes import run_training_stage, train_teacher
+from pipeline.train.recipes import run_training_stage, train_teacher
 
 PATHS = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
 

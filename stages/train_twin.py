@@ -9,7 +9,7 @@ Usage: python stages/train_twin.py --name baseline --features data/features \
          --live dvclive/students/baseline --report reports/students/baseline.json
 """
 
-from pipeline.recipes import run_training_stage, train_twin
+from pipeline.train.recipes import run_training_stage, train_twin
 
 PATHS = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
 

@@ -18,12 +18,12 @@ def export_random_model(work, build_model):
     its text and the default decoding settings (LM weight 1, word score 0). Returns
     ``(export_dir, model, sp)``."""
     from pipeline.config import default_params
-    from pipeline.decoding import LEXICON, LM, write_lexicon
-    from pipeline.export import decoding_entry, write_artifacts
+    from pipeline.deploy.runtime import single_thread
+    from pipeline.export.formats import decoding_entry, write_artifacts
     from pipeline.io import write_jsonl
-    from pipeline.lm import estimate, write_arpa
-    from pipeline.runtime import single_thread
-    from pipeline.tokenizer import train_tokenizer
+    from pipeline.lm.ngram import estimate, write_arpa
+    from pipeline.model.decoding import LEXICON, LM, write_lexicon
+    from pipeline.tokenizer.spm import train_tokenizer
     from pipeline.tokens import load_tokenizer
 
     words = "hello world this is a small test of the export and the transcribe command".split()
@@ -61,7 +61,7 @@ def tiny_export(tmp_path_factory):
     import torch
 
     from pipeline.config import ModelConfig
-    from pipeline.model import ConformerCTC
+    from pipeline.model.conformer import ConformerCTC
 
     def build(vocab_size: int) -> ConformerCTC:
         torch.manual_seed(0)

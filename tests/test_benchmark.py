@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.benchmark import ensemble_runner, measure_rtf, run_benchmark, speed_goals
 from pipeline.config import ModelConfig, default_params
-from pipeline.evaluate import deployment_metrics
-from pipeline.model import ConformerCTC, save_model
-from pipeline.runtime import torch_runner
+from pipeline.deploy.runtime import torch_runner
+from pipeline.evaluate.score import deployment_metrics
+from pipeline.export.benchmark import ensemble_runner, measure_rtf, run_benchmark, speed_goals
+from pipeline.model.conformer import ConformerCTC, save_model
 
 GOALS = default_params({"export.goals": {"min_speedup": 50.0, "max_rtf": 0.01}}).export.goals
 CFG = ModelConfig(

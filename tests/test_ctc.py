@@ -1,6 +1,6 @@
 import torch
 
-from pipeline.ctc import ctc_loss, greedy_decode, guided_ctc_loss
+from pipeline.model.ctc import ctc_loss, greedy_decode, guided_ctc_loss
 
 
 def one_hot_logits(frames: list[int], vocab: int = 6) -> torch.Tensor:

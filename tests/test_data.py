@@ -1,4 +1,4 @@
-"""The prepare stage on the synthetic corpus (pipeline/data.py), with real espeak-ng."""
+"""The prepare stage on the synthetic corpus (pipeline/prepare/corpus.py), with real espeak-ng."""
 
 import hashlib
 import json
@@ -9,7 +9,8 @@ import pytest
 import soundfile as sf
 
 from pipeline.config import DataConfig, default_params, load_params
-from pipeline.data import (
+from pipeline.io import read_jsonl
+from pipeline.prepare.corpus import (
     SILENCE_PEAK,
     TooManyRejects,
     add_noise,
@@ -18,8 +19,7 @@ from pipeline.data import (
     prepare,
     synthetic_sentences,
 )
-from pipeline.io import read_jsonl
-from pipeline.synth import available_variants, speak_batches
+from pipeline.prepare.espeak import available_variants, speak_batches
 
 
 def small_config(**data) -> DataConfig:

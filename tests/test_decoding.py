@@ -1,4 +1,4 @@
-"""The decoders (pipeline/decoding.py): greedy, lexicon and lexicon+lm behind one interface,
+"""The decoders (pipeline/model/decoding.py): greedy, lexicon and lexicon+lm behind one interface,
 batch and chunk by chunk."""
 
 import numpy as np
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from pipeline.config import ParamsError, default_params
-from pipeline.decoding import LEXICON, LM, Beam, Greedy, export_settings, make_decoder
 from pipeline.io import read_json
+from pipeline.model.decoding import LEXICON, LM, Beam, Greedy, export_settings, make_decoder
 from pipeline.tokens import BLANK
 
 

@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from pipeline.config import ModelConfig
-from pipeline.deploy import DeployConformer
-from pipeline.export import export_onnx
-from pipeline.model import ConformerCTC
+from pipeline.deploy.inference import DeployConformer
+from pipeline.export.formats import export_onnx
+from pipeline.model.conformer import ConformerCTC
 
 CFG = ModelConfig(
     d_model=24, num_layers=2, num_heads=3, ffn_dim=40, conv_kernel=5, subsampling_channels=4, dropout=0.1

@@ -12,7 +12,7 @@ from tiny_corpus import TEXTS, make_corpus, tiny_job, tiny_model
 
 from pipeline.loader import BatchLoader
 from pipeline.store import Store
-from pipeline.train import train
+from pipeline.train.loop import train
 
 
 def run_training(rank, world, root, port, results):

@@ -31,8 +31,8 @@ def test_stage_deps_are_its_imports(name):
 
 
 def test_closure_follows_imports_through_modules():
-    # stages/train_student.py imports pipeline.recipes, which imports pipeline.kd
-    assert {"pipeline/recipes.py", "pipeline/kd.py", "pipeline/config.py"} <= closure(
+    # stages/train_student.py imports pipeline.train.recipes, which imports pipeline.train.kd
+    assert {"pipeline/train/recipes.py", "pipeline/train/kd.py", "pipeline/config/schema.py"} <= closure(
         "stages/train_student.py"
     )
 

@@ -9,10 +9,7 @@ import torch
 from test_decoding import mixture_logits
 
 from pipeline.config import default_params
-from pipeline.decoding import LEXICON, LM
-from pipeline.export import ExportParityError, check_parity, choose_lm_weights, decoding_entry, deployed_wer
-from pipeline.model import ConformerCTC, subsampled_lengths
-from pipeline.runtime import (
+from pipeline.deploy.runtime import (
     CONFIG,
     ONNX_FP32,
     ONNX_INT8,
@@ -22,6 +19,15 @@ from pipeline.runtime import (
     torch_runner,
     torchscript_runner,
 )
+from pipeline.export.formats import (
+    ExportParityError,
+    check_parity,
+    choose_lm_weights,
+    decoding_entry,
+    deployed_wer,
+)
+from pipeline.model.conformer import ConformerCTC, subsampled_lengths
+from pipeline.model.decoding import LEXICON, LM
 
 
 def padded_batch(lengths: list[int], n_mels: int = 40, seed: int = 1):

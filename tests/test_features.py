@@ -1,4 +1,4 @@
-"""The features stage (pipeline/features.py) on real espeak-ng audio: accuracy, index, resume."""
+"""The features stage (pipeline/features/extract.py) on real espeak-ng audio: accuracy, index, resume."""
 
 import json
 import logging
@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from pipeline.audio import read_audio
+from pipeline.audio.fbank import fbank
+from pipeline.audio.read import read_audio
 from pipeline.config import default_params
-from pipeline.fbank import fbank
-from pipeline.features import extract_features
+from pipeline.features.extract import extract_features
+from pipeline.features.shards import ShardWriter
 from pipeline.io import write_jsonl
-from pipeline.shards import ShardWriter
 from pipeline.splits import SPLITS
 from pipeline.store import Store
 
@@ -40,7 +40,7 @@ CFG = default_params({"features.shard_frames": 1000, "features.num_workers": 1})
 @pytest.fixture(scope="module")
 def manifests(tmp_path_factory):
     """Manifests for train (12 utterances) and dev/test (2 each) of espeak-ng speech at 22.05 kHz."""
-    from pipeline.synth import Espeak
+    from pipeline.prepare.espeak import Espeak
 
     work = tmp_path_factory.mktemp("corpus")
     synth = Espeak()
@@ -105,8 +105,8 @@ def test_output_does_not_depend_on_worker_count(manifests, tmp_path):
 KILLED_RUN = """
 import os, signal, sys
 from pathlib import Path
-import pipeline.features as F
-from pipeline.shards import ShardWriter
+import pipeline.features.extract as F
+from pipeline.features.shards import ShardWriter
 from pipeline.config import FeaturesConfig
 
 finished = []
@@ -157,7 +157,7 @@ def test_resume_after_kill_reuses_finished_shard_and_gives_identical_bytes(manif
     ]
     first = (work / "fbank-00000.npy").stat()
 
-    with caplog.at_level(logging.INFO, logger="pipeline.features"):
+    with caplog.at_level(logging.INFO, logger="pipeline.features.extract"):
         metrics = extract_features(manifest_dir, tmp_path / "features", CFG, SR)
     assert "fbank train: 2 shards, 1 finished earlier and reused, 1 to compute" in caplog.text
     assert metrics["shards_reused"] == 1
@@ -196,7 +196,7 @@ def test_finished_shards_of_other_params_or_audio_are_recomputed(
         cfg = CFG.model_copy(update={"n_mels": 40})
     elif change == "audio":
         os.utime(rows["u00"]["audio"])  # the audio of shard 0 may have been rewritten
-    with caplog.at_level(logging.INFO, logger="pipeline.features"):
+    with caplog.at_level(logging.INFO, logger="pipeline.features.extract"):
         extract_features(manifest_dir, tmp_path / "features", cfg, SR)
     reused = 1 if change == "nothing" else 0
     assert f"fbank train: 2 shards, {reused} finished earlier and reused" in caplog.text

@@ -1,4 +1,4 @@
-"""Real-corpus importers and bad-input handling (pipeline/importers.py, pipeline/data.py).
+"""Real-corpus importers and bad-input handling (pipeline/prepare/importers.py, pipeline/prepare/corpus.py).
 
 Every corpus here is written on the fly with soundfile into tmp_path.
 """
@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 import yaml
 
-from pipeline.audio import AudioError, decode, read_audio, wav_truncation
+from pipeline.audio.read import AudioError, decode, read_audio, wav_truncation
 from pipeline.config import (
     DEFAULT_PARAMS,
     DataConfig,
@@ -23,10 +23,10 @@ from pipeline.config import (
     parse_params,
     read_params,
 )
-from pipeline.data import TooManyRejects, prepare
-from pipeline.importers import assign_split
 from pipeline.io import read_json, read_jsonl
-from pipeline.text import normalize
+from pipeline.prepare.corpus import TooManyRejects, prepare
+from pipeline.prepare.importers import assign_split
+from pipeline.prepare.text import normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -420,7 +420,7 @@ def test_importer_params_are_validated(data, message):
 
 @pytest.mark.parametrize("source", ["librispeech", "commonvoice"])
 def test_a_missing_corpus_root_names_its_key(tmp_path, source):
-    from pipeline.importers import commonvoice_candidates, librispeech_candidates
+    from pipeline.prepare.importers import commonvoice_candidates, librispeech_candidates
 
     missing = str(tmp_path / "nowhere")
     read = {

@@ -3,9 +3,9 @@ import itertools
 import pytest
 import torch
 
-from pipeline.ensemble import combine_posteriors
-from pipeline.kd import distillation_loss, kd_loss
-from pipeline.soft_targets import top_k_with_rest
+from pipeline.model.ensemble import combine_posteriors
+from pipeline.soft_targets.build import top_k_with_rest
+from pipeline.train.kd import distillation_loss, kd_loss
 
 
 def dense_kl(teacher_probs: torch.Tensor, student_logits: torch.Tensor, T: float) -> float:

@@ -1,4 +1,4 @@
-"""The word n-gram LM (pipeline/lm.py): nltk's interpolated Kneser-Ney written as a backoff ARPA
+"""The word n-gram LM (pipeline/lm/ngram.py): nltk's interpolated Kneser-Ney written as a backoff ARPA
 file that KenLM (inside flashlight, torchaudio's beam decoder) reads back to the same numbers."""
 
 import itertools
@@ -12,7 +12,7 @@ from nltk.lm import KneserNeyInterpolated
 from nltk.lm.preprocessing import padded_everygram_pipeline
 from nltk.lm.smoothing import KneserNey
 
-from pipeline.lm import UNK, estimate, write_arpa
+from pipeline.lm.ngram import UNK, estimate, write_arpa
 
 WORDS = "the cat sat on a mat dog ran to park big red".split()
 

@@ -8,7 +8,7 @@ import torch
 from tiny_corpus import TEXTS, make_corpus
 
 from pipeline.loader import BatchLoader, make_buckets, perturb_speed
-from pipeline.model import subsampled_lengths
+from pipeline.model.conformer import subsampled_lengths
 from pipeline.store import Store
 
 

@@ -2,8 +2,7 @@ import pytest
 import torch
 
 from pipeline.config import ModelConfig
-from pipeline.ctc import ctc_loss, greedy_decode
-from pipeline.model import (
+from pipeline.model.conformer import (
     ConformerCTC,
     conformer_layer,
     dropout,
@@ -12,6 +11,7 @@ from pipeline.model import (
     save_model,
     subsampled_lengths,
 )
+from pipeline.model.ctc import ctc_loss, greedy_decode
 
 TINY = ModelConfig(
     d_model=32, num_layers=1, num_heads=2, ffn_dim=64, conv_kernel=7, subsampling_channels=8, dropout=0.0

@@ -5,8 +5,8 @@ from collections import Counter
 import pytest
 from matplotlib import pyplot as plt
 
-from pipeline import plots
-from pipeline.evaluate import (
+from pipeline.evaluate import plots
+from pipeline.evaluate.score import (
     Decoded,
     decoder_comparisons,
     ensemble_comparison,
@@ -17,9 +17,9 @@ from pipeline.evaluate import (
     top_substitutions,
     wer_by_group,
 )
+from pipeline.evaluate.summary import PLOT_FILES, read_timings, report_markdown, write_plots
 from pipeline.io import write_json
 from pipeline.profiles import Profile
-from pipeline.summary import PLOT_FILES, read_timings, report_markdown, write_plots
 from pipeline.wer import utterance_errors
 
 WER = {

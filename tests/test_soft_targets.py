@@ -7,7 +7,7 @@ from tiny_corpus import TEXTS, make_corpus
 from pipeline.config import default_params
 from pipeline.io import read_json
 from pipeline.loader import BatchLoader
-from pipeline.soft_targets import build_soft_targets
+from pipeline.soft_targets.build import build_soft_targets
 from pipeline.store import Store
 
 

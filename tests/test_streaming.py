@@ -9,24 +9,24 @@ import soundfile as sf
 import torch
 from conftest import export_random_model
 
+from pipeline.audio.fbank import fbank
 from pipeline.cli import main
 from pipeline.config import FbankConfig, ModelConfig, default_params
-from pipeline.deploy import DeployConformer
-from pipeline.export import check_parity
-from pipeline.fbank import fbank
-from pipeline.io import read_json
-from pipeline.kd import delay_targets
-from pipeline.model import ConformerCTC, chunk_mask
-from pipeline.runtime import ONNX_FP32, STREAMING
-from pipeline.spikes import measure_delays, spikes, token_delays
-from pipeline.streaming import (
+from pipeline.deploy.inference import DeployConformer
+from pipeline.deploy.runtime import ONNX_FP32, STREAMING
+from pipeline.deploy.streaming import (
     StreamingFbank,
     StreamingModel,
     StreamingStep,
     algorithmic_latency_ms,
     window_frames,
 )
-from pipeline.synth import Espeak
+from pipeline.export.formats import check_parity
+from pipeline.io import read_json
+from pipeline.model.conformer import ConformerCTC, chunk_mask
+from pipeline.model.spikes import measure_delays, spikes, token_delays
+from pipeline.prepare.espeak import Espeak
+from pipeline.train.kd import delay_targets
 
 STREAM = {"chunk_frames": 4, "left_frames": 8}
 

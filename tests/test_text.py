@@ -1,12 +1,19 @@
-"""Normalization (pipeline/text.py) and the built-in sentence generator (pipeline/sentences.py)."""
+"""Normalization (pipeline/prepare/text.py) and the built-in sentence generator
+(pipeline/prepare/sentences.py)."""
 
 from collections import Counter
 
 import pytest
 
 from pipeline.config import NormalizeConfig, default_params
-from pipeline.sentences import generate_sentence, lexicon, plural, sentence_pool
-from pipeline.text import normalize, number_to_words, ordinal_to_words, transcript_problem, year_to_words
+from pipeline.prepare.sentences import generate_sentence, lexicon, plural, sentence_pool
+from pipeline.prepare.text import (
+    normalize,
+    number_to_words,
+    ordinal_to_words,
+    transcript_problem,
+    year_to_words,
+)
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,9 @@ from tiny_corpus import TEXTS, make_corpus, tiny_job, tiny_model
 from pipeline.config import AverageConfig, ConvergenceConfig, default_params
 from pipeline.errors import MissingError
 from pipeline.loader import BatchLoader
-from pipeline.model import load_model
-from pipeline.recipes import ctc_only, recipe_fingerprint, train_student, train_twin
+from pipeline.model.conformer import load_model
 from pipeline.store import Store
-from pipeline.train import (
+from pipeline.train.loop import (
     Checkpointer,
     average_candidates,
     average_state,
@@ -21,6 +20,7 @@ from pipeline.train import (
     lr_at,
     train,
 )
+from pipeline.train.recipes import ctc_only, recipe_fingerprint, train_student, train_twin
 
 
 @pytest.fixture
@@ -216,8 +216,8 @@ def test_twins_and_students_train_in_their_own_stage():
 
 def test_a_fork_starts_from_the_guides_weights_on_its_own_cycle(tmp_path):
     from pipeline.config import ForkConfig
-    from pipeline.model import save_model
-    from pipeline.recipes import fork_fingerprint, fork_from
+    from pipeline.model.conformer import save_model
+    from pipeline.train.recipes import fork_fingerprint, fork_from
 
     guide = tiny_model(dropout=0.1)
     with torch.no_grad():

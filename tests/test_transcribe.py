@@ -13,18 +13,12 @@ import torch
 import torchaudio.functional as AF
 
 from pipeline import cli
-from pipeline.audio import AudioError, read_audio
+from pipeline.audio.fbank import fbank
+from pipeline.audio.read import AudioError, read_audio
 from pipeline.cli import main
 from pipeline.config import default_params
-from pipeline.ctc import greedy_decode
-from pipeline.data import prepare
-from pipeline.decoding import DECODERS, export_settings, make_decoder
-from pipeline.fbank import fbank
-from pipeline.io import read_json, read_jsonl, write_jsonl
-from pipeline.model import subsampled_lengths
-from pipeline.runtime import ONNX_FP32, ONNX_INT8, as_batch
-from pipeline.synth import Espeak
-from pipeline.transcribe import (
+from pipeline.deploy.runtime import ONNX_FP32, ONNX_INT8, as_batch
+from pipeline.deploy.transcribe import (
     CONTEXT_SECONDS,
     WINDOW_SECONDS,
     ExportedModel,
@@ -34,6 +28,12 @@ from pipeline.transcribe import (
     plan_windows,
     stitched_logits,
 )
+from pipeline.io import read_json, read_jsonl, write_jsonl
+from pipeline.model.conformer import subsampled_lengths
+from pipeline.model.ctc import greedy_decode
+from pipeline.model.decoding import DECODERS, export_settings, make_decoder
+from pipeline.prepare.corpus import prepare
+from pipeline.prepare.espeak import Espeak
 from pipeline.wer import utterance_errors
 
 FEATURES = default_params({"features.n_mels": 40}).features  # what the tiny_export fixture's config.json says
@@ -264,7 +264,7 @@ def test_transcribe_gives_a_bad_file_the_reason_prepare_rejects_it_for(
         assert f"asr-distill: error: {path}: {reason}" in capsys.readouterr().err.splitlines()
 
 
-# Long audio: window by window (pipeline.transcribe module docstring).
+# Long audio: window by window (pipeline.deploy.transcribe module docstring).
 SMALL_WINDOW, SMALL_CONTEXT = 40, 8  # output frames (1.6 s, 0.32 s): many windows on a few seconds
 
 

@@ -8,11 +8,11 @@ import soundfile as sf
 import torch
 
 from pipeline.config import DataConfig, default_params
-from pipeline.ctc import ctc_loss
-from pipeline.data import TooManyRejects, prepare, synthetic_sentences
 from pipeline.io import read_jsonl
-from pipeline.kd import kd_loss, nonblank_frames
-from pipeline.recipes import labelled_ids
+from pipeline.model.ctc import ctc_loss
+from pipeline.prepare.corpus import TooManyRejects, prepare, synthetic_sentences
+from pipeline.train.kd import kd_loss, nonblank_frames
+from pipeline.train.recipes import labelled_ids
 
 
 def synthetic(transfer: int) -> DataConfig:

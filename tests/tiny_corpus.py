@@ -7,10 +7,10 @@ import sentencepiece as spm
 import torch
 
 from pipeline.config import ConvergenceConfig, ModelConfig, default_params
-from pipeline.model import ConformerCTC
-from pipeline.recipes import ctc_only
+from pipeline.model.conformer import ConformerCTC
 from pipeline.store import write_store
-from pipeline.train import TrainJob
+from pipeline.train.loop import TrainJob
+from pipeline.train.recipes import ctc_only
 
 TEXTS = {
     f"u{i:02d}": t

@@ -1,0 +1,1 @@
+"""Audio in: reading and checking audio files, and the log-mel filterbank front end."""

@@ -1,0 +1,1 @@
+"""The deployed student: inference-only model, runtimes, transcription and streaming."""

@@ -1,0 +1,1 @@
+"""The ``tokenizer`` stage: a sentencepiece model over the train transcripts."""
