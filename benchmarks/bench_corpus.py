@@ -18,9 +18,10 @@ import numpy as np
 import soundfile as sf
 
 from pipeline.config import DataConfig, default_params
-from pipeline.prepare.corpus import plan_split, prepare, synthesize, synthetic_sentences
+from pipeline.prepare.corpus import prepare
 from pipeline.prepare.espeak import speak_batch
 from pipeline.prepare.sentences import _TEMPLATES, lexicon
+from pipeline.prepare.synthetic import plan_split, synthesize, synthetic_sentences
 
 
 def bench_synthesis(n: int) -> None:
