@@ -53,6 +53,7 @@ from pipeline.soft_targets.build import build_soft_targets  # noqa: E402
 from pipeline.splits import SOFT_TARGET_SPLITS  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
 from pipeline.tokens import load_tokenizer  # noqa: E402
+from pipeline.train.paths import TrainPaths  # noqa: E402
 from pipeline.train.recipes import train_small  # noqa: E402
 from pipeline.wer import utterance_errors  # noqa: E402
 
@@ -149,16 +150,16 @@ def train_variants(run: Path, out: Path, raw: dict[str, Any], variants: dict, th
         params = parse_params(
             override(raw, {**changes, "train.threads": threads}), f"params.yaml with {changes}"
         )
-        paths = {
-            "features": run / "data/features",
-            "manifests": run / "data/manifests",
-            "tokenizer": run / "data/tokenizer/spm.model",
-            "soft_targets": soft_targets_for(run, params, out),
-            "guide": run / "models/teachers/guide.pt",  # a forked student's warm start
-            "model": target,
-            "checkpoints": out / "checkpoints" / name,
-            "live": out / "live" / name,
-        }
+        paths = TrainPaths(
+            features=run / "data/features",
+            manifests=run / "data/manifests",
+            tokenizer=run / "data/tokenizer/spm.model",
+            soft_targets=soft_targets_for(run, params, out),
+            guide=run / "models/teachers/guide.pt",  # a forked student's warm start
+            model=target,
+            checkpoints=out / "checkpoints" / name,
+            live=out / "live" / name,
+        )
         log.info("training %s (%s) with %s", name, student, changes)
         metrics = train_small(params, student, paths)
         write_json(out / "train" / f"{name}.json", {**metrics, "changes": changes})

@@ -36,8 +36,18 @@ CONTEXT_SECONDS = 4.0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``asr-distill`` parser: one subcommand per command (``transcribe``, ``ci-report``,
+    ``profile``)."""
     p = argparse.ArgumentParser(prog="asr-distill", description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
+    add_transcribe_parser(sub)
+    add_ci_report_parser(sub)
+    add_profile_parser(sub)
+    return p
+
+
+def add_transcribe_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``transcribe`` subcommand: files, model, output, decoder, threads, windows, streaming."""
     t = sub.add_parser("transcribe", help="turn audio files into text with the exported student")
     t.add_argument(
         "files",
@@ -87,9 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="a streaming student: feed each file chunk by chunk as if live, print partial "
         "results on stderr as they grow (uses streaming.onnx from the --model directory)",
     )
+
+
+def add_ci_report_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``ci-report`` subcommand: the revision to compare with and the repository."""
     r = sub.add_parser("ci-report", help="Markdown report of metrics and params changed since a revision")
     r.add_argument("--base", required=True, help="git revision to compare with, e.g. origin/main")
     r.add_argument("--repo", type=Path, default=Path("."), help="repository root (default .)")
+
+
+def add_profile_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``profile`` subcommand: the profile, the params file, and show or run instead of write."""
     f = sub.add_parser(
         "profile",
         help="apply a parameter profile (profiles/<name>.yaml) to params.yaml, or run it with dvc exp run",
@@ -104,10 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run `dvc exp run -S ...` instead of writing params.yaml; what follows goes to dvc exp run "
         "(--temp or --queue leave the workspace alone, -n NAME names the experiment)",
     )
-    return p
 
 
 def error(message: str) -> None:
+    """Print ``asr-distill: error: message`` on stderr."""
     print(f"asr-distill: error: {message}", file=sys.stderr)
 
 
@@ -168,6 +186,7 @@ def partial_printer(path: Path):
 
 
 def ci_report(args: argparse.Namespace) -> int:
+    """Print the Markdown CI report against ``--base``; 1 if it cannot be made."""
     from pipeline.ci_report import ReportError
     from pipeline.ci_report import ci_report as build
 
@@ -180,6 +199,7 @@ def ci_report(args: argparse.Namespace) -> int:
 
 
 def profile(args: argparse.Namespace) -> int:
+    """Apply, show or run a parameter profile (``pipeline.profiles.command``); 1 on a bad profile."""
     from pipeline.errors import InputError
     from pipeline.profiles import command
 
@@ -191,6 +211,7 @@ def profile(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``asr-distill`` command on ``argv`` (default: the command line); its exit code."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"

@@ -8,9 +8,8 @@ Usage: python stages/train_student.py --name distilled --features data/features 
          --report reports/students/distilled.json
 """
 
-from pipeline.train.recipes import run_training_stage, train_student
-
-PATHS = ("features", "manifests", "tokenizer", "soft-targets", "model", "checkpoints", "live")
+from pipeline.train.recipes import train_student
+from pipeline.train.stage import run_training_stage
 
 if __name__ == "__main__":
-    run_training_stage(__doc__, train_student, PATHS, optional=["guide"])  # --guide: for a fork
+    run_training_stage(__doc__, train_student, soft_targets=True, guide=True)  # --guide: for a fork

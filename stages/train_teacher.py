@@ -6,11 +6,8 @@ Usage: python stages/train_teacher.py --name t1 --features data/features --manif
          --live dvclive/teachers/t1 --report reports/teachers/t1.json
 """
 
-from pipeline.train.recipes import run_training_stage, train_teacher
-
-PATHS = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
+from pipeline.train.recipes import train_teacher
+from pipeline.train.stage import run_training_stage
 
 if __name__ == "__main__":
-    run_training_stage(
-        __doc__, train_teacher, PATHS, optional=["guide"]
-    )  # --guide: for a fork and ensemble.align: guide
+    run_training_stage(__doc__, train_teacher, guide=True)  # --guide: for a fork and ensemble.align: guide

@@ -9,9 +9,8 @@ Usage: python stages/train_twin.py --name baseline --features data/features \
          --live dvclive/students/baseline --report reports/students/baseline.json
 """
 
-from pipeline.train.recipes import run_training_stage, train_twin
-
-PATHS = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
+from pipeline.train.recipes import train_twin
+from pipeline.train.stage import run_training_stage
 
 if __name__ == "__main__":
-    run_training_stage(__doc__, train_twin, PATHS)
+    run_training_stage(__doc__, train_twin)

@@ -20,6 +20,7 @@ from pipeline.train.loop import (
     lr_at,
     train,
 )
+from pipeline.train.paths import TrainPaths
 from pipeline.train.recipes import ctc_only, recipe_fingerprint, train_student, train_twin
 
 
@@ -204,14 +205,35 @@ def test_a_twin_keeps_the_fingerfpof_a_student_with_alpha_0():
     assert recipe_fingerprint(params.students["distilled"])["alpha"] == 0.5
 
 
-def test_twins_and_students_train_in_their_own_stage():
+def train_paths(root, **optional):
+    """Paths of a training run under ``root`` (none of them need exist)."""
+    names = ("features", "manifests", "tokenizer", "model", "checkpoints", "live")
+    return TrainPaths(**{n: root / n for n in names}, **optional)
+
+
+def test_twins_and_students_train_in_their_own_stage(tmp_path):
     params = default_params()
     with pytest.raises(
         MissingError, match="students.baseline: no such distilled student .a twin: train_twin"
     ):
-        train_student(params, "baseline", {})
+        train_student(params, "baseline", train_paths(tmp_path))
     with pytest.raises(MissingError, match="twins.distilled: no such twin"):
-        train_twin(params, "distilled", {})
+        train_twin(params, "distilled", train_paths(tmp_path))
+
+
+def test_a_missing_optional_path_is_none_and_named_when_needed(tmp_path):
+    from pipeline.train.recipes import student_data
+
+    paths = train_paths(tmp_path, guide=str(tmp_path / "guide.pt"))
+    assert paths.guide == tmp_path / "guide.pt" and paths.soft_targets is None
+    assert paths.require("guide") == tmp_path / "guide.pt"
+    with pytest.raises(MissingError, match="soft_targets path, which was not given: pass --soft-targets"):
+        paths.require("soft_targets")
+    (tmp_path / "manifests").mkdir()
+    rows = [json.dumps({"id": u, "text": t}) + "\n" for u, t in TEXTS.items()]
+    (tmp_path / "manifests" / "train.jsonl").write_text("".join(rows))
+    with pytest.raises(MissingError, match="pass --soft-targets"):  # a distilled student reads them
+        student_data(default_params(), "distilled", paths)
 
 
 def test_a_fork_starts_from_the_guides_weights_on_its_own_cycle(tmp_path):
@@ -226,16 +248,31 @@ def test_a_fork_starts_from_the_guides_weights_on_its_own_cycle(tmp_path):
     save_model(guide, tmp_path / "guide.pt")
     cfg = default_params({"train": {"lr": 1e-3, "warmup_steps": 2}}).train
     fresh = tiny_model(dropout=0.15)
-    assert cfg is fork_from(fresh, None, cfg, {})  # no fork: a random init, the run's own schedule
+    assert cfg is fork_from(fresh, None, cfg, None)  # no fork: a random init, the run's own schedule
     assert not torch.equal(fresh.state_dict()["output.weight"], guide.state_dict()["output.weight"])
     fork = ForkConfig(init="guide", lr=3e-4)
-    forked = fork_from(fresh, fork, cfg, {"guide": tmp_path / "guide.pt"})
+    forked = fork_from(fresh, fork, cfg, tmp_path / "guide.pt")
     for key, value in guide.state_dict().items():
         assert torch.equal(fresh.state_dict()[key], value), key
     assert forked.lr == 3e-4 and forked.schedule.kind == "cosine" and cfg.schedule.kind == "eden"
     assert lr_at(2, 10, 4, forked) == pytest.approx(3e-4)  # the peak after its warm-up
     assert lr_at(40, 10, 4, forked) == pytest.approx(0.05 * 3e-4)  # 5 % at the cap
-    fp = fork_fingerprint(fork, {"guide": tmp_path / "guide.pt"})
+    fp = fork_fingerprint(fork, tmp_path / "guide.pt")
     assert fp["lr"] == 3e-4 and len(fp["from"]) > 8
     with pytest.raises(MissingError, match="a fork from the guide needs its model: pass --guide"):
-        fork_from(tiny_model(dropout=0.1), fork, cfg, {})
+        fork_from(tiny_model(dropout=0.1), fork, cfg, None)
+
+
+def test_a_training_stage_parses_its_paths_and_leaves_an_absent_guide_none():
+    from pipeline.train.stage import train_paths, training_parser
+
+    common = "--name x --features f --manifests m --tokenizer t.model --model o.pt --checkpoints c --live l"
+    student = training_parser("doc", soft_targets=True, guide=True)
+    args = student.parse_args([*common.split(), "--soft-targets", "s", "--report", "r.json"])
+    paths = train_paths(args)
+    assert paths.soft_targets.name == "s" and paths.guide is None and paths.model.name == "o.pt"
+    twin = training_parser("doc", soft_targets=False, guide=False)
+    paths = train_paths(twin.parse_args([*common.split(), "--report", "r.json"]))
+    assert paths.soft_targets is None and paths.guide is None
+    with pytest.raises(SystemExit):  # a twin takes no --guide
+        twin.parse_args([*common.split(), "--report", "r.json", "--guide", "g.pt"])

@@ -63,7 +63,7 @@ class _FeedForward(nn.Module):
 
 class _Layer(nn.Module):
     """One Conformer layer (torchaudio's ``ConformerLayer`` as
-    :func:`pipeline.model.conformer._conformer_layer` runs it), in ``(N, T, D)`` layout."""
+    :func:`pipeline.model.conformer.conformer_layer` runs it), in ``(N, T, D)`` layout."""
 
     def __init__(self, layer: nn.Module, causal: bool = False) -> None:
         super().__init__()

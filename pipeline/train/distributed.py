@@ -39,10 +39,12 @@ class Context:
 
     @property
     def is_main(self) -> bool:
+        """Rank 0: the process that evaluates, checkpoints and writes."""
         return self.rank == 0
 
     @property
     def distributed(self) -> bool:
+        """More than one process trains."""
         return self.world > 1
 
 
@@ -97,10 +99,12 @@ def all_reduce_sum(value: torch.Tensor, ctx: Context) -> torch.Tensor:
 
 
 def barrier(ctx: Context) -> None:
+    """Wait for every rank (nothing in a single process)."""
     if ctx.distributed:
         dist.barrier()
 
 
 def teardown(ctx: Context) -> None:
+    """Leave the process group if this process joined one."""
     if ctx.distributed and dist.is_initialized():
         dist.destroy_process_group()

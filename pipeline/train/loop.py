@@ -73,6 +73,7 @@ class TrainJob:
 
 
 def config_hash(fingerprint: dict[str, Any]) -> str:
+    """A short digest of what a run's checkpoints depend on (its job's ``fingerprint``)."""
     return hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -166,6 +167,8 @@ class Checkpointer:
         step: int,
         history: History,
     ) -> None:
+        """Write the full training state to ``last.pt`` (atomically); ``epoch`` and
+        ``batch_in_epoch`` are the loader's pass and batch where training continues."""
         state = {
             "digest": self.digest,
             "model": model.state_dict(),
@@ -180,6 +183,7 @@ class Checkpointer:
             torch.save(state, tmp)
 
     def load(self) -> dict[str, Any] | None:
+        """The state in ``last.pt``; None if there is none or it was written for another config."""
         if not self.path.exists():
             return None
         state = torch.load(self.path, map_location="cpu", weights_only=True)
@@ -189,13 +193,16 @@ class Checkpointer:
         return state
 
     def epoch_path(self, epoch: int) -> Path:
+        """Where epoch ``epoch``'s weights are kept."""
         return self.epochs_dir / f"{epoch}.pt"
 
     def save_epoch(self, model: torch.nn.Module, epoch: int) -> None:
+        """Keep the weights at the end of epoch ``epoch`` (atomically)."""
         with atomic_path(self.epoch_path(epoch)) as tmp:
             torch.save({"digest": self.digest, "model": model.state_dict()}, tmp)
 
     def load_epoch(self, epoch: int) -> dict[str, torch.Tensor]:
+        """Epoch ``epoch``'s weights; a ``RuntimeError`` if they were written for another config."""
         state = torch.load(self.epoch_path(epoch), map_location="cpu", weights_only=True)
         if state.get("digest") != self.digest:
             raise RuntimeError(f"{self.epoch_path(epoch)} was written for another config")
@@ -285,6 +292,31 @@ def wrap(model: ConformerCTC, ctx: Context, cfg: TrainConfig) -> torch.nn.Module
     return net
 
 
+class Curves:
+    """The dvclive log of a run's per-epoch curves (rank 0 only): every key of a history row
+    but ``epoch`` and ``lr``, one step per epoch."""
+
+    def __init__(self, live_dir: Path, history: History) -> None:
+        """Start a fresh log in ``live_dir`` and replay ``history`` (the curves of an
+        interrupted run) into it."""
+        from dvclive import Live
+
+        self.live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
+        for row in history:
+            self.log(row)
+
+    def log(self, row: dict[str, float]) -> None:
+        """Log one epoch's row and move to the next step."""
+        for key, value in row.items():
+            if key not in ("epoch", "lr"):
+                self.live.log_metric(key, value)
+        self.live.next_step()
+
+    def end(self) -> None:
+        """Finish the log."""
+        self.live.end()
+
+
 @dataclass
 class _Run:
     """The state of one training run that its steps share."""
@@ -301,7 +333,7 @@ class _Run:
     skip: int = 0
     step: int = 0
     history: History = field(default_factory=list)
-    live: Any = None
+    curves: Curves | None = None  # rank 0 only
     # Running sums since the last epoch's end (train loss, loss parts, steps, time).
     loss_sum: float = 0.0
     parts_sum: dict[str, float] = field(default_factory=dict)
@@ -313,14 +345,17 @@ class _Run:
         return self.epoch_steps * self.job.epochs
 
     def dev_wers(self) -> list[float]:
+        """Dev WER of every epoch so far."""
         return [row["dev_wer"] for row in self.history]
 
     def converged(self) -> Convergence:
+        """The stopping rule's state after the epochs so far."""
         return convergence_state(self.dev_wers(), self.job.convergence)
 
 
 def _resume(run: _Run) -> None:
-    """Continue from ``last.pt`` if it was written for this config; start the curve log."""
+    """Continue from ``last.pt`` if it was written for this config; start the curve log
+    (rank 0), the interrupted run's curves replayed into it."""
     state = run.ckpt.load()
     if state is not None:
         run.model.load_state_dict(state["model"])
@@ -339,18 +374,7 @@ def _resume(run: _Run) -> None:
             run.job.epochs,
         )
     if run.ctx.is_main:
-        from dvclive import Live
-
-        run.live = Live(dir=str(run.job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-        for row in run.history:  # replay curves of the interrupted run into the fresh log
-            _log_curves(run.live, row)
-
-
-def _log_curves(live: Any, row: dict[str, float]) -> None:
-    for key, value in row.items():
-        if key not in ("epoch", "lr"):
-            live.log_metric(key, value)
-    live.next_step()
+        run.curves = Curves(run.job.live_dir, run.history)
 
 
 def _train_step(run: _Run, batch: Batch) -> None:
@@ -411,7 +435,7 @@ def _end_of_epoch(run: _Run, dev_loader: BatchLoader, sp: spm.SentencePieceProce
     if ctx.is_main:
         row["dev_wer"] = evaluate_wer(run.model, dev_loader, sp, ctx.device)
         run.history.append(row)
-        _log_curves(run.live, row)
+        run.curves.log(row)
         state = run.converged()
         log.info(
             "%s epoch %d: train loss %.3f, dev WER %.4f (best %.4f at epoch %d; %d of %d epochs "
@@ -518,7 +542,7 @@ def _finish(
     run: _Run, dev_loader: BatchLoader, sp: spm.SentencePieceProcessor, out_path: Path, seconds: float
 ) -> dict[str, Any]:
     """Average, save the model atomically, and return the training report."""
-    run.live.end()
+    run.curves.end()
     state = run.converged()
     average = _choose_average(run, dev_loader, sp)
     run.model.cpu()
