@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 
 from pipeline.config import Params, ParamsError, load_params
 from pipeline.errors import InputError
@@ -28,12 +27,6 @@ def parser(description: str, *required: str) -> argparse.ArgumentParser:
     for flag in required:
         p.add_argument(f"--{flag}", required=True)
     return p
-
-
-def paths(args: argparse.Namespace, flags: Sequence[str]) -> dict[str, Path]:
-    """The options named by ``flags`` as paths, keyed as argparse names them (``soft_targets``)."""
-    keys = [f.replace("-", "_") for f in flags]
-    return {k: Path(getattr(args, k)) for k in keys}
 
 
 def run(main: Callable[[argparse.Namespace, Params], None], args: argparse.Namespace) -> None:

@@ -115,18 +115,19 @@ def results_table(metrics: dict[str, Any]) -> list[str]:
     return lines
 
 
+def table_head(title: str, *columns: str) -> list[str]:
+    """A report section's first lines: its ``title``, a blank line and a Markdown table header
+    of ``columns``."""
+    return [title, "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+
+
 def lm_effect_markdown(metrics: dict[str, Any]) -> list[str]:
     """What the word LM changes: per system, WER with it minus without it (lexicon+lm - lexicon)."""
     effect = metrics.get("lm_effect")
     if not effect:
         return []
-    level = interval_level(metrics)
-    lines = [
-        "## The language model's effect (lexicon+lm - lexicon)",
-        "",
-        f"| system | WER difference | {level} interval |",
-        "|---|---|---|",
-    ]
+    columns = ("system", "WER difference", f"{interval_level(metrics)} interval")
+    lines = table_head("## The language model's effect (lexicon+lm - lexicon)", *columns)
     for n in model_order(effect):
         lines.append(f"| {n} | {effect[n]['diff']:+.4f} | {fmt_interval(effect[n]['ci'])} |")
     decoder = metrics.get("decoder", {})
@@ -144,13 +145,8 @@ def deployed_markdown(metrics: dict[str, Any]) -> list[str]:
     deployed = metrics.get("deployed")
     if not deployed:
         return []
-    level = interval_level(metrics)
-    lines = [
-        "### Deployed: audio file to text",
-        "",
-        f"| runtime | decoder | test WER | {level} interval | end-to-end RTF | decoding's share |",
-        "|---|---|---|---|---|---|",
-    ]
+    columns = ("runtime", "decoder", "test WER", f"{interval_level(metrics)} interval", "end-to-end RTF")
+    lines = table_head("### Deployed: audio file to text", *columns, "decoding's share")
     for name, d in deployed.items():
         lines.append(
             f"| {name} | {d['decoder']} | {d['wer']:.4f} | {fmt_interval(d['wer_ci'])} | "

@@ -102,6 +102,8 @@ def extract_task(rows: list[Row], cfg: FeaturesConfig, sample_rate: int) -> Resu
 
 @dataclass
 class SplitResult:
+    """One split's shards: their sidecars, how many were reused and computed, and the compute time."""
+
     sidecars: list[dict[str, Any]]
     reused: int
     computed: int

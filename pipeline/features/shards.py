@@ -108,6 +108,7 @@ class ShardPlan:
 
     @property
     def sidecar(self) -> Path:
+        """The shard's JSON sidecar beside its ``.npy``."""
         return self.path.with_suffix(".json")
 
 
@@ -157,6 +158,7 @@ class ShardWriter:
         np.lib.format.write_array_header_1_0(self.file, header)
 
     def add(self, utt_id: str, feats: np.ndarray) -> None:
+        """Append one utterance's frames (stored as fp16) and count them into the CMVN sums."""
         self.file.write(np.ascontiguousarray(feats, dtype="<f2").tobytes())
         x = feats.astype(np.float64)  # CMVN from the stored fp16 values
         self.sum += x.sum(0)
@@ -198,6 +200,7 @@ def plan_split(rows: list[Row], split_dir: Path, sample_rate: int, cfg: Features
 
 
 def link_or_copy(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` to ``dst``, or copy it where a link is not possible."""
     try:
         os.link(src, dst)
     except OSError:

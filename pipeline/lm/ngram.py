@@ -76,10 +76,12 @@ def estimate(sentences: Iterable[Sequence[str]], order: int) -> KneserNeyInterpo
 
 
 def arpa_word(word: str, lm: KneserNeyInterpolated) -> str:
+    """``word`` as the ARPA file spells it: the LM's unknown label becomes :data:`UNK`."""
     return UNK if word == lm.vocab.unk_label else word
 
 
 def log10(p: float) -> float:
+    """log10 of ``p``; :data:`NEVER` for a zero probability."""
     return math.log10(p) if p > 0 else NEVER
 
 

@@ -21,6 +21,7 @@ import logging
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from pipeline.io import atomic_path, write_json
 from pipeline.loader import BatchLoader
 from pipeline.model.conformer import ConformerCTC
 from pipeline.model.ctc import greedy_decode
-from pipeline.model.decoding import LEXICON, make_decoder, write_lexicon
+from pipeline.model.decoding import LEXICON, Decoder, make_decoder, write_lexicon
 from pipeline.model.ensemble import combine_posteriors
 from pipeline.splits import LABELLED_SPLITS
 from pipeline.store import Store, write_store
@@ -89,6 +90,7 @@ class AgreementMeter:
         self.counts = {pair: [0, 0] for pair in itertools.permutations(self.names, 2)}
 
     def update(self, argmaxes: Sequence[np.ndarray]) -> None:
+        """Count one utterance: each teacher's argmax per frame, in ``names`` order."""
         for (i, a), (j, b) in itertools.permutations(enumerate(argmaxes), 2):
             m, t = spike_agreement(a, b)
             c = self.counts[(self.names[i], self.names[j])]
@@ -96,9 +98,90 @@ class AgreementMeter:
             c[1] += t
 
     def result(self) -> dict[str, Any]:
+        """Agreement per ordered pair (``a->b``) and their mean, 4 decimals (None: no spikes)."""
         pairs = {f"{a}->{b}": round(m / t, 4) if t else None for (a, b), (m, t) in self.counts.items()}
         values = [v for v in pairs.values() if v is not None]
         return {"mean": round(float(np.mean(values)), 4) if values else None, "pairs": pairs}
+
+
+def store_fields(k: int) -> dict[str, tuple[str, tuple[int, ...]]]:
+    """The soft-target store's fields for top-``k``: ids, their probabilities and the rest mass."""
+    return {"ids": ("uint16", (k,)), "probs": ("float16", (k,)), "rest": ("float16", ())}
+
+
+def store_meta(params: Params, names: list[str], teacher_digests: dict[str, str] | None) -> dict[str, Any]:
+    """The metadata of every split's store: what the soft targets were made from and how."""
+    return {
+        "teachers": names,
+        "temperature": params.soft_targets.temperature,
+        "top_k": params.soft_targets.top_k,
+        "align": params.ensemble.align,
+        "combine": params.ensemble.combine,
+        "transcripts": params.soft_targets.transcripts,
+        "teacher_digests": teacher_digests or {},
+    }
+
+
+def lexicon_beam(words: Sequence[str], sp: Any, beam_size: int) -> Decoder:
+    """A beam-search decoder restricted to ``words`` (no LM), for the ensemble's transcripts."""
+    with tempfile.TemporaryDirectory() as tmp_lexicon:
+        write_lexicon(words, sp, Path(tmp_lexicon) / LEXICON)
+        return make_decoder(
+            "lexicon",
+            sp,
+            lexicon=Path(tmp_lexicon) / LEXICON,
+            beam_size=beam_size,
+            lm_weight=0.0,
+            word_score=0.0,
+        )
+
+
+@dataclass
+class SplitTally:
+    """What one split's pass collects beside its stored targets: teacher agreement, the
+    references and the ensemble's transcripts by both decoders, in loader order."""
+
+    meter: AgreementMeter
+    refs: list[str] = field(default_factory=list)
+    utt_ids: list[str] = field(default_factory=list)
+    hyps: dict[str, list[str]] = field(default_factory=lambda: {"greedy": [], "lexicon": []})
+
+    def metrics(self, split: str) -> dict[str, Any]:
+        """Utterances and spike agreement; the ensemble's WER by both decoders on a labelled split."""
+        out: dict[str, Any] = {"utterances": len(self.utt_ids), "spike_agreement": self.meter.result()}
+        if split in LABELLED_SPLITS:
+            out["ensemble_wer"] = round(corpus_wer(self.refs, self.hyps["greedy"]), RATE_DECIMALS)
+            out["ensemble_wer_lexicon"] = round(corpus_wer(self.refs, self.hyps["lexicon"]), RATE_DECIMALS)
+        return out
+
+
+def soft_target_items(
+    params: Params,
+    models: dict[str, ConformerCTC],
+    loader: BatchLoader,
+    split: str,
+    sp: Any,
+    beam: Decoder,
+    tally: SplitTally,
+    retained: list[np.ndarray],
+) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """Yield ``(id, {ids, probs, rest})`` per utterance of ``loader``; records the retained
+    mass in ``retained`` and the agreement and transcripts in ``tally`` as it goes."""
+    temperature, k = params.soft_targets.temperature, params.soft_targets.top_k
+    combine = params.ensemble.combine
+    for u, text, logits in teacher_logits(list(models.values()), loader, f"soft targets {split}"):
+        soft = combine_posteriors(logits, temperature, combine)
+        ids, probs, rest = top_k_with_rest(soft, k)
+        retained.append(1.0 - rest.astype(np.float32))
+        tally.meter.update([z.argmax(-1).numpy() for z in logits])
+        # The ensemble's own prediction is its T=1 average.
+        hard = combine_posteriors(logits, 1.0, combine)
+        length = torch.tensor([len(hard)])
+        tally.hyps["greedy"].append(sp.decode(greedy_decode(hard[None], length)[0]))
+        tally.hyps["lexicon"].append(beam(hard.clamp_min(1e-30).log()[None], length)[0])
+        tally.refs.append(text)
+        tally.utt_ids.append(u)
+        yield u, {"ids": ids, "probs": probs, "rest": rest}
 
 
 def build_soft_targets(
@@ -117,32 +200,13 @@ def build_soft_targets(
     metadata, so a student's checkpoint is never resumed on soft targets from other teachers.
     """
     t0 = time.time()
-    temperature, k = params.soft_targets.temperature, params.soft_targets.top_k
-    combine = params.ensemble.combine
     names = list(models)
-    fields = {"ids": ("uint16", (k,)), "probs": ("float16", (k,)), "rest": ("float16", ())}
-    meta = {
-        "teachers": names,
-        "temperature": temperature,
-        "top_k": k,
-        "align": params.ensemble.align,
-        "combine": combine,
-        "transcripts": params.soft_targets.transcripts,
-        "teacher_digests": teacher_digests or {},
-    }
-    with tempfile.TemporaryDirectory() as tmp_lexicon:
-        write_lexicon(words, sp, Path(tmp_lexicon) / LEXICON)
-        beam = make_decoder(
-            "lexicon",
-            sp,
-            lexicon=Path(tmp_lexicon) / LEXICON,
-            beam_size=params.decoding.beam_size,
-            lm_weight=0.0,
-            word_score=0.0,
-        )
+    fields = store_fields(params.soft_targets.top_k)
+    meta = store_meta(params, names, teacher_digests)
+    beam = lexicon_beam(words, sp, params.decoding.beam_size)
     metrics: dict[str, Any] = {
-        "temperature": temperature,
-        "top_k": k,
+        "temperature": params.soft_targets.temperature,
+        "top_k": params.soft_targets.top_k,
         "teachers": names,
         "transcripts": params.soft_targets.transcripts,
     }
@@ -151,36 +215,14 @@ def build_soft_targets(
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()
         for split, loader in loaders.items():
-            meter = AgreementMeter(names)
-            refs, utt_ids = [], []
-            hyps: dict[str, list[str]] = {"greedy": [], "lexicon": []}
-
-            def items() -> Iterator[tuple[str, dict[str, np.ndarray]]]:
-                for u, text, logits in teacher_logits(list(models.values()), loader, f"soft targets {split}"):
-                    soft = combine_posteriors(logits, temperature, combine)
-                    ids, probs, rest = top_k_with_rest(soft, k)
-                    retained.append(1.0 - rest.astype(np.float32))
-                    meter.update([z.argmax(-1).numpy() for z in logits])
-                    # The ensemble's own prediction is its T=1 average.
-                    hard = combine_posteriors(logits, 1.0, combine)
-                    length = torch.tensor([len(hard)])
-                    hyps["greedy"].append(sp.decode(greedy_decode(hard[None], length)[0]))
-                    hyps["lexicon"].append(beam(hard.clamp_min(1e-30).log()[None], length)[0])
-                    refs.append(text)
-                    utt_ids.append(u)
-                    yield u, {"ids": ids, "probs": probs, "rest": rest}
-
-            write_store(tmp / split, items(), fields, params.features.shard_frames, meta)
+            tally = SplitTally(AgreementMeter(names))
+            items = soft_target_items(params, models, loader, split, sp, beam, tally, retained)
+            write_store(tmp / split, items, fields, params.features.shard_frames, meta)
             frames += sum(v[2] for v in Store(tmp / split).index.values())
-            metrics[split] = {"utterances": len(utt_ids), "spike_agreement": meter.result()}
-            if split in LABELLED_SPLITS:
-                metrics[split]["ensemble_wer"] = round(corpus_wer(refs, hyps["greedy"]), RATE_DECIMALS)
-                metrics[split]["ensemble_wer_lexicon"] = round(
-                    corpus_wer(refs, hyps["lexicon"]), RATE_DECIMALS
-                )
+            metrics[split] = tally.metrics(split)
             if split != "dev":  # sequence-level KD reads them (students.<name>.pseudo_labels)
-                chosen = hyps[params.soft_targets.transcripts]
-                write_json(tmp / f"{split}.hyps.json", dict(zip(utt_ids, chosen)))
+                chosen = tally.hyps[params.soft_targets.transcripts]
+                write_json(tmp / f"{split}.hyps.json", dict(zip(tally.utt_ids, chosen)))
         disk = sum(p.stat().st_size for p in tmp.rglob("*.npy"))
     kept = np.concatenate(retained) if retained else np.zeros(1)
     metrics.update(
