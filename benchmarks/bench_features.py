@@ -39,10 +39,12 @@ import torch  # noqa: E402
 import torchaudio.functional as AF  # noqa: E402
 
 from pipeline.audio.fbank import fbank  # noqa: E402
-from pipeline.config import FeaturesConfig, Params, load_params  # noqa: E402
+from pipeline.config import FeaturesConfig, Params, TokenizerConfig, load_params  # noqa: E402
 from pipeline.io import write_jsonl  # noqa: E402
 from pipeline.loader import BatchLoader  # noqa: E402
 from pipeline.store import Store, write_index  # noqa: E402
+from pipeline.tokenizer.spm import train_tokenizer  # noqa: E402
+from pipeline.tokens import load_tokenizer  # noqa: E402
 
 SR = 16000
 WORDS = (
@@ -124,19 +126,11 @@ def extraction(work: Path, manifest_dir: Path, params: Params) -> dict:
 
 
 def tokenizer(work: Path, texts: list[str]) -> spm.SentencePieceProcessor:
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(texts),
-        model_prefix=str(work / "spm"),
-        vocab_size=40,
-        model_type="char",
-        pad_id=0,
-        pad_piece="<blk>",
-        unk_id=1,
-        bos_id=-1,
-        eos_id=-1,
-        minloglevel=2,
-    )
-    return spm.SentencePieceProcessor(model_file=str(work / "spm.model"))
+    """A 40-piece character sentencepiece model of ``texts``, trained as the tokenizer stage trains."""
+    write_jsonl(work / "texts.jsonl", [{"text": t} for t in texts])
+    cfg = TokenizerConfig(vocab_size=40, model_type="char", character_coverage=1.0)
+    train_tokenizer(work / "texts.jsonl", work / "tokenizer", cfg)
+    return load_tokenizer(work / "tokenizer" / "spm.model")
 
 
 def loader_rate(loader: BatchLoader, epochs: int = 2) -> float:

@@ -58,24 +58,7 @@ def tiny_export(tmp_path_factory):
     Returns ``(export_dir, eager_model, sentencepiece_processor)``; shared by the
     export and transcribe tests because the ONNX export takes a few seconds.
     """
-    import torch
+    from testkit import tiny_conformer
 
-    from pipeline.config import ModelConfig
-    from pipeline.model.conformer import ConformerCTC
-
-    def build(vocab_size: int) -> ConformerCTC:
-        torch.manual_seed(0)
-        cfg = ModelConfig(
-            d_model=16,
-            num_layers=1,
-            num_heads=2,
-            ffn_dim=32,
-            conv_kernel=3,
-            subsampling_channels=4,
-            dropout=0.0,
-        )
-        model = ConformerCTC(cfg, n_mels=40, vocab_size=vocab_size).eval()
-        model.set_cmvn([8.0] * 40, [3.0] * 40)  # roughly the scale of real log-mel fbank
-        return model
-
-    return export_random_model(tmp_path_factory.mktemp("tiny_export"), build)
+    work = tmp_path_factory.mktemp("tiny_export")
+    return export_random_model(work, lambda vocab_size: tiny_conformer(40, vocab_size))

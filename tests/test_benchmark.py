@@ -3,17 +3,16 @@
 import numpy as np
 import pytest
 import torch
+from testkit import tiny_config
 
-from pipeline.config import ModelConfig, default_params
+from pipeline.config import default_params
 from pipeline.deploy.runtime import torch_runner
 from pipeline.evaluate.score import deployment_metrics
 from pipeline.export.benchmark import ensemble_runner, measure_rtf, run_benchmark, speed_goals
 from pipeline.model.conformer import ConformerCTC, save_model
 
 GOALS = default_params({"export.goals": {"min_speedup": 50.0, "max_rtf": 0.01}}).export.goals
-CFG = ModelConfig(
-    d_model=16, num_layers=1, num_heads=2, ffn_dim=32, conv_kernel=3, subsampling_channels=4, dropout=0.0
-)
+CFG = tiny_config()
 
 
 def models(n: int) -> list[ConformerCTC]:

@@ -2,12 +2,11 @@
 the changed metric and the changed parameter (real git and dvc)."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from testkit import command_env
 
 from pipeline.ci_report import ReportError, ci_report
 
@@ -22,14 +21,7 @@ DVC_YAML = """stages:
 
 
 def git(repo: Path, *args: str) -> None:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "ci",
-        "GIT_AUTHOR_EMAIL": "ci@example.com",
-        "GIT_COMMITTER_NAME": "ci",
-        "GIT_COMMITTER_EMAIL": "ci@example.com",
-    }
-    subprocess.run(["git", *args], cwd=repo, env=env, check=True, capture_output=True)
+    subprocess.run(["git", *args], cwd=repo, env=command_env(), check=True, capture_output=True)
 
 
 def write_run(repo: Path, alpha: float, gap: float) -> None:
@@ -47,8 +39,8 @@ def write_run(repo: Path, alpha: float, gap: float) -> None:
 
 @pytest.fixture
 def repo(tmp_path, monkeypatch):
-    # the dvc of this interpreter's environment, for this test only
-    monkeypatch.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    # the dvc of this interpreter's environment, for this test only (ci_report runs it too)
+    monkeypatch.setenv("PATH", command_env()["PATH"])
     git(tmp_path, "init", "-q")
     subprocess.run(["dvc", "init", "-q"], cwd=tmp_path, check=True)
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)

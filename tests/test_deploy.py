@@ -3,22 +3,20 @@
 import onnx
 import pytest
 import torch
+from testkit import tiny_conformer
 
-from pipeline.config import ModelConfig
 from pipeline.deploy.inference import DeployConformer
 from pipeline.export.formats import export_onnx
 from pipeline.model.conformer import ConformerCTC
 
-CFG = ModelConfig(
-    d_model=24, num_layers=2, num_heads=3, ffn_dim=40, conv_kernel=5, subsampling_channels=4, dropout=0.1
-)
+# Three heads of width 8 and two layers: a head split or a layer folded wrongly shows up.
+SHAPE = {"d_model": 24, "num_layers": 2, "num_heads": 3, "ffn_dim": 40, "conv_kernel": 5, "dropout": 0.1}
 
 
 def trained_looking_model(seed: int = 0) -> ConformerCTC:
     """A model whose every weight, norm gain and bias, and CMVN is off its init value,
     so that a weight copied or folded wrongly shows up in the outputs."""
-    torch.manual_seed(seed)
-    model = ConformerCTC(CFG, n_mels=40, vocab_size=17)
+    model = tiny_conformer(n_mels=40, vocab_size=17, seed=seed, cmvn=False, **SHAPE)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))

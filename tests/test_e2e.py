@@ -5,10 +5,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from testkit import command_env
 
 from pipeline.config import load_params
 
@@ -42,15 +42,7 @@ def repo(tmp_path_factory):
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(root / rel, dst / rel)
     # PYTHONPATH: stage scripts (and asr-distill) import the copy's own pipeline/, not the installed one.
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "PYTHONPATH": str(dst),
-        "GIT_AUTHOR_NAME": "ci",
-        "GIT_AUTHOR_EMAIL": "ci@example.com",
-        "GIT_COMMITTER_NAME": "ci",
-        "GIT_COMMITTER_EMAIL": "ci@example.com",
-    }
+    env = command_env(PYTHONPATH=str(dst))
     sh(["asr-distill", "profile", "tiny"], dst, env)  # as README, Profiles, says
     sh(["git", "init", "-q"], dst, env)
     sh(["git", "add", "-A"], dst, env)

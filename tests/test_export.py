@@ -1,14 +1,17 @@
 """Export round trip on a tiny random ConformerCTC: TorchScript, ONNX fp32, ONNX int8."""
 
 import json
+import shutil
 
 import numpy as np
 import onnx
 import pytest
 import torch
 from test_decoding import mixture_logits
+from testkit import tiny_conformer
 
 from pipeline.config import default_params
+from pipeline.deploy.inference import DeployConformer
 from pipeline.deploy.runtime import (
     CONFIG,
     ONNX_FP32,
@@ -25,9 +28,12 @@ from pipeline.export.formats import (
     choose_lm_weights,
     decoding_entry,
     deployed_wer,
+    export_onnx,
+    transcripts,
 )
-from pipeline.model.conformer import ConformerCTC, subsampled_lengths
-from pipeline.model.decoding import LEXICON, LM
+from pipeline.model.conformer import subsampled_lengths
+from pipeline.model.decoding import LEXICON, LM, Greedy
+from pipeline.wer import score
 
 
 def padded_batch(lengths: list[int], n_mels: int = 40, seed: int = 1):
@@ -107,24 +113,33 @@ def test_check_parity_reports_differences_and_wer(tiny_export):
 
 def test_parity_failure_names_the_file(tiny_export):
     out, model, sp = tiny_export
-    torch.manual_seed(123)  # a different model: its logits cannot match the exported ones
-    other = ConformerCTC(model.cfg, model.n_mels, model.vocab_size).eval()
-    other.set_cmvn([8.0] * 40, [3.0] * 40)
+    # a different model: its logits cannot match the exported ones
+    other = tiny_conformer(model.n_mels, model.vocab_size, seed=123, **model.cfg.model_dump())
     feats = [padded_batch([200])[0][0]]
     with pytest.raises(ExportParityError, match=r"student\.torchscript\.pt: parity failed"):
         check_parity(other, out, feats, ["hello"], sp, default_params().export)
 
 
-def test_int8_wer_tolerance_is_enforced(tiny_export):
+def test_int8_wer_tolerance_is_enforced(tiny_export, tmp_path):
+    """The int8 file swapped for another random model's graph: the references are eager's own
+    transcripts (eager WER 0), so the int8 WER is the delta, and the tolerance alone decides."""
     out, model, sp = tiny_export
+    swapped = tmp_path / "export"
+    shutil.copytree(out, swapped)
+    other = tiny_conformer(model.n_mels, model.vocab_size, seed=7, **model.cfg.model_dump())
+    export_onnx(DeployConformer(other), swapped / ONNX_INT8, opset=18)
     feats = [padded_batch([n], seed=n)[0][0] for n in (150, 260, 90, 400)]
-    hyps = check_parity(model, out, feats, ["x"] * 4, sp, default_params().export)["wer"]
-    strict = default_params({"export.int8_wer_tolerance": 0.0}).export
-    if hyps["student.distilled.int8"] == hyps["student.distilled.torch"]:
-        check_parity(model, out, feats, ["x"] * 4, sp, strict)  # equal WER passes at 0 tolerance
-    else:
-        with pytest.raises(ExportParityError, match=r"student\.int8\.onnx: int8 test WER"):
-            check_parity(model, out, feats, ["x"] * 4, sp, strict)
+    refs = transcripts(torch_runner(model), feats, Greedy(sp))
+    int8_wer = score(refs, transcripts(onnx_runner(swapped / ONNX_INT8), feats, Greedy(sp)))[0]
+    assert all(refs) and int8_wer >= 0.1  # the swap really changes the transcripts
+    at_limit = default_params({"export.int8_wer_tolerance": int8_wer}).export
+    result = check_parity(model, swapped, feats, refs, sp, at_limit)
+    assert result["wer"]["student.distilled.torch"] == 0.0
+    assert result["wer"]["student.distilled.int8"] == result["parity"]["int8_wer_delta"] == int8_wer
+    below = default_params({"export.int8_wer_tolerance": int8_wer - 0.01}).export
+    message = rf"student\.int8\.onnx: int8 test WER {int8_wer:.4f} differs from eager 0\.0000 by more than"
+    with pytest.raises(ExportParityError, match=message):
+        check_parity(model, swapped, feats, refs, sp, below)
 
 
 def test_export_carries_its_decoding_resources(tiny_export):

@@ -24,8 +24,9 @@ from pipeline.config import (
     read_params,
 )
 from pipeline.io import read_json, read_jsonl
-from pipeline.prepare.corpus import TooManyRejects, prepare
+from pipeline.prepare.corpus import prepare
 from pipeline.prepare.importers import assign_split
+from pipeline.prepare.rejects import TooManyRejects
 from pipeline.prepare.text import normalize
 
 ROOT = Path(__file__).resolve().parents[1]

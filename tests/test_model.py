@@ -1,7 +1,7 @@
 import pytest
 import torch
+from testkit import WIDER, tiny_config
 
-from pipeline.config import ModelConfig
 from pipeline.model.conformer import (
     ConformerCTC,
     conformer_layer,
@@ -13,9 +13,7 @@ from pipeline.model.conformer import (
 )
 from pipeline.model.ctc import ctc_loss, greedy_decode
 
-TINY = ModelConfig(
-    d_model=32, num_layers=1, num_heads=2, ffn_dim=64, conv_kernel=7, subsampling_channels=8, dropout=0.0
-)
+TINY = tiny_config(**WIDER)
 
 
 def test_shapes_and_four_times_subsampling():

@@ -1,14 +1,13 @@
 """Profiles: overlays of params.yaml, applied in place or run with the real dvc exp run."""
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from testkit import command_env
 
 from pipeline.config import ParamsError, load_params
 from pipeline.errors import InputError
@@ -114,14 +113,7 @@ def test_a_profile_runs_as_a_dvc_experiment_without_touching_the_workspace(repo)
         "    params: [train, teachers, twins, students]\n"
         "    outs: [shown.json]\n"
     )
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "GIT_AUTHOR_NAME": "ci",
-        "GIT_AUTHOR_EMAIL": "ci@example.com",
-        "GIT_COMMITTER_NAME": "ci",
-        "GIT_COMMITTER_EMAIL": "ci@example.com",
-    }
+    env = command_env()
 
     def sh(*cmd: str) -> str:
         proc = subprocess.run(cmd, cwd=repo, env=env, text=True, capture_output=True)

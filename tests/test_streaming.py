@@ -8,10 +8,11 @@ import pytest
 import soundfile as sf
 import torch
 from conftest import export_random_model
+from testkit import tiny_config, tiny_conformer
 
 from pipeline.audio.fbank import fbank
 from pipeline.cli import main
-from pipeline.config import FbankConfig, ModelConfig, default_params
+from pipeline.config import FbankConfig, default_params
 from pipeline.deploy.inference import DeployConformer
 from pipeline.deploy.runtime import ONNX_FP32, STREAMING
 from pipeline.deploy.streaming import (
@@ -32,20 +33,8 @@ STREAM = {"chunk_frames": 4, "left_frames": 8}
 
 
 def streaming_model(n_mels: int = 40, vocab: int = 30, seed: int = 0, **cfg) -> ConformerCTC:
-    torch.manual_seed(seed)
-    config = ModelConfig(
-        d_model=16,
-        num_layers=2,
-        num_heads=2,
-        ffn_dim=32,
-        conv_kernel=5,
-        subsampling_channels=4,
-        dropout=0.0,
-        **{**STREAM, **cfg},
-    )
-    model = ConformerCTC(config, n_mels=n_mels, vocab_size=vocab).eval()
-    model.set_cmvn([8.0] * n_mels, [3.0] * n_mels)
-    return model
+    """A two-layer tiny model with a kernel-5 convolution, chunked as :data:`STREAM` unless ``cfg`` says."""
+    return tiny_conformer(n_mels, vocab, seed, num_layers=2, conv_kernel=5, **{**STREAM, **cfg})
 
 
 def test_chunk_mask_sees_own_chunk_and_left_context_only():
@@ -131,11 +120,11 @@ def test_algorithmic_latency_is_chunk_plus_fbank_lookahead():
 
 
 def test_streaming_needs_left_context_and_full_context_needs_none():
-    base = streaming_model(chunk_frames=0, left_frames=0).cfg.model_dump()
     with pytest.raises(ValueError, match="needs left_frames > 0"):
-        ModelConfig(**{**base, "chunk_frames": 4, "left_frames": 0})
+        tiny_config(chunk_frames=4, left_frames=0)
     with pytest.raises(ValueError, match="left_frames needs chunk_frames > 0"):
-        ModelConfig(**{**base, "left_frames": 4})
+        tiny_config(left_frames=4)
+    assert not tiny_config(chunk_frames=0, left_frames=0).streaming
     with pytest.raises(ValueError, match="full-context model cannot stream"):
         StreamingStep(streaming_model(chunk_frames=0, left_frames=0))
 

@@ -15,51 +15,45 @@ from pipeline.prepare.text import (
     year_to_words,
 )
 
-
-@pytest.mark.parametrize(
-    "n, words",
-    [
-        (0, "zero"),
-        (13, "thirteen"),
-        (40, "forty"),
-        (342, "three hundred forty two"),
-        (1000, "one thousand"),
-        (2_000_005, "two million five"),
-    ],
-)
-def test_number_to_words(n, words):
-    assert number_to_words(n) == words
-
-
-@pytest.mark.parametrize(
-    "n, words",
-    [
-        (1, "first"),
-        (2, "second"),
-        (3, "third"),
-        (12, "twelfth"),
-        (20, "twentieth"),
-        (21, "twenty first"),
-        (100, "one hundredth"),
-    ],
-)
-def test_ordinal_to_words(n, words):
-    assert ordinal_to_words(n) == words
+SPELLED = {
+    number_to_words: {
+        0: "zero",
+        13: "thirteen",
+        40: "forty",
+        342: "three hundred forty two",
+        1000: "one thousand",
+        2_000_005: "two million five",
+    },
+    ordinal_to_words: {
+        1: "first",
+        2: "second",
+        3: "third",
+        12: "twelfth",
+        20: "twentieth",
+        21: "twenty first",
+        100: "one hundredth",
+    },
+    year_to_words: {
+        1987: "nineteen eighty seven",
+        1905: "nineteen oh five",
+        1900: "nineteen hundred",
+        2005: "two thousand five",
+        2024: "twenty twenty four",
+        2000: "two thousand",
+    },
+}
 
 
 @pytest.mark.parametrize(
-    "n, words",
+    "spell, n, words",
     [
-        (1987, "nineteen eighty seven"),
-        (1905, "nineteen oh five"),
-        (1900, "nineteen hundred"),
-        (2005, "two thousand five"),
-        (2024, "twenty twenty four"),
-        (2000, "two thousand"),
+        pytest.param(spell, n, words, id=f"{spell.__name__}({n})")
+        for spell, cases in SPELLED.items()
+        for n, words in cases.items()
     ],
 )
-def test_year_to_words(n, words):
-    assert year_to_words(n) == words
+def test_numbers_are_spelled_out(spell, n, words):
+    assert spell(n) == words
 
 
 @pytest.mark.parametrize(
@@ -176,17 +170,17 @@ def test_text_file_errors_name_the_file(tmp_path):
         sentence_pool(1, seed=0, min_words=1, max_words=8, text_file=str(binary))
 
 
-@pytest.mark.parametrize(
-    "noun, plural_form",
-    [
-        ("box", "boxes"),
-        ("battery", "batteries"),
-        ("key", "keys"),
-        ("knife", "knives"),
-        ("brush", "brushes"),
-        ("lamp", "lamps"),
-    ],
-)
+PLURALS = {
+    "box": "boxes",
+    "battery": "batteries",
+    "key": "keys",
+    "knife": "knives",
+    "brush": "brushes",
+    "lamp": "lamps",
+}
+
+
+@pytest.mark.parametrize("noun, plural_form", PLURALS.items())
 def test_plural(noun, plural_form):
     assert plural(noun) == plural_form
 

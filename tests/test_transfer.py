@@ -10,7 +10,9 @@ import torch
 from pipeline.config import DataConfig, default_params
 from pipeline.io import read_jsonl
 from pipeline.model.ctc import ctc_loss
-from pipeline.prepare.corpus import TooManyRejects, prepare, synthetic_sentences
+from pipeline.prepare.corpus import prepare
+from pipeline.prepare.rejects import TooManyRejects
+from pipeline.prepare.synthetic import synthetic_sentences
 from pipeline.train.kd import kd_loss, nonblank_frames
 from pipeline.train.recipes import labelled_ids
 
@@ -48,7 +50,8 @@ def test_synthetic_transfer_rows_have_audio_and_training_voices_but_no_text(tmp_
     for row in rows:
         assert set(row) == {"id", "audio", "duration", "speaker"}  # the transcript is never written
         assert row["speaker"].split("+")[1] in {"m1", "f2"}
-        assert sf.info(row["audio"]).frames > 0
+        assert row["duration"] > 0.5  # a few spoken words
+        assert sf.info(row["audio"]).frames == pytest.approx(row["duration"] * 16000, abs=1)
     spoken = synthetic_sentences(synthetic(3))["transfer"]
     for path in (tmp_path / "manifests").iterdir():  # no transfer sentence anywhere on disk
         assert not any(s in path.read_text() for s in spoken), path

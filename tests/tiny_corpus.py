@@ -1,14 +1,17 @@
 """A twelve-utterance corpus of random features, a char tokenizer and a tiny model, for training tests."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
 import sentencepiece as spm
-import torch
+from testkit import WIDER, tiny_conformer
 
-from pipeline.config import ConvergenceConfig, ModelConfig, default_params
+from pipeline.config import ConvergenceConfig, TokenizerConfig, default_params
+from pipeline.io import write_jsonl
 from pipeline.model.conformer import ConformerCTC
 from pipeline.store import write_store
+from pipeline.tokenizer.spm import train_tokenizer
 from pipeline.train.loop import TrainJob
 from pipeline.train.recipes import ctc_only
 
@@ -43,34 +46,16 @@ def make_corpus(root: Path, min_frames: int = 60, shard_frames: int = 10_000) ->
         {"fbank": ("float16", (80,))},
         shard_frames,
     )
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(TEXTS.values()),
-        model_prefix=str(root / "spm"),
-        vocab_size=24,
-        model_type="char",
-        pad_id=0,
-        pad_piece="<blk>",
-        unk_id=1,
-        bos_id=-1,
-        eos_id=-1,
-        minloglevel=2,
-    )
+    write_jsonl(root / "texts.jsonl", [{"text": t} for t in TEXTS.values()])
+    tokenizer = TokenizerConfig(vocab_size=24, model_type="char", character_coverage=1.0)
+    train_tokenizer(root / "texts.jsonl", root / "tokenizer", tokenizer)
+    shutil.copy(root / "tokenizer" / "spm.model", root / "spm.model")
     return spm.SentencePieceProcessor(model_file=str(root / "spm.model"))
 
 
 def tiny_model(dropout: float) -> ConformerCTC:
-    """A one-layer Conformer-CTC for the corpus (80 mels, 24 tokens), seeded with 0."""
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        d_model=32,
-        num_layers=1,
-        num_heads=2,
-        ffn_dim=64,
-        conv_kernel=7,
-        subsampling_channels=8,
-        dropout=dropout,
-    )
-    return ConformerCTC(cfg, 80, 24)
+    """A one-layer Conformer-CTC for the corpus (80 mels, 24 tokens), seeded with 0, in training mode."""
+    return tiny_conformer(80, 24, cmvn=False, dropout=dropout, **WIDER).train()
 
 
 def tiny_job(root: Path, tag: str, train: dict | None = None, **job) -> TrainJob:
