@@ -422,4 +422,9 @@ def test_deployed_benchmark_prints_each_runtimes_figures(tiny_export, audio, tmp
     )  # the eager model's errors with the same decoder: fp32 ONNX matches its logits
     assert fp32["decoder"] == "lexicon" and fp32["wer"] == round(errors / words, 4)
     assert fp32["wer_ci"][0] <= fp32["wer"] <= fp32["wer_ci"][1]
-    assert fp32["files"] == 2 and fp32["rtf_end_to_end"] > 0 and 0 < fp32["decode_share"] < 1
+    assert fp32["files"] == 2
+    # The RTF and the decoding share are the reported part timings over the reported audio.
+    total = sum(fp32["seconds"].values())
+    assert fp32["rtf_end_to_end"] == pytest.approx(total / fp32["audio_seconds"], rel=1e-3, abs=1e-5)
+    assert fp32["decode_share"] == pytest.approx(fp32["seconds"]["decode"] / total, abs=1e-4)
+    assert fp32["audio_seconds"] == pytest.approx(sum(sf.info(r["audio"]).duration for r in rows), abs=1e-3)

@@ -9,25 +9,7 @@ from pydantic import (
     model_validator,
 )
 
-from pipeline.config.schema import (
-    ConvergenceConfig,
-    DataConfig,
-    DecodingConfig,
-    EnsembleConfig,
-    EvaluateConfig,
-    ExportConfig,
-    FeaturesConfig,
-    ModelConfig,
-    SoftTargetsConfig,
-    Strict,
-    StudentConfig,
-    StudentDefaults,
-    TeacherConfig,
-    TeachersConfig,
-    TokenizerConfig,
-    TrainConfig,
-    TwinConfig,
-)
+from pipeline.config import schema
 from pipeline.errors import MissingError
 
 
@@ -44,22 +26,22 @@ def _refuse_directly_trained_students(students: Any) -> None:
         )
 
 
-class Params(Strict):
+class Params(schema.Strict):
     """The whole ``params.yaml``: every section is required."""
 
-    data: DataConfig
-    features: FeaturesConfig
-    tokenizer: TokenizerConfig
-    train: TrainConfig
-    teachers: TeachersConfig
-    ensemble: EnsembleConfig
-    soft_targets: SoftTargetsConfig
-    student_defaults: StudentDefaults
-    twins: dict[str, TwinConfig]
-    students: dict[str, StudentConfig]
-    export: ExportConfig
-    evaluate: EvaluateConfig
-    decoding: DecodingConfig
+    data: schema.DataConfig
+    features: schema.FeaturesConfig
+    tokenizer: schema.TokenizerConfig
+    train: schema.TrainConfig
+    teachers: schema.TeachersConfig
+    ensemble: schema.EnsembleConfig
+    soft_targets: schema.SoftTargetsConfig
+    student_defaults: schema.StudentDefaults
+    twins: dict[str, schema.TwinConfig]
+    students: dict[str, schema.StudentConfig]
+    export: schema.ExportConfig
+    evaluate: schema.EvaluateConfig
+    decoding: schema.DecodingConfig
 
     @model_validator(mode="before")
     @classmethod
@@ -71,7 +53,7 @@ class Params(Strict):
         defaults = raw.get("student_defaults")
         if not isinstance(defaults, dict):
             return raw
-        shared = {k: v for k, v in defaults.items() if k in StudentDefaults.model_fields}
+        shared = {k: v for k, v in defaults.items() if k in schema.StudentDefaults.model_fields}
         filled = dict(raw)
         for section in ("twins", "students"):
             entries = raw.get(section)
@@ -99,7 +81,7 @@ class Params(Strict):
             self._check_twin(name, s)
         return self
 
-    def _check_twin(self, name: str, s: StudentConfig) -> None:
+    def _check_twin(self, name: str, s: schema.StudentConfig) -> None:
         """A distilled student's twin exists, trains without a teacher, and matches its recipe."""
         where = f"students.{name}.twin"
         if s.twin is None:
@@ -143,7 +125,7 @@ class Params(Strict):
         """Students that learn from the teachers (``students``): each is exported and compared."""
         return list(self.students)
 
-    def student(self, name: str) -> TwinConfig | StudentConfig:
+    def student(self, name: str) -> schema.TwinConfig | schema.StudentConfig:
         """The config of twin or student ``name``."""
         if name in self.twins:
             return self.twins[name]
@@ -152,7 +134,7 @@ class Params(Strict):
             raise MissingError(f"'{name}' is neither a key of twins nor of students; known: {known}")
         return self.students[name]
 
-    def student_model(self, name: str) -> ModelConfig:
+    def student_model(self, name: str) -> schema.ModelConfig:
         """The architecture of twin or student ``name``: its own ``model`` or ``student_defaults.model``."""
         return self.student(name).model
 
@@ -172,7 +154,7 @@ class Params(Strict):
             s.fork,
         )
 
-    def convergence(self, name: str) -> ConvergenceConfig:
+    def convergence(self, name: str) -> schema.ConvergenceConfig:
         """The stopping rule of model ``name``: a teacher's (``guide`` or a key of
         ``teachers.others``) or a twin's or student's."""
         if name == "guide" or name in self.teachers.others:
@@ -184,7 +166,7 @@ class Params(Strict):
         twin = self.students[name].twin or "baseline"
         return f"teacher.{twin}" if twin in self.teacher_names() else f"student.{twin}"
 
-    def teacher(self, name: str) -> TeacherConfig:
+    def teacher(self, name: str) -> schema.TeacherConfig:
         """The config of teacher ``name`` (``guide`` or a key of ``teachers.others``)."""
         if name == "guide":
             return self.teachers.guide
