@@ -1,4 +1,5 @@
-"""Helpers shared by the tests: the one tiny model config and the environment for git/dvc commands.
+"""Helpers shared by the tests: the one tiny model config, the environment for git/dvc commands, and
+CTC log-probabilities spelled frame by frame for the decoder tests.
 
 Imported as ``from testkit import ...`` (pytest puts ``tests/`` on ``sys.path``, as for
 ``tiny_corpus`` and ``import_graph``).
@@ -11,6 +12,7 @@ import torch
 
 from pipeline.config import ModelConfig
 from pipeline.model.conformer import ConformerCTC
+from pipeline.tokens import BLANK
 
 # The tests' tiny Conformer-CTC: one layer, 16 wide (about 20k parameters); a test overrides the
 # fields it is about.
@@ -56,3 +58,19 @@ def command_env(**extra: str) -> dict[str, str]:
         "GIT_COMMITTER_EMAIL": "ci@example.com",
         **extra,
     }
+
+
+def frames_of(sp, text: str, length: int) -> list[int]:
+    """``text``'s pieces, each on one frame followed by a blank, padded with blanks to ``length``."""
+    out = [f for i in sp.encode(text) for f in (i, BLANK)]
+    assert len(out) <= length
+    return out + [BLANK] * (length - len(out))
+
+
+def mixture_logits(sp, texts_weights: list[tuple[str, float]], length: int) -> torch.Tensor:
+    """(1, T, V) log-probabilities: frame t is ``text_k``'s frame t with probability ``weight_k``."""
+    probs = torch.full((length, sp.get_piece_size()), 1e-6)
+    for text, weight in texts_weights:
+        for t, i in enumerate(frames_of(sp, text, length)):
+            probs[t, i] += weight
+    return (probs / probs.sum(-1, keepdim=True)).log()[None]

@@ -29,7 +29,7 @@ from pipeline.prepare.importers import assign_split
 from pipeline.prepare.rejects import TooManyRejects
 from pipeline.prepare.text import normalize
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tone(seconds: float, sr: int = 16000, channels: int = 1, amp: float = 0.3) -> np.ndarray:

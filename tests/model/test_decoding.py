@@ -4,27 +4,12 @@ batch and chunk by chunk."""
 import numpy as np
 import pytest
 import torch
+from testkit import mixture_logits
 
 from pipeline.config import ParamsError, default_params
 from pipeline.io import read_json
 from pipeline.model.decoding import LEXICON, LM, Beam, Greedy, export_settings, make_decoder
 from pipeline.tokens import BLANK
-
-
-def frames_of(sp, text: str, length: int) -> list[int]:
-    """``text``'s pieces, each on one frame followed by a blank, padded with blanks to ``length``."""
-    out = [f for i in sp.encode(text) for f in (i, BLANK)]
-    assert len(out) <= length
-    return out + [BLANK] * (length - len(out))
-
-
-def mixture_logits(sp, texts_weights: list[tuple[str, float]], length: int) -> torch.Tensor:
-    """(1, T, V) log-probabilities: frame t is ``text_k``'s frame t with probability ``weight_k``."""
-    probs = torch.full((length, sp.get_piece_size()), 1e-6)
-    for text, weight in texts_weights:
-        for t, i in enumerate(frames_of(sp, text, length)):
-            probs[t, i] += weight
-    return (probs / probs.sum(-1, keepdim=True)).log()[None]
 
 
 def decoder(name, tiny_export, **settings):

@@ -7,8 +7,7 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from test_decoding import mixture_logits
-from testkit import tiny_conformer
+from testkit import mixture_logits, tiny_conformer
 
 from pipeline.config import default_params
 from pipeline.deploy.inference import DeployConformer

@@ -408,7 +408,7 @@ def test_deployed_benchmark_prints_each_runtimes_figures(tiny_export, audio, tmp
         {"audio": str(audio / "stereo.flac"), "text": "the export and the transcribe command"},
     ]
     write_jsonl(tmp_path / "m.jsonl", rows)
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "deployed.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "deployed.py"
     cmd = [sys.executable, str(script), str(out), "--manifest", str(tmp_path / "m.jsonl"), "--repeats", "1"]
     proc = subprocess.run([*cmd, "--decoder", "lexicon"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

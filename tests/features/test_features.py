@@ -21,7 +21,7 @@ from pipeline.io import write_jsonl
 from pipeline.splits import SPLITS
 from pipeline.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SR = 16000
 SENTENCES = [
     "the red car stops at the corner",
