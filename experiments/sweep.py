@@ -18,6 +18,14 @@ reuses the run's own model):
 - ``ladder``: the twins at about a third of a teacher's parameters; with the run's own
   tenth-size and member-size pairs (the member against teacher t1, forked from the guide
   the same way) it writes ``experiments/size_ladder.json`` for the plot.
+- ``transfer``: the transfer set's size: the default student with 6000 and 12000 transfer
+  utterances against the run's own (``data.synthetic.transfer_utterances``, 3000), all
+  against the run's twin (the teachers and the twin do not read the transfer set). Each size
+  gets a derived data folder ``<out>/data/transfer<N>/``, built once (:func:`transfer_data`):
+  the run's transfer rows plus new ones synthesized exactly as a full ``prepare`` with N
+  transfer utterances would (the sentence pool and the per-utterance seeds are prefix-stable),
+  their features (the run's CMVN, train, dev and test stores, linked), and the teachers' soft
+  targets of the whole transfer set (the run's train and dev targets, linked).
 
 Every variant trains to convergence under its stopping rule, as the run's own models do.
 
@@ -26,16 +34,21 @@ Usage (in a checkout where ``make run`` finished; results under ``experiments/ru
     python experiments/sweep.py levers            # train what is missing, then score
     python experiments/sweep.py levers --only alpha0.9 --threads 1   # train one variant
     python experiments/sweep.py ladder --score-only
+    python experiments/sweep.py transfer --threads 2              # synthesizes 3000 + 9000 utterances
+    python experiments/sweep.py transfer --run /tmp/tiny --transfer-sizes 80   # other sizes
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import multiprocessing as mp
+import shutil
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import yaml
@@ -43,15 +56,26 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
-from pipeline.config import Params, override, parse_params  # noqa: E402
+from pipeline.config import DataConfig, Params, override, parse_params  # noqa: E402
 from pipeline.evaluate.score import decode_test, gap_recovered, named_models  # noqa: E402
-from pipeline.io import file_digest, read_json, read_jsonl, write_json  # noqa: E402
+from pipeline.features.extract import extract_split  # noqa: E402
+from pipeline.features.shards import assemble_split, output_params  # noqa: E402
+from pipeline.io import atomic_path, file_digest, read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model.conformer import count_parameters, load_model  # noqa: E402
 from pipeline.model.decoding import LEXICON, make_decoder  # noqa: E402
+from pipeline.prepare.synthetic import (  # noqa: E402
+    SYNTH_BATCH,
+    check_voices,
+    plan_split,
+    synthesize,
+    synthetic_sentences,
+)
+from pipeline.prepare.writer import SplitWriter  # noqa: E402
 from pipeline.soft_targets.build import build_soft_targets  # noqa: E402
-from pipeline.splits import SOFT_TARGET_SPLITS  # noqa: E402
+from pipeline.splits import LABELLED_SPLITS, SOFT_TARGET_SPLITS, TRANSFER  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
+from pipeline.store import Store  # noqa: E402
 from pipeline.tokens import load_tokenizer  # noqa: E402
 from pipeline.train.paths import TrainPaths  # noqa: E402
 from pipeline.train.recipes import train_small  # noqa: E402
@@ -68,8 +92,19 @@ THIRD = {
     "subsampling_channels": 32,
     "dropout": 0.1,
 }
+TRANSFER_KEY = "data.synthetic.transfer_utterances"  # the one data param a sweep may change
 SCARCE = {"twins.baseline.labelled_fraction": 0.2, "students.distilled.labelled_fraction": 0.2}
 THIRD_PAIR = {"twins.baseline.model": THIRD, "students.distilled.model": THIRD}
+
+
+def transfer_variants(sizes: Iterable[int]) -> dict[str, tuple[str, dict[str, Any], str | None]]:
+    """The ``transfer`` sweep: the run's twin pair and the distilled student at each transfer-set size."""
+    return {
+        "baseline": ("baseline", {}, None),
+        "distilled": ("distilled", {}, "baseline"),
+        **{f"transfer{n}": ("distilled", {TRANSFER_KEY: n}, "baseline") for n in sizes},
+    }
+
 
 # name: (student, overrides, twin variant or None for a directly trained model)
 SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
@@ -100,6 +135,7 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
         "t1": ("t1", {}, None),
         "member": ("member", {}, "t1"),
     },
+    "transfer": transfer_variants((6000, 12000)),
 }
 TEACHERS = ("guide", "t1", "t2")  # variants that name a teacher reuse the run's own model
 
@@ -119,17 +155,173 @@ def soft_targets_for(run: Path, params: Params, out: Path) -> Path:
     st = params.soft_targets
     target = out / f"soft_targets_T{st.temperature:g}_k{st.top_k}_{st.transcripts}"
     if not (target / "train" / "index.json").exists():
-        sp = load_tokenizer(run / "data/tokenizer/spm.model")
-        files = {n: run / "models/teachers" / f"{n}.pt" for n in params.teacher_names()}
-        models = {n: load_model(f) for n, f in files.items()}
-        loaders = {
-            s: make_loader(run / "data/features", run / "data/manifests", s, sp, params.train.batch_frames)
-            for s in SOFT_TARGET_SPLITS
-        }
-        words = [w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split()]
-        digests = {n: file_digest(f) for n, f in files.items()}
-        build_soft_targets(params, models, loaders, sp, target, words, digests)
+        teacher_targets(run, params, run / "data", SOFT_TARGET_SPLITS, target)
     return target
+
+
+def teacher_targets(
+    run: Path, params: Params, data: Path, splits: Iterable[str], target: Path
+) -> dict[str, Any]:
+    """Build the run's teachers' soft targets of ``splits`` of ``data`` (its ``features/`` and
+    ``manifests/``) into ``target``; returns the stage's metrics."""
+    sp = load_tokenizer(run / "data/tokenizer/spm.model")
+    files = {n: run / "models/teachers" / f"{n}.pt" for n in params.teacher_names()}
+    models = {n: load_model(f) for n, f in files.items()}
+    bf = params.train.batch_frames
+    loaders = {s: make_loader(data / "features", data / "manifests", s, sp, bf) for s in splits}
+    words = [w for r in read_jsonl(run / "data/manifests/train.jsonl") for w in r["text"].split()]
+    digests = {n: file_digest(f) for n, f in files.items()}
+    return build_soft_targets(params, models, loaders, sp, target, words, digests)
+
+
+class DataPaths(NamedTuple):
+    """What a variant trains on: features, manifests and soft targets."""
+
+    features: Path
+    manifests: Path
+    soft_targets: Path
+
+
+def variant_data(
+    run: Path, out: Path, raw: dict[str, Any], params: Params, changes: dict[str, Any]
+) -> DataPaths:
+    """The run's data, or, for a variant that changes the transfer set's size, its derived folder."""
+    data_keys = sorted(k for k in changes if k.startswith("data."))
+    if not data_keys:
+        data = run / "data"
+        return DataPaths(data / "features", data / "manifests", soft_targets_for(run, params, out))
+    if data_keys != [TRANSFER_KEY]:
+        raise ValueError(f"{data_keys}: of the data, a sweep changes only {TRANSFER_KEY}")
+    start = parse_params(raw).data.synthetic.transfer_utterances
+    return transfer_data(run, out, params, start)
+
+
+def transfer_data(run: Path, out: Path, params: Params, start: int) -> DataPaths:
+    """``<out>/data/transfer<N>/``, built once: the run's data with transfer utterances
+    ``start..N-1`` added (manifests, features, soft targets)."""
+    size = params.data.synthetic.transfer_utterances
+    if params.data.source != "synthetic" or size <= start:
+        raise ValueError(
+            f"{TRANSFER_KEY}={size}: a larger transfer set ({start} in the run) needs the synthetic corpus"
+        )
+    folder = out.resolve() / "data" / f"transfer{size}"
+    source = soft_targets_for(run, params, out)
+    if not (source / "train" / "index.json").exists():
+        raise FileNotFoundError(f"{source}: the run's soft targets are missing (run `make run` first)")
+    derived_manifests(run, folder, params.data, start)
+    derived_features(run, folder, params)
+    derived_soft_targets(run, folder, params, source)
+    return DataPaths(folder / "features", folder / "manifests", folder / "soft_targets")
+
+
+def link(src: Path, dst: Path) -> None:
+    """``dst``: a symlink to ``src`` (absolute), made once."""
+    if not dst.is_symlink():
+        dst.symlink_to(src.resolve())
+
+
+def derived_manifests(run: Path, folder: Path, cfg: DataConfig, start: int) -> None:
+    """``folder/manifests``: the run's train, dev and test (linked) and its transfer rows (audio
+    paths made absolute) followed by the new utterances; their rejects in ``rejects.jsonl``."""
+    target = folder / "manifests"
+    if (target / f"{TRANSFER}.jsonl").exists():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for split in LABELLED_SPLITS:
+        link(run / "data/manifests" / f"{split}.jsonl", target / f"{split}.jsonl")
+    old = [
+        {**r, "audio": str(run.resolve() / r["audio"])}
+        for r in read_jsonl(run / "data/manifests/transfer.jsonl")
+    ]
+    if old and int(old[-1]["id"].rsplit("-", 1)[1]) >= start:
+        raise ValueError(f"{run}: transfer ids reach {old[-1]['id']}, beyond its {TRANSFER_KEY}={start}")
+    rows, rejects = new_transfer_rows(cfg, start, folder / "audio")
+    write_jsonl(target / "rejects.jsonl", rejects)
+    write_jsonl(target / f"{TRANSFER}.jsonl", old + rows)  # last: it marks the folder complete
+
+
+def new_transfer_rows(cfg: DataConfig, start: int, audio: Path) -> tuple[list[dict], list[dict]]:
+    """Synthesize transfer utterances ``start..`` (``cfg``'s count) into ``audio/transfer/`` as a
+    full ``prepare`` would, through its writer's checks; returns (manifest rows, rejects).
+
+    espeak-ng keeps state within a batch of ``SYNTH_BATCH``, so a batch is spoken from its start
+    and the utterances before ``start`` are dropped."""
+    s = cfg.synthetic
+    check_voices(s)
+    # As synthetic_corpus plans it: the transfer set speaks with the training voices.
+    plans = plan_split(TRANSFER, synthetic_sentences(cfg)[TRANSFER], s.train_variants, s, cfg.seed)
+    first = start - start % SYNTH_BATCH
+    writer = SplitWriter(cfg, audio, audio)
+    t0, todo = time.time(), len(plans) - start
+    log.info("synthesizing transfer utterances %d..%d (%d, from %d)", start, len(plans) - 1, todo, first)
+    for i, (split, u) in enumerate(synthesize({TRANSFER: plans[first:]}, s, cfg.sample_rate), first):
+        if i >= start:
+            writer.add(u.id, split, u.audio, u.text, u.speaker)
+    seconds = time.time() - t0
+    rejects = writer.rejects
+    log.info(
+        "synthesized %d transfer utterances in %.0fs (%.1f utt/s); %d rejected: %s",
+        todo,
+        seconds,
+        todo / max(seconds, 1e-9),
+        len(rejects),
+        sorted({r["reason"] for r in rejects})[:5],
+    )
+    if len(rejects) > cfg.max_reject_fraction * todo:
+        raise ValueError(
+            f"{len(rejects)}/{todo} new transfer utterances rejected, above data.max_reject_fraction"
+        )
+    return writer.rows[TRANSFER], rejects
+
+
+def derived_features(run: Path, folder: Path, params: Params) -> None:
+    """``folder/features``: the run's train, dev and test stores and CMVN (train's, linked, never
+    recomputed) and a transfer store of the whole derived transfer manifest."""
+    target = folder / "features"
+    if (target / TRANSFER / "index.json").exists():
+        return
+    target.mkdir(parents=True, exist_ok=True)
+    for name in (*LABELLED_SPLITS, "cmvn.json"):
+        link(run / "data/features" / name, target / name)
+    cfg, sample_rate = params.features, params.data.sample_rate
+    meta = {"sample_rate": sample_rate, **output_params(cfg)}
+    if Store(run / "data/features/train").meta != meta:
+        raise ValueError(f"{run}/data/features: made with other features params than params.yaml's")
+    rows = read_jsonl(folder / "manifests" / f"{TRANSFER}.jsonl")
+    work = folder / "features.partial" / TRANSFER
+    t0 = time.time()
+    # Workers on one torch thread each, as the features stage runs them (even a single one).
+    pool = mp.get_context("fork").Pool(cfg.num_workers, torch.set_num_threads, (1,))
+    try:
+        result = extract_split(rows, work, cfg, sample_rate, f"fbank {TRANSFER}", pool)
+    finally:
+        pool.terminate()
+        pool.join()
+    with atomic_path(target / TRANSFER) as tmp:
+        assemble_split(work, tmp, result.sidecars, meta, cfg.n_mels)
+    shutil.rmtree(folder / "features.partial")
+    seconds = time.time() - t0
+    log.info(
+        "features of %d transfer utterances in %.0fs (%.1f utt/s)", len(rows), seconds, len(rows) / seconds
+    )
+
+
+def derived_soft_targets(run: Path, folder: Path, params: Params, source: Path) -> None:
+    """``folder/soft_targets``: the teachers' targets and transcripts of the whole derived transfer
+    set; train and dev (and train's transcripts) linked from ``source``, the run's."""
+    target = folder / "soft_targets"
+    if not (target / TRANSFER / "index.json").exists():
+        metrics = teacher_targets(run, params, folder, [TRANSFER], target)
+        n = metrics[TRANSFER]["utterances"]
+        log.info(
+            "soft targets of %d transfer utterances in %.0fs (%.1f utt/s)",
+            n,
+            metrics["seconds"],
+            n / max(metrics["seconds"], 1e-9),
+        )
+        write_json(folder / "soft_targets.json", metrics)
+    for name in ("train", "dev", "train.hyps.json"):
+        link(source / name, target / name)
 
 
 def model_path(run: Path, out: Path, name: str, student: str, changes: dict[str, Any]) -> Path:
@@ -150,11 +342,12 @@ def train_variants(run: Path, out: Path, raw: dict[str, Any], variants: dict, th
         params = parse_params(
             override(raw, {**changes, "train.threads": threads}), f"params.yaml with {changes}"
         )
+        data = variant_data(run, out, raw, params, changes)
         paths = TrainPaths(
-            features=run / "data/features",
-            manifests=run / "data/manifests",
+            features=data.features,
+            manifests=data.manifests,
             tokenizer=run / "data/tokenizer/spm.model",
-            soft_targets=soft_targets_for(run, params, out),
+            soft_targets=data.soft_targets,
             guide=run / "models/teachers/guide.pt",  # a forked student's warm start
             model=target,
             checkpoints=out / "checkpoints" / name,
@@ -372,15 +565,20 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="train only these variants, then stop")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default train.threads)")
     p.add_argument("--score-only", action="store_true", help="score what is trained, train nothing")
+    p.add_argument(
+        "--transfer-sizes", nargs="+", type=int, help="transfer sweep: its sizes (default 6000 12000)"
+    )
     args = p.parse_args()
+    if args.transfer_sizes and args.sweep != "transfer":
+        p.error("--transfer-sizes is for the transfer sweep")
     setup_logging()
     run = Path(args.run).resolve()
-    out = Path(args.out) if args.out else run / "experiments" / "runs"
+    out = Path(args.out).resolve() if args.out else run / "experiments" / "runs"
     raw = yaml.safe_load((run / "params.yaml").read_text())
     params = parse_params(raw)
     threads = args.threads or params.train.threads
     torch.set_num_threads(threads)
-    variants = SWEEPS[args.sweep]
+    variants = transfer_variants(args.transfer_sizes) if args.transfer_sizes else SWEEPS[args.sweep]
     if args.only:
         unknown = set(args.only) - set(variants)
         if unknown:

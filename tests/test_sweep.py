@@ -98,3 +98,23 @@ def test_score_only_keeps_the_trained_variants_and_their_twins(tmp_path):
     assert sorted(sweep.trained(run, out, variants)) == ["baseline", "distilled"]
     with pytest.raises(FileNotFoundError, match="no variant of this sweep is trained"):
         sweep.trained(run, out, sweep.SWEEPS["scarce"])
+
+
+def test_transfer_sweep_keeps_the_runs_transfer_rows_as_its_prefix(tmp_path, monkeypatch):
+    assert sweep.SWEEPS["transfer"]["transfer6000"] == ("distilled", {sweep.TRANSFER_KEY: 6000}, "baseline")
+    assert list(sweep.transfer_variants([80])) == ["baseline", "distilled", "transfer80"]
+    run, folder = tmp_path / "run", tmp_path / "out/data/transfer4"
+    (run / "data/manifests").mkdir(parents=True)
+    for split in ("train", "dev", "test"):
+        (run / f"data/manifests/{split}.jsonl").write_text('{"id": "x"}\n')
+    old = [{"id": f"transfer-{i:06d}", "audio": f"data/audio/transfer/transfer-{i:06d}.wav"} for i in (0, 1)]
+    sweep.write_jsonl(run / "data/manifests/transfer.jsonl", old)
+    new = [{"id": f"transfer-{i:06d}", "audio": "a.wav"} for i in (2, 3)]
+    monkeypatch.setattr(sweep, "new_transfer_rows", lambda cfg, start, audio: (new, []))
+    sweep.derived_manifests(run, folder, None, 2)
+    rows = sweep.read_jsonl(folder / "manifests/transfer.jsonl")
+    assert rows == [{**r, "audio": str(run.resolve() / r["audio"])} for r in old] + new
+    assert (folder / "manifests/train.jsonl").resolve() == (run / "data/manifests/train.jsonl").resolve()
+    params = parse_params(RAW)
+    with pytest.raises(ValueError, match="changes only"):
+        sweep.variant_data(run, tmp_path, RAW, params, {"data.synthetic.train_utterances": 10})
