@@ -22,6 +22,7 @@ class ReportError(RuntimeError):
 
 
 def dvc(args: list[str], repo: Path) -> str:
+    """``dvc <args>`` run in ``repo``: its stdout, or :class:`ReportError` with its stderr."""
     proc = subprocess.run(["dvc", *args], cwd=repo, text=True, capture_output=True)
     if proc.returncode != 0:
         raise ReportError(f"dvc {' '.join(args)} failed in {repo}: {(proc.stderr or proc.stdout).strip()}")

@@ -46,6 +46,7 @@ def write_json(path: str | Path, obj: Any) -> None:
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON value in ``path``."""
     return json.loads(Path(path).read_text())
 
 

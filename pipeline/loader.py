@@ -49,6 +49,8 @@ Item = tuple[list[str], float]  # (utterance ids, speed factor) of one batch
 
 @dataclass
 class Batch:
+    """One padded batch: features ``(N, T, F)``, lengths, token targets and per-frame extras."""
+
     ids: list[str]
     feats: torch.Tensor  # (N, T, F) float32
     lengths: torch.Tensor  # (N,)

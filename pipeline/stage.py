@@ -14,6 +14,7 @@ log = logging.getLogger("asr_distill")
 
 
 def setup_logging() -> None:
+    """Log lines with time, level and logger name to stderr, at INFO."""
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

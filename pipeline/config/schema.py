@@ -119,6 +119,8 @@ class ManifestImportConfig(Strict):
 
 
 class DataConfig(Strict):
+    """``data:``: which corpus ``prepare`` builds, and its checks and limits."""
+
     source: Literal["synthetic", "librispeech", "commonvoice", "manifest"]
     seed: int
     sample_rate: int = Field(ge=8000)
@@ -165,6 +167,8 @@ class FeaturesConfig(FbankConfig):
 
 
 class TokenizerConfig(Strict):
+    """``tokenizer:``: the sentencepiece model of the train transcripts."""
+
     vocab_size: int = Field(ge=8, le=65535)
     model_type: Literal["unigram", "bpe", "char"]
     character_coverage: float = Field(gt=0, le=1)
@@ -324,6 +328,8 @@ class TeachersConfig(Strict):
 
 
 class EnsembleConfig(Strict):
+    """``ensemble:``: how the teachers' posteriors combine, and whether they are aligned to the guide."""
+
     align: Literal["none", "guide"]
     guide_weight: NonNegativeFloat
     combine: Literal["mean", "geometric"]

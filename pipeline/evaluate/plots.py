@@ -35,6 +35,7 @@ def family(name: str) -> str:
 
 
 def colour(name: str) -> str:
+    """The colour of ``name``'s family (teacher grey, ensemble blue, student orange; green otherwise)."""
     return COLOURS.get(family(name), "#2ca02c")
 
 

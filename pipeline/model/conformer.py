@@ -243,6 +243,7 @@ class ConformerCTC(nn.Module):
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Number of trainable parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
 

@@ -21,6 +21,8 @@ from pipeline.splits import EVAL_SPLITS, SPLITS, TRANSFER
 
 @dataclass
 class Utterance:
+    """One synthesized utterance before it is checked and written."""
+
     id: str
     text: str
     speaker: str

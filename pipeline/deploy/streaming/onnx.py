@@ -15,6 +15,7 @@ STREAM_OUTPUTS = ["logits", "next_att_cache", "next_conv_cache", "next_cached"]
 
 
 def example_inputs(step: StreamingStep) -> tuple[torch.Tensor, ...]:
+    """Inputs of the step's shapes for tracing: random ``feats``, a full chunk, the initial caches."""
     state = step.initial_state()
     feats = torch.randn(1, window_frames(step.chunk), step.n_mels)
     return feats, torch.tensor([step.chunk]), state["att_cache"], state["conv_cache"], state["cached"]
