@@ -37,6 +37,19 @@ ROOT = Path(__file__).resolve().parents[1]
 PHASES = ("teacher", "student", "inference")
 
 
+def library(*names: str):
+    """The first of ``pipeline.<name>`` that the library under test has: a revision from before
+    ``pipeline/`` became packages names the same module differently (``train.loop`` was ``train``)."""
+    import importlib
+
+    for name in names:
+        try:
+            return importlib.import_module(f"pipeline.{name}")
+        except ModuleNotFoundError:
+            continue
+    raise ModuleNotFoundError(f"none of pipeline.{{{', '.join(names)}}} in this library")
+
+
 def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, device_name: str) -> dict:
     """One phase with the library of ``tree`` (read with ``tree``'s own params.yaml)."""
     sys.path.insert(0, str(tree))
@@ -44,12 +57,16 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
 
     from pipeline.config import load_params
     from pipeline.loader import make_loader
-    from pipeline.model.ctc import ctc_loss
     from pipeline.store import Store
     from pipeline.tokens import load_tokenizer
-    from pipeline.train import loop as train_mod
-    from pipeline.train.distributed import Context, pick_device
-    from pipeline.train.recipes import build_model, soft_target_extras
+
+    train_mod = library("train.loop", "train")
+    ctc_loss = library("model.ctc", "ctc").ctc_loss
+    Context, pick_device = (
+        getattr(library("train.distributed", "distributed"), n) for n in ("Context", "pick_device")
+    )
+    recipes = library("train.recipes", "recipes")
+    build_model, soft_target_extras = recipes.build_model, recipes.soft_target_extras
 
     params = load_params(tree / "params.yaml")
     device = pick_device(device_name)
@@ -68,9 +85,9 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
         return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     if phase == "inference":
-        from pipeline.model.conformer import load_model
-        from pipeline.model.ensemble import combine_posteriors
-        from pipeline.soft_targets.build import top_k_with_rest
+        load_model = library("model.conformer", "model").load_model
+        combine_posteriors = library("model.ensemble", "ensemble").combine_posteriors
+        top_k_with_rest = library("soft_targets.build", "soft_targets").top_k_with_rest
 
         loader = make_loader(feats, mans, "train", sp, bf)
         teachers = [load_model(workdir / f"models/teachers/{n}.pt", device) for n in params.teacher_names()]
@@ -99,8 +116,8 @@ def measure(tree: Path, workdir: Path, phase: str, steps: int, warmup: int, devi
             ctc = ctc_loss(logits.log_softmax(-1), lengths, batch.targets, batch.target_lengths)
             if soft is None:
                 return ctc
-            from pipeline.train.kd import distillation_loss, kd_loss
-
+            kd_module = library("train.kd", "kd")
+            distillation_loss, kd_loss = kd_module.distillation_loss, kd_module.kd_loss
             temperature = float(soft.meta["temperature"])
             ex = batch.extras
             kd = kd_loss(logits, lengths, ex["ids"], ex["probs"], ex["rest"], temperature)
