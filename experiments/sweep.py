@@ -42,7 +42,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import multiprocessing as mp
 import shutil
 import sys
 import time
@@ -58,7 +57,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 from pipeline.bootstrap import gap_interval, paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import DataConfig, Params, override, parse_params  # noqa: E402
 from pipeline.evaluate.score import decode_test, gap_recovered, named_models  # noqa: E402
-from pipeline.features.extract import extract_split  # noqa: E402
+from pipeline.features.extract import extract_split, extraction_pool  # noqa: E402
 from pipeline.features.shards import assemble_split, output_params  # noqa: E402
 from pipeline.io import atomic_path, file_digest, read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
@@ -290,13 +289,8 @@ def derived_features(run: Path, folder: Path, params: Params) -> None:
     rows = read_jsonl(folder / "manifests" / f"{TRANSFER}.jsonl")
     work = folder / "features.partial" / TRANSFER
     t0 = time.time()
-    # Workers on one torch thread each, as the features stage runs them (even a single one).
-    pool = mp.get_context("fork").Pool(cfg.num_workers, torch.set_num_threads, (1,))
-    try:
+    with extraction_pool(cfg.num_workers) as pool:  # as the features stage runs them
         result = extract_split(rows, work, cfg, sample_rate, f"fbank {TRANSFER}", pool)
-    finally:
-        pool.terminate()
-        pool.join()
     with atomic_path(target / TRANSFER) as tmp:
         assemble_split(work, tmp, result.sidecars, meta, cfg.n_mels)
     shutil.rmtree(folder / "features.partial")

@@ -31,6 +31,7 @@ utterances into one ``kaldi.fbank`` call was measured and gave no speed-up.)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import multiprocessing as mp
@@ -79,6 +80,24 @@ def plan_tasks(rows: list[Row]) -> list[list[Row]]:
 def _one_thread() -> None:
     """Each worker (or the parent, extracting alone) runs torch on one thread."""
     torch.set_num_threads(1)
+
+
+@contextlib.contextmanager
+def extraction_pool(num_workers: int) -> Iterator[Any]:
+    """A pool of ``num_workers`` forked workers on one torch thread each, for
+    :func:`extract_split`; with one worker, None: extract in this process, on one thread like a
+    worker, restored on exit."""
+    pool = mp.get_context("fork").Pool(num_workers, initializer=_one_thread) if num_workers > 1 else None
+    threads = torch.get_num_threads()
+    if pool is None:
+        _one_thread()
+    try:
+        yield pool
+    finally:
+        torch.set_num_threads(threads)
+        if pool is not None:
+            pool.terminate()
+            pool.join()
 
 
 Result = list[tuple[str, np.ndarray]]  # (id, (frames, n_mels) float16) per utterance
@@ -193,23 +212,12 @@ def extract_features(
     work_dir = Path(work_dir) if work_dir is not None else out_dir.with_name(out_dir.name + ".partial")
     meta = {"sample_rate": sample_rate, **output_params(cfg)}
     results: dict[str, SplitResult] = {}
-    pool = (
-        mp.get_context("fork").Pool(cfg.num_workers, initializer=_one_thread) if cfg.num_workers > 1 else None
-    )
-    threads = torch.get_num_threads()
-    if pool is None:  # one worker: extract in this process, on one thread like a worker
-        _one_thread()
-    try:
+    with extraction_pool(cfg.num_workers) as pool:
         for split in SPLITS:
             manifest = manifest_dir / f"{split}.jsonl"
             # The transfer set is optional: no manifest is an empty split.
             rows = read_jsonl(manifest) if split != TRANSFER or manifest.exists() else []
             results[split] = extract_split(rows, work_dir / split, cfg, sample_rate, f"fbank {split}", pool)
-    finally:
-        torch.set_num_threads(threads)
-        if pool is not None:
-            pool.terminate()
-            pool.join()
     extract_seconds = time.time() - t0
     with atomic_path(out_dir) as tmp:
         tmp.mkdir()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
-from pathlib import Path
+from dataclasses import fields
 from typing import Any
 
 from pipeline.config import Params
@@ -39,22 +39,10 @@ def training_parser(doc: str, soft_targets: bool, guide: bool) -> argparse.Argum
 
 
 def train_paths(args: argparse.Namespace) -> TrainPaths:
-    """The parsed options as :class:`TrainPaths`; an option not given (or empty) is None."""
-
-    def optional(name: str) -> Path | None:
-        value = getattr(args, name, None)
-        return Path(value) if value else None
-
-    return TrainPaths(
-        features=Path(args.features),
-        manifests=Path(args.manifests),
-        tokenizer=Path(args.tokenizer),
-        model=Path(args.model),
-        checkpoints=Path(args.checkpoints),
-        live=Path(args.live),
-        guide=optional("guide"),
-        soft_targets=optional("soft_targets"),
-    )
+    """The parsed options as :class:`TrainPaths` (which makes them paths); an option not given
+    (or empty) is None."""
+    names = [f.name for f in fields(TrainPaths)]
+    return TrainPaths(**{n: getattr(args, n, None) or None for n in names})
 
 
 def run_training_stage(
