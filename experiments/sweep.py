@@ -18,14 +18,15 @@ reuses the run's own model):
 - ``ladder``: the twins at about a third of a teacher's parameters; with the run's own
   tenth-size and member-size pairs (the member against teacher t1, forked from the guide
   the same way) it writes ``experiments/size_ladder.json`` for the plot.
-- ``transfer``: the transfer set's size: the default student with 6000 and 12000 transfer
-  utterances against the run's own (``data.synthetic.transfer_utterances``, 3000), all
-  against the run's twin (the teachers and the twin do not read the transfer set). Each size
-  gets a derived data folder ``<out>/data/transfer<N>/``, built once (:func:`transfer_data`):
-  the run's transfer rows plus new ones synthesized exactly as a full ``prepare`` with N
-  transfer utterances would (the sentence pool and the per-utterance seeds are prefix-stable),
-  their features (the run's CMVN, train, dev and test stores, linked), and the teachers' soft
-  targets of the whole transfer set (the run's train and dev targets, linked).
+- ``transfer``: the transfer set's size: the default student with a larger transfer set
+  (``--transfer-sizes``; default twice the run's ``data.synthetic.transfer_utterances``)
+  against the run's own, all against the run's twin (the teachers and the twin do not read
+  the transfer set). Each size gets a derived data folder ``<out>/data/transfer<N>/``, built
+  once (:func:`transfer_data`): the run's transfer rows plus new ones synthesized exactly as
+  a full ``prepare`` with N transfer utterances would (the sentence pool and the
+  per-utterance seeds are prefix-stable), their features (the run's CMVN, train, dev and
+  test stores, linked), and the teachers' soft targets of the whole transfer set (the run's
+  train and dev targets, linked).
 
 Every variant trains to convergence under its stopping rule, as the run's own models do.
 
@@ -34,7 +35,7 @@ Usage (in a checkout where ``make run`` finished; results under ``experiments/ru
     python experiments/sweep.py levers            # train what is missing, then score
     python experiments/sweep.py levers --only alpha0.9 --threads 1   # train one variant
     python experiments/sweep.py ladder --score-only
-    python experiments/sweep.py transfer --threads 2              # synthesizes 3000 + 9000 utterances
+    python experiments/sweep.py transfer --threads 2              # twice the run's transfer set
     python experiments/sweep.py transfer --run /tmp/tiny --transfer-sizes 80   # other sizes
 """
 
@@ -134,7 +135,7 @@ SWEEPS: dict[str, dict[str, tuple[str, dict[str, Any], str | None]]] = {
         "t1": ("t1", {}, None),
         "member": ("member", {}, "t1"),
     },
-    "transfer": transfer_variants((6000, 12000)),
+    "transfer": transfer_variants(()),  # its sizes: --transfer-sizes, or twice the run's
 }
 TEACHERS = ("guide", "t1", "t2")  # variants that name a teacher reuse the run's own model
 
@@ -560,7 +561,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default train.threads)")
     p.add_argument("--score-only", action="store_true", help="score what is trained, train nothing")
     p.add_argument(
-        "--transfer-sizes", nargs="+", type=int, help="transfer sweep: its sizes (default 6000 12000)"
+        "--transfer-sizes",
+        nargs="+",
+        type=int,
+        help="transfer sweep: its sizes, each larger than the run's (default twice the run's)",
     )
     args = p.parse_args()
     if args.transfer_sizes and args.sweep != "transfer":
@@ -572,7 +576,9 @@ def main() -> None:
     params = parse_params(raw)
     threads = args.threads or params.train.threads
     torch.set_num_threads(threads)
-    variants = transfer_variants(args.transfer_sizes) if args.transfer_sizes else SWEEPS[args.sweep]
+    variants = SWEEPS[args.sweep]
+    if args.sweep == "transfer":
+        variants = transfer_variants(args.transfer_sizes or [2 * params.data.synthetic.transfer_utterances])
     if args.only:
         unknown = set(args.only) - set(variants)
         if unknown:
