@@ -34,13 +34,15 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from sweep import lexicon_beam  # noqa: E402
 
 from pipeline.bootstrap import paired_bootstrap, percentile_interval  # noqa: E402
 from pipeline.config import Params, override, parse_params  # noqa: E402
 from pipeline.io import read_json, write_json  # noqa: E402
 from pipeline.loader import make_loader  # noqa: E402
 from pipeline.model.conformer import load_model  # noqa: E402
-from pipeline.model.decoding import LEXICON, make_decoder  # noqa: E402
 from pipeline.model.ensemble import combine_posteriors  # noqa: E402
 from pipeline.stage import setup_logging  # noqa: E402
 from pipeline.tokens import load_tokenizer  # noqa: E402
@@ -107,14 +109,7 @@ def decode_split(run: Path, params: Params, split: str, files: dict[str, list[Pa
     token is its ensemble's."""
     sp = load_tokenizer(run / "data/tokenizer/spm.model")
     loader = make_loader(run / "data/features", run / "data/manifests", split, sp, params.train.batch_frames)
-    decode = make_decoder(
-        "lexicon",
-        sp,
-        lexicon=run / "data/lm" / LEXICON,
-        beam_size=params.decoding.beam_size,
-        lm_weight=0.0,
-        word_score=0.0,
-    )
+    decode = lexicon_beam(run, sp, params.decoding.beam_size)
     paths = sorted({p for ps in files.values() for p in ps})
     models = {p: load_model(p).eval() for p in paths}
     hyps: dict[str, list[str]] = {n: [] for n in files}

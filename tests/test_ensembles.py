@@ -1,16 +1,14 @@
 """experiments/ensembles.py: the independent teachers' params and the paired ensemble scores."""
 
-import importlib.util
 from pathlib import Path
 
 import yaml
+from testkit import load_experiment
 
 from pipeline.config import parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("ensembles", ROOT / "experiments" / "ensembles.py")
-ensembles = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(ensembles)
+ensembles = load_experiment("ensembles")
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 

@@ -1,17 +1,15 @@
 """experiments/sweep.py: parameter overrides, the sweep table and the size-ladder rows."""
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import yaml
+from testkit import load_experiment
 
 from pipeline.config import ParamsError, override, parse_params
 
 ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("sweep", ROOT / "experiments" / "sweep.py")
-sweep = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(sweep)
+sweep = load_experiment("sweep")
 RAW = yaml.safe_load((ROOT / "params.yaml").read_text())
 
 
@@ -75,9 +73,7 @@ def test_markdown_rows_and_ladder():
 
 
 def test_streaming_variants_are_valid_params():
-    spec = importlib.util.spec_from_file_location("streaming", ROOT / "experiments" / "streaming.py")
-    streaming = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(streaming)
+    streaming = load_experiment("streaming")
     for name, (student, changes, twin) in streaming.variants(RAW, shift=3).items():
         params = parse_params(sweep.override(RAW, changes), name)
         model = params.student_model(student)

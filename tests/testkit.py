@@ -1,18 +1,24 @@
-"""Helpers shared by the tests: the one tiny model config, the environment for git/dvc commands, and
-CTC log-probabilities spelled frame by frame for the decoder tests.
+"""Helpers shared by the tests: the one tiny model config, the environment for git/dvc commands,
+CTC log-probabilities spelled frame by frame for the decoder tests, and the experiment scripts
+loaded as modules.
 
 Imported as ``from testkit import ...`` (pytest puts ``tests/`` on ``sys.path``, as for
 ``tiny_corpus`` and ``import_graph``).
 """
 
+import importlib.util
 import os
 import sys
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
 from pipeline.config import ModelConfig
 from pipeline.model.conformer import ConformerCTC
 from pipeline.tokens import BLANK
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # The tests' tiny Conformer-CTC: one layer, 16 wide (about 20k parameters); a test overrides the
 # fields it is about.
@@ -74,3 +80,11 @@ def mixture_logits(sp, texts_weights: list[tuple[str, float]], length: int) -> t
         for t, i in enumerate(frames_of(sp, text, length)):
             probs[t, i] += weight
     return (probs / probs.sum(-1, keepdim=True)).log()[None]
+
+
+def load_experiment(name: str) -> ModuleType:
+    """``experiments/<name>.py`` (a script, not a package) loaded as module ``name``."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "experiments" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
